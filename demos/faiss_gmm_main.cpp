@@ -1,0 +1,334 @@
+/**
+ * faiss-gmm: the command-line tool. Subcommands train, build, eval, demo.
+ * Progress goes to stderr, results to stdout.
+ */
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <faiss/IVFlib.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include <faiss_gmm/EStep.h>
+#include <faiss_gmm/IVFEvaluation.h>
+#include <faiss_gmm/IndexIVFTraining.h>
+#include <faiss_gmm/SyntheticData.h>
+#include <faiss_gmm/VectorIO.h>
+#include <faiss_gmm/utils/FileUtils.h>
+
+using namespace faiss_gmm;
+
+namespace {
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+}
+
+/// Options shared by every subcommand that fits a mixture.
+struct GmmOptions {
+    std::string cov = "spherical", init = "kmeans", device = "auto";
+    int niter = 20, seed = 1234, max_points = 256, kmeans_niter = 10;
+    double tol = 1e-4, reg_covar = 1e-3;
+    bool quiet = false;
+
+    void add_to(CLI::App* app) {
+        app->add_option("--cov", cov, "covariance type: spherical or diagonal")->capture_default_str();
+        app->add_option("--niter", niter, "maximum EM iterations")->capture_default_str();
+        app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")->capture_default_str();
+        app->add_option("--reg-covar", reg_covar, "added to variances, in units of the data's mean variance")->capture_default_str();
+        app->add_option("--init", init, "initial means: kmeans, kmeans++ or random")->capture_default_str();
+        app->add_option("--kmeans-niter", kmeans_niter, "k-means iterations for --init kmeans")->capture_default_str();
+        app->add_option("--seed", seed, "random seed")->capture_default_str();
+        app->add_option("--max-points-per-component", max_points,
+                        "subsample to k * this many rows, as FAISS (0: all rows)")->capture_default_str();
+        app->add_option("--device", device, "E-step device: auto, cpu or gpu")->capture_default_str();
+        app->add_flag("--quiet", quiet, "no progress on stderr");
+    }
+    GaussianMixtureParameters params() const {
+        GaussianMixtureParameters p;
+        p.covariance_type = covariance_type_from_string(cov);
+        p.init = init_method_from_string(init);
+        p.device = device_from_string(device);
+        p.niter = niter;
+        p.tol = tol;
+        p.reg_covar = reg_covar;
+        p.seed = seed;
+        p.kmeans_niter = kmeans_niter;
+        p.max_points_per_component = max_points;
+        p.verbose = !quiet;
+        return p;
+    }
+};
+
+std::vector<int> parse_int_list(const std::string& s) {
+    std::vector<int> v;
+    std::stringstream ss(s);
+    std::string tok;
+    while (std::getline(ss, tok, ',')) {
+        if (tok.empty()) continue;
+        try {
+            v.push_back(std::stoi(tok));
+        } catch (...) {
+            throw Error("faiss-gmm: bad integer '" + tok + "' in list '" + s + "'");
+        }
+    }
+    FAISS_GMM_CHECK(!v.empty(), "empty list '" + s + "'");
+    return v;
+}
+
+faiss::MetricType parse_metric(const std::string& m) {
+    if (m == "l2" || m == "L2") return faiss::METRIC_L2;
+    if (m == "ip" || m == "IP") return faiss::METRIC_INNER_PRODUCT;
+    throw Error("faiss-gmm: unknown metric '" + m + "' (l2 or ip)");
+}
+
+std::vector<float> load(const std::string& path, idx_t* n, int* d, idx_t max_rows = 0) {
+    auto x = read_vectors(path, n, d, max_rows);
+    check_finite_rows(*n, *d, x.data(), path.c_str());
+    fprintf(stderr, "faiss-gmm: read %lld x %d from %s\n", (long long)*n, *d, path.c_str());
+    return x;
+}
+
+void write_index_atomic(const faiss::Index* index, const std::string& path) {
+    write_file_atomic(path, [&](FILE* f) { faiss::write_index(index, f); });
+}
+
+void print_backend(const GaussianMixtureParameters& p) {
+    auto b = make_estep_backend(p);
+    fprintf(stderr, "faiss-gmm: E-step backend: %s\n", b->name().c_str());
+}
+
+int run_train(const std::string& data, int k, const std::string& means_out,
+              const std::string& model_out, idx_t max_rows, const GmmOptions& o) {
+    idx_t n;
+    int d;
+    auto x = load(data, &n, &d, max_rows);
+    auto p = o.params();
+    print_backend(p);
+    GaussianMixture gmm(d, k, p);
+    double t0 = now_s();
+    gmm.fit(n, x.data());
+    fprintf(stderr, "faiss-gmm: trained in %.2f s (%zu iterations, %s)\n", now_s() - t0,
+            gmm.iteration_stats.size(), gmm.converged ? "converged" : "iteration limit");
+    if (!means_out.empty()) write_vectors(means_out, k, d, gmm.means.data());
+    if (!model_out.empty()) gmm.save(model_out);
+    if (!gmm.iteration_stats.empty())
+        printf("final mean log-likelihood %.6f\n", gmm.iteration_stats.back().log_likelihood);
+    return 0;
+}
+
+int run_build(const std::string& data, const std::string& factory, const std::string& out,
+              const std::string& metric, idx_t train_rows, bool kmeans, const GmmOptions& o) {
+    idx_t n;
+    int d;
+    auto x = load(data, &n, &d);
+    // Fail on an unwritable output before spending the training time.
+    write_file_atomic(out + ".probe", [](FILE*) {});
+    std::remove((out + ".probe").c_str());
+    idx_t nt = train_rows > 0 ? std::min(train_rows, n) : n;
+    double t0 = now_s();
+    std::unique_ptr<faiss::Index> index;
+    if (kmeans) {
+        index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
+        index->verbose = !o.quiet;
+        index->train(nt, x.data());
+    } else {
+        auto p = o.params();
+        print_backend(p);
+        index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric)));
+    }
+    double t1 = now_s();
+    fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
+    index->add(n, x.data());
+    write_index_atomic(index.get(), out);
+    fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), now_s() - t1);
+    return 0;
+}
+
+void print_recall_table(const std::vector<RecallPoint>& pts) {
+    printf("%7s %9s %9s %9s %12s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100", "scanned/q", "QPS");
+    for (const auto& p : pts)
+        printf("%7d %9.4f %9.4f %9.4f %12.1f %10.0f\n", p.nprobe, p.recall_1_1, p.recall_10_10,
+               p.recall_100_100, p.scanned_per_query, p.qps);
+}
+
+int run_eval(const std::string& index_path, const std::string& queries, const std::string& gt_path,
+             const std::string& base, const std::string& nprobe_list, idx_t max_queries) {
+    std::unique_ptr<faiss::Index> index(faiss::read_index(index_path.c_str()));
+    idx_t nq;
+    int dq;
+    auto xq = load(queries, &nq, &dq, max_queries);
+    FAISS_GMM_CHECK(dq == index->d, "queries have dimension " + std::to_string(dq) +
+                                            " but the index has " + std::to_string(index->d));
+    std::vector<int32_t> gt;
+    int gt_k;
+    if (!gt_path.empty()) {
+        idx_t ng;
+        gt = read_ivectors(gt_path, &ng, &gt_k);
+        FAISS_GMM_CHECK(ng >= nq, "ground truth has " + std::to_string(ng) + " rows for " +
+                                          std::to_string(nq) + " queries");
+    } else {
+        FAISS_GMM_CHECK(!base.empty(), "eval needs --gt or --base (for brute-force ground truth)");
+        idx_t nb;
+        int db;
+        auto xb = load(base, &nb, &db);
+        FAISS_GMM_CHECK(db == dq, "base and queries differ in dimension");
+        gt_k = int(std::min<idx_t>(100, nb));
+        fprintf(stderr, "faiss-gmm: brute-force ground truth (%d-NN)\n", gt_k);
+        gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
+    }
+    print_recall_table(evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k,
+                                    parse_int_list(nprobe_list)));
+    return 0;
+}
+
+int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
+             const std::string& nprobe_list, GmmOptions o) {
+    std::vector<float> xb, xq;
+    if (data.empty()) {
+        SyntheticMixtureParameters sp;
+        sp.d = d;
+        sp.n_clusters = 256;
+        sp.size_skew = 1.0;
+        sp.spread_min = 0.15;
+        sp.spread_max = 0.6;
+        sp.seed = 2024;
+        SyntheticMixture mix(sp);
+        xb.resize(size_t(n) * d);
+        xq.resize(size_t(nq) * d);
+        mix.sample(n, 1, xb.data());
+        mix.sample(nq, 2, xq.data());
+        printf("data: %lld x %d drawn from a known mixture of %d Gaussians (weights ~ 1/rank, "
+               "std devs %.2f..%.2f), %lld queries from the same mixture\n",
+               (long long)n, d, sp.n_clusters, sp.spread_min, sp.spread_max, (long long)nq);
+    } else {
+        idx_t nall;
+        auto all = load(data, &nall, &d);
+        FAISS_GMM_CHECK(nall > nq, "--data needs more rows than --nq");
+        // The last nq rows are the queries, the rest the base.
+        n = nall - nq;
+        xb.assign(all.begin(), all.begin() + size_t(n) * d);
+        xq.assign(all.begin() + size_t(n) * d, all.end());
+        printf("data: %s, base %lld x %d, queries: its last %lld rows\n", data.c_str(),
+               (long long)n, d, (long long)nq);
+    }
+    FAISS_GMM_CHECK(nlist <= n, "--nlist larger than the number of base vectors");
+    std::string factory = "IVF" + std::to_string(nlist) + ",Flat";
+    double t0 = now_s();
+    auto gt = brute_force_ground_truth(d, n, xb.data(), nq, xq.data(), 10);
+    fprintf(stderr, "faiss-gmm: ground truth in %.2f s\n", now_s() - t0);
+    auto nprobes = parse_int_list(nprobe_list);
+
+    // k-means: FAISS's own training with as many iterations as GMM's
+    // k-means initialisation plus its EM iterations (same training sample).
+    auto p = o.params();
+    std::unique_ptr<faiss::Index> km(faiss::index_factory(d, factory.c_str()));
+    auto* km_ivf = faiss::ivflib::extract_index_ivf(km.get());
+    km_ivf->cp.niter = p.kmeans_niter + p.niter;
+    km_ivf->cp.seed = p.seed;
+    t0 = now_s();
+    km->train(n, xb.data());
+    double t_km = now_s() - t0;
+    km->add(n, xb.data());
+
+    print_backend(p);
+    t0 = now_s();
+    GaussianMixture model;
+    std::unique_ptr<faiss::Index> gm(index_factory_gmm(d, factory, n, xb.data(), p, faiss::METRIC_L2, &model));
+    double t_gm = now_s() - t0;
+    gm->add(n, xb.data());
+
+    auto r_km = evaluate_ivf(km.get(), nq, xq.data(), gt.data(), 10, nprobes);
+    auto r_gm = evaluate_ivf(gm.get(), nq, xq.data(), gt.data(), 10, nprobes);
+    printf("\nIVF%d,Flat on %lld vectors, %lld queries, 10-recall@10 (exact distances inside lists)\n",
+           nlist, (long long)n, (long long)nq);
+    printf("training: k-means %d iterations %.2f s | GMM (%s, k-means init %d it + %zu EM it) %.2f s\n",
+           km_ivf->cp.niter, t_km, to_string(p.covariance_type), p.kmeans_niter,
+           model.iteration_stats.size(), t_gm);
+    printf("\n%7s | %10s %12s | %10s %12s\n", "nprobe", "k-means", "scanned/q", "GMM", "scanned/q");
+    for (size_t i = 0; i < nprobes.size(); i++)
+        printf("%7d | %10.4f %12.1f | %10.4f %12.1f\n", r_km[i].nprobe, r_km[i].recall_10_10,
+               r_km[i].scanned_per_query, r_gm[i].recall_10_10, r_gm[i].scanned_per_query);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{
+            "faiss-gmm: train the coarse quantizer of FAISS IVF indexes with a Gaussian "
+            "mixture (EM) instead of k-means.\nVector files: .fvecs .bvecs .fbin .u8bin .npy; "
+            "ground truth: .ivecs .ibin .npy."};
+    app.require_subcommand(1);
+
+    GmmOptions o_train, o_build, o_demo;
+    std::string data, means_out, model_out;
+    int k = 1024;
+    idx_t max_rows = 0;
+    auto* train = app.add_subcommand("train", "fit a GMM; write the means (fvecs) and the model");
+    train->add_option("--data", data, "training vectors")->required();
+    train->add_option("-k,--k", k, "number of components")->capture_default_str();
+    train->add_option("--means-out", means_out, "write the k means here (.fvecs, .fbin, .npy)");
+    train->add_option("--model-out", model_out, "write the fitted model here");
+    train->add_option("--max-rows", max_rows, "read at most this many rows (0: all)");
+    o_train.add_to(train);
+
+    std::string b_data, factory = "IVF1024,Flat", out, metric = "l2";
+    idx_t train_rows = 0;
+    bool use_kmeans = false;
+    auto* build = app.add_subcommand("build", "factory string + vectors -> a FAISS index file "
+                                              "whose coarse quantizer is GMM-trained");
+    build->add_option("--data", b_data, "vectors to train on and add")->required();
+    build->add_option("--factory", factory, "FAISS factory string, e.g. IVF4096,PQ32 or OPQ16,IVF1024,PQ16")->capture_default_str();
+    build->add_option("--out", out, "index file (faiss::read_index reads it)")->required();
+    build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
+    build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
+    build->add_flag("--kmeans", use_kmeans, "train with FAISS k-means instead (for comparison)");
+    o_build.add_to(build);
+
+    std::string e_index, queries, gt, base, nprobes = "1,2,4,8,16,32,64,128";
+    idx_t max_q = 0;
+    auto* eval = app.add_subcommand("eval", "recall 1@1, 10@10, 100@100 and vectors scanned per "
+                                            "query vs nprobe");
+    eval->add_option("--index", e_index, "index file")->required();
+    eval->add_option("--queries", queries, "query vectors")->required();
+    eval->add_option("--gt", gt, "ground truth ids (.ivecs); else brute force on --base");
+    eval->add_option("--base", base, "base vectors for brute-force ground truth");
+    eval->add_option("--nprobe", nprobes, "comma-separated nprobe values")->capture_default_str();
+    eval->add_option("--max-queries", max_q, "use at most this many queries (0: all)");
+
+    std::string d_data, d_nprobes = "1,2,4,8,16,32,64";
+    idx_t d_n = 200000, d_nq = 1000;
+    int d_d = 64, d_nlist = 1024;
+    auto* demo = app.add_subcommand("demo", "k-means IVF vs GMM IVF, side by side (synthetic "
+                                            "data unless --data)");
+    demo->add_option("--data", d_data, "your vectors (the last --nq rows become queries)");
+    demo->add_option("--n", d_n, "synthetic base size")->capture_default_str();
+    demo->add_option("--d", d_d, "synthetic dimension")->capture_default_str();
+    demo->add_option("--nlist", d_nlist, "inverted lists")->capture_default_str();
+    demo->add_option("--nq", d_nq, "queries")->capture_default_str();
+    demo->add_option("--nprobe", d_nprobes, "comma-separated nprobe values")->capture_default_str();
+    o_demo.niter = 10;
+    o_demo.add_to(demo);
+
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (*train) return run_train(data, k, means_out, model_out, max_rows, o_train);
+        if (*build) return run_build(b_data, factory, out, metric, train_rows, use_kmeans, o_build);
+        if (*eval) return run_eval(e_index, queries, gt, base, nprobes, max_q);
+        if (*demo) return run_demo(d_data, d_n, d_d, d_nlist, d_nq, d_nprobes, o_demo);
+    } catch (const std::exception& e) {
+        fprintf(stderr, "faiss-gmm: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,65 @@
+/**
+ * The backend seam: an E-step turns a block of rows and the current model
+ * into sufficient statistics (O(K*D)) and per-row log-normalisers (O(N)).
+ * The CPU backend (OpenBLAS) lives in impl/CpuEStep; the fused CUDA kernels
+ * plug in behind the same interface.
+ */
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <faiss_gmm/GaussianMixture.h>
+
+namespace faiss_gmm {
+
+/**
+ * Sums over rows of the E-step, in double. Sums of x are taken about `shift`
+ * (x - shift), a point near the data: second moments about a nearby point
+ * keep their digits when the data sits far from the origin (SIFT: 0..180).
+ */
+struct SufficientStatistics {
+    int d = 0, k = 0;
+    CovarianceType covariance_type = CovarianceType::Spherical;
+    std::vector<double> shift;      ///< d: the point the sums are taken about
+    std::vector<double> nk;         ///< k: sum_i w_i r_ik
+    std::vector<double> sum_x;      ///< k x d: sum_i w_i r_ik (x_i - shift)
+    std::vector<double> sum_x2;     ///< k (spherical: sum w r ||x - shift||^2) or k x d (diagonal: sum w r (x - shift)^2)
+    double sum_log_norm = 0;        ///< sum_i w_i log Z_i
+    double sum_weights = 0;         ///< sum_i w_i (n when unweighted)
+
+    /** Zeroed statistics of the given shape about the given shift. */
+    void reset(int d, int k, CovarianceType c, const std::vector<double>& shift);
+    /** Add another set taken about the same shift (blocks, threads, ranks). */
+    void merge(const SufficientStatistics& other);
+};
+
+/** The point the E-step centres on: sum_k pi_k mu_k (no pass over data). */
+std::vector<double> mixture_center(const GaussianMixture& model);
+
+/** One E-step implementation. */
+class EStepBackend {
+   public:
+    virtual ~EStepBackend() = default;
+    /** Short name for logs ("cpu", "gpu:0"). */
+    virtual std::string name() const = 0;
+    /**
+     * Add the statistics of rows x (n x d, host memory) under `model` into
+     * `stats` (already reset with its shift). `weights` (n, may be null)
+     * weight the rows; `log_norm` (n, may be null) receives log Z_i.
+     */
+    virtual void accumulate(const GaussianMixture& model, idx_t n, const float* x,
+                            const float* weights, float* log_norm,
+                            SufficientStatistics& stats) = 0;
+};
+
+/** Whether a GPU E-step backend is compiled in and a GPU is visible. */
+bool gpu_backend_available();
+
+/**
+ * The backend for `params.device`: Auto picks the GPU when
+ * gpu_backend_available(), else the CPU; Gpu throws Error when unavailable.
+ */
+std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters& params);
+
+}  // namespace faiss_gmm

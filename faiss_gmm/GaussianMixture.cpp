@@ -1,0 +1,496 @@
+#include <faiss_gmm/GaussianMixture.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+
+#include <faiss_gmm/EStep.h>
+#include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/utils/FileUtils.h>
+
+namespace faiss_gmm {
+
+namespace {
+
+double now_s() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr char kMagic[8] = {'F', 'G', 'M', 'M', '0', '0', '0', '1'};
+
+}  // namespace
+
+const char* to_string(CovarianceType c) {
+    switch (c) {
+        case CovarianceType::Spherical: return "spherical";
+        case CovarianceType::Diagonal: return "diagonal";
+        case CovarianceType::Full: return "full";
+    }
+    return "?";
+}
+const char* to_string(InitMethod m) {
+    switch (m) {
+        case InitMethod::KMeans: return "kmeans";
+        case InitMethod::KMeansPlusPlus: return "kmeans++";
+        case InitMethod::RandomRows: return "random";
+    }
+    return "?";
+}
+const char* to_string(Device d) {
+    switch (d) {
+        case Device::Auto: return "auto";
+        case Device::Cpu: return "cpu";
+        case Device::Gpu: return "gpu";
+    }
+    return "?";
+}
+CovarianceType covariance_type_from_string(const std::string& s) {
+    if (s == "spherical") return CovarianceType::Spherical;
+    if (s == "diagonal" || s == "diag") return CovarianceType::Diagonal;
+    throw Error("faiss-gmm: unknown covariance type '" + s + "' (spherical or diagonal)");
+}
+InitMethod init_method_from_string(const std::string& s) {
+    if (s == "kmeans") return InitMethod::KMeans;
+    if (s == "kmeans++") return InitMethod::KMeansPlusPlus;
+    if (s == "random") return InitMethod::RandomRows;
+    throw Error("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++ or random)");
+}
+Device device_from_string(const std::string& s) {
+    if (s == "auto") return Device::Auto;
+    if (s == "cpu") return Device::Cpu;
+    if (s == "gpu") return Device::Gpu;
+    throw Error("faiss-gmm: unknown device '" + s + "' (auto, cpu or gpu)");
+}
+
+GaussianMixture::GaussianMixture(int d_, int k_, const GaussianMixtureParameters& p)
+    : d(d_), k(k_), params(p) {
+    FAISS_GMM_CHECK(d > 0, "dimension d must be positive, got " + std::to_string(d));
+    FAISS_GMM_CHECK(k > 0, "number of components k must be positive, got " + std::to_string(k));
+    FAISS_GMM_CHECK(p.covariance_type != CovarianceType::Full,
+                    "full covariance is not supported yet (spherical or diagonal)");
+    FAISS_GMM_CHECK(p.reg_covar >= 0, "reg_covar must be >= 0");
+    FAISS_GMM_CHECK(p.niter >= 0, "niter must be >= 0");
+}
+
+void GaussianMixture::check_model() const {
+    FAISS_GMM_CHECK(d > 0 && k > 0, "model has no shape (not fitted or loaded)");
+    FAISS_GMM_CHECK(weights.size() == size_t(k) && means.size() == size_t(k) * d &&
+                            variances.size() == n_variances(),
+                    "model arrays do not match k=" + std::to_string(k) +
+                            ", d=" + std::to_string(d) + " (not fitted?)");
+    for (int i = 0; i < k; i++)
+        FAISS_GMM_CHECK(weights[i] >= 0 && std::isfinite(weights[i]), "model has a bad weight");
+    for (float v : variances)
+        FAISS_GMM_CHECK(v > 0 && std::isfinite(v), "model has a non-positive or non-finite variance");
+    for (float v : means) FAISS_GMM_CHECK(std::isfinite(v), "model has a non-finite mean");
+}
+
+double GaussianMixture::n_parameters() const {
+    return double(k - 1) + double(k) * d + double(n_variances());
+}
+
+void GaussianMixture::fit(idx_t n, const float* x, const float* w) {
+    fit_from_means(n, x, nullptr, w);
+}
+
+void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_mu,
+                                     const float* w) {
+    FAISS_GMM_CHECK(n > 0 && x, "no training data");
+    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
+                                           std::to_string(n) + " training rows (need k <= n)");
+    check_finite_rows(n, d, x, "training data");
+    if (w) {
+        for (idx_t i = 0; i < n; i++)
+            FAISS_GMM_CHECK(std::isfinite(w[i]) && w[i] >= 0,
+                            "sample weight of row " + std::to_string(i) +
+                                    " is negative or non-finite");
+    }
+    if (n < idx_t(k) * params.min_points_per_component)
+        fprintf(stderr,
+                "WARNING faiss-gmm: %lld training rows for %d components: fewer than %d per "
+                "component, the model may be poor\n",
+                (long long)n, k, params.min_points_per_component);
+
+    // Subsample as FAISS does for k-means: the first k * max rows of a
+    // seeded random permutation.
+    std::vector<float> xs, ws;
+    if (params.max_points_per_component > 0 &&
+        n > idx_t(k) * params.max_points_per_component) {
+        idx_t m = idx_t(k) * params.max_points_per_component;
+        if (params.verbose)
+            fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n",
+                    (long long)m, (long long)n);
+        std::vector<idx_t> perm(n);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::mt19937_64 rng(params.seed + 1);
+        for (idx_t i = 0; i < m; i++) {
+            std::uniform_int_distribution<idx_t> u(i, n - 1);
+            std::swap(perm[i], perm[u(rng)]);
+        }
+        std::sort(perm.begin(), perm.begin() + m);  // sequential reads
+        xs.resize(size_t(m) * d);
+        if (w) ws.resize(m);
+        for (idx_t i = 0; i < m; i++) {
+            memcpy(xs.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
+            if (w) ws[i] = w[perm[i]];
+        }
+        n = m;
+        x = xs.data();
+        w = w ? ws.data() : nullptr;
+    }
+
+    // Mean per-dimension variance of the sample: the unit of reg_covar.
+    {
+        std::vector<double> mean(d, 0.0), sq(d, 0.0);
+        for (idx_t i = 0; i < n; i++)
+            for (int j = 0; j < d; j++) mean[j] += x[size_t(i) * d + j];
+        for (int j = 0; j < d; j++) mean[j] /= n;
+        for (idx_t i = 0; i < n; i++)
+            for (int j = 0; j < d; j++) {
+                double v = x[size_t(i) * d + j] - mean[j];
+                sq[j] += v * v;
+            }
+        double tot = 0;
+        for (int j = 0; j < d; j++) tot += sq[j] / n;
+        double scale = tot / d;
+        if (!(scale > 0)) scale = 1.0;  // all rows identical: any unit will do
+        reg_absolute_ = params.reg_covar * scale;
+        if (reg_absolute_ <= 0) reg_absolute_ = 1e-12 * scale;
+    }
+
+    std::vector<float> mu;
+    if (init_mu) {
+        mu.assign(init_mu, init_mu + size_t(k) * d);
+        check_finite_rows(k, d, mu.data(), "initial means");
+    } else {
+        init_means(n, x, w, mu);
+    }
+    init_from_hard_assignment(n, x, w, mu.data());
+    run_em(n, x, w);
+}
+
+void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
+                                 std::vector<float>& mu) const {
+    mu.resize(size_t(k) * d);
+    std::mt19937_64 rng(params.seed);
+    switch (params.init) {
+        case InitMethod::KMeans: {
+            faiss::ClusteringParameters cp;
+            cp.niter = params.kmeans_niter;
+            cp.seed = params.seed;
+            cp.max_points_per_centroid = 1 << 30;  // already subsampled
+            cp.min_points_per_centroid = 1;        // already warned
+            cp.spherical = params.normalize_means;
+            faiss::Clustering clus(d, k, cp);
+            faiss::IndexFlatL2 index(d);
+            clus.train(n, x, index, w);
+            mu = clus.centroids;
+            break;
+        }
+        case InitMethod::RandomRows: {
+            std::vector<idx_t> perm(n);
+            std::iota(perm.begin(), perm.end(), 0);
+            for (int i = 0; i < k; i++) {
+                std::uniform_int_distribution<idx_t> u(i, n - 1);
+                std::swap(perm[i], perm[u(rng)]);
+                memcpy(mu.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
+            }
+            break;
+        }
+        case InitMethod::KMeansPlusPlus: {
+            std::vector<double> dist(n, std::numeric_limits<double>::infinity());
+            std::uniform_real_distribution<double> u01(0, 1);
+            idx_t first = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
+            memcpy(mu.data(), x + size_t(first) * d, sizeof(float) * d);
+            for (int c = 1; c < k; c++) {
+                const float* last = mu.data() + size_t(c - 1) * d;
+                double total = 0;
+#pragma omp parallel for reduction(+ : total)
+                for (idx_t i = 0; i < n; i++) {
+                    double s = 0;
+                    for (int j = 0; j < d; j++) {
+                        double v = double(x[size_t(i) * d + j]) - last[j];
+                        s += v * v;
+                    }
+                    dist[i] = std::min(dist[i], s);
+                    total += dist[i] * (w ? w[i] : 1.0);
+                }
+                idx_t pick = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
+                if (total > 0) {
+                    double r = u01(rng) * total, acc = 0;
+                    for (idx_t i = 0; i < n; i++) {
+                        acc += dist[i] * (w ? w[i] : 1.0);
+                        if (acc >= r) {
+                            pick = i;
+                            break;
+                        }
+                    }
+                }
+                memcpy(mu.data() + size_t(c) * d, x + size_t(pick) * d, sizeof(float) * d);
+            }
+            break;
+        }
+    }
+}
+
+void GaussianMixture::init_from_hard_assignment(idx_t n, const float* x, const float* w,
+                                                const float* mu) {
+    // Nearest mean by FAISS's exact search, then the same M-step as EM with
+    // one-hot responsibilities: weights, means and variances all consistent.
+    faiss::IndexFlatL2 index(d);
+    index.add(k, mu);
+    std::vector<float> dis(n);
+    std::vector<faiss::Index::idx_t> lab(n);
+    index.search(n, x, 1, dis.data(), lab.data());
+
+    std::vector<double> shift(d, 0.0);
+    for (idx_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) shift[j] += x[size_t(i) * d + j];
+    for (int j = 0; j < d; j++) shift[j] /= n;
+
+    SufficientStatistics st;
+    st.reset(d, k, params.covariance_type, shift);
+    const bool spherical = params.covariance_type == CovarianceType::Spherical;
+    for (idx_t i = 0; i < n; i++) {
+        int c = int(lab[i]);
+        double wi = w ? w[i] : 1.0;
+        st.nk[c] += wi;
+        st.sum_weights += wi;
+        for (int j = 0; j < d; j++) {
+            double v = double(x[size_t(i) * d + j]) - shift[j];
+            st.sum_x[size_t(c) * d + j] += wi * v;
+            if (spherical)
+                st.sum_x2[c] += wi * v * v;
+            else
+                st.sum_x2[size_t(c) * d + j] += wi * v * v;
+        }
+    }
+    // Start every component from the k-means mean (even if empty).
+    means.assign(mu, mu + size_t(k) * d);
+    weights.assign(k, 1.0f / k);
+    variances.assign(n_variances(), float(reg_absolute_ > 0 ? reg_absolute_ * 1e3 : 1.0));
+    m_step(st, reg_absolute_);
+}
+
+int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
+    const bool spherical = params.covariance_type == CovarianceType::Spherical;
+    double total = 0;
+    for (double v : st.nk) total += v;
+    FAISS_GMM_CHECK(total > 0, "all responsibilities are zero (all sample weights zero?)");
+    std::vector<char> dead(k, 0);
+    for (int c = 0; c < k; c++) {
+        double nk = st.nk[c];
+        if (nk < params.min_component_mass || nk <= 0) {
+            dead[c] = 1;
+            continue;
+        }
+        weights[c] = float(nk / total);
+        double vsum = 0, mnorm2 = 0;
+        std::vector<double> m(d);
+        for (int j = 0; j < d; j++) {
+            m[j] = st.sum_x[size_t(c) * d + j] / nk;
+            means[size_t(c) * d + j] = float(m[j] + st.shift[j]);
+            mnorm2 += m[j] * m[j];
+        }
+        if (spherical) {
+            double v = std::max(0.0, (st.sum_x2[c] / nk - mnorm2) / d);
+            variances[c] = float(v + reg);
+            vsum = v;
+        } else {
+            for (int j = 0; j < d; j++) {
+                double v = std::max(0.0, st.sum_x2[size_t(c) * d + j] / nk - m[j] * m[j]);
+                variances[size_t(c) * d + j] = float(v + reg);
+                vsum += v / d;
+            }
+        }
+        // Collapsed: no spread left beyond the regularisation (a component
+        // sitting on duplicates); it would take mass from nothing.
+        if (vsum <= 1e-6 * reg && nk < 2 * params.min_component_mass) dead[c] = 1;
+    }
+    // Re-seed each dead component by splitting the currently heaviest one
+    // along a random +-1 direction scaled by its spread (FAISS splits empty
+    // k-means clusters the same way, with a multiplicative perturbation).
+    int n_reseeded = 0;
+    std::mt19937_64 rng(params.seed * 7919 + iteration_stats.size());
+    for (int c = 0; c < k; c++) {
+        if (!dead[c]) continue;
+        int heavy = -1;
+        for (int j = 0; j < k; j++)
+            if (!dead[j] && (heavy < 0 || weights[j] > weights[heavy])) heavy = j;
+        FAISS_GMM_CHECK(heavy >= 0, "every component is empty");
+        for (int j = 0; j < d; j++) {
+            double sd = std::sqrt(spherical ? variances[heavy]
+                                            : variances[size_t(heavy) * d + j]);
+            double delta = (rng() & 1 ? 0.1 : -0.1) * sd;
+            float base = means[size_t(heavy) * d + j];
+            means[size_t(c) * d + j] = float(base + delta);
+            means[size_t(heavy) * d + j] = float(base - delta);
+        }
+        if (spherical)
+            variances[c] = variances[heavy];
+        else
+            std::copy_n(variances.begin() + size_t(heavy) * d, d,
+                        variances.begin() + size_t(c) * d);
+        weights[heavy] *= 0.5f;
+        weights[c] = weights[heavy];
+        dead[c] = 0;
+        n_reseeded++;
+    }
+    double wsum = 0;
+    for (float v : weights) wsum += v;
+    for (float& v : weights) v = float(v / wsum);
+    if (params.normalize_means) {
+        for (int c = 0; c < k; c++) {
+            float* m = means.data() + size_t(c) * d;
+            double nrm = 0;
+            for (int j = 0; j < d; j++) nrm += double(m[j]) * m[j];
+            if (nrm > 0)
+                for (int j = 0; j < d; j++) m[j] = float(m[j] / std::sqrt(nrm));
+        }
+    }
+    return n_reseeded;
+}
+
+void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
+    auto backend = make_estep_backend(params);
+    iteration_stats.clear();
+    converged = false;
+    double prev = -std::numeric_limits<double>::infinity();
+    if (params.verbose)
+        fprintf(stderr, "faiss-gmm: EM on %lld x %d, k=%d, %s covariance, backend %s\n",
+                (long long)n, d, k, to_string(params.covariance_type), backend->name().c_str());
+    for (int it = 0; it < params.niter; it++) {
+        double t0 = now_s();
+        SufficientStatistics st;
+        st.reset(d, k, params.covariance_type, mixture_center(*this));
+        backend->accumulate(*this, n, x, w, nullptr, st);
+        double t1 = now_s();
+        double ll = st.sum_log_norm / st.sum_weights;
+        double sq = 0;
+        for (double v : st.nk) sq += v * v;
+        GmmIterationStats s;
+        s.log_likelihood = ll;
+        s.imbalance_factor = k * sq / (st.sum_weights * st.sum_weights);
+        s.n_reseeded = m_step(st, reg_absolute_);
+        s.time_estep = t1 - t0;
+        s.time = now_s() - t0;
+        iteration_stats.push_back(s);
+        if (params.verbose)
+            fprintf(stderr,
+                    "  iter %3d/%d  log-lik %.6g  (%.3f s, E-step %.3f s, %.3g rows/s)%s\n",
+                    it + 1, params.niter, ll, s.time, s.time_estep, n / std::max(s.time_estep, 1e-9),
+                    s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
+        if (s.n_reseeded == 0 && std::abs(ll - prev) < params.tol) {
+            converged = true;
+            break;
+        }
+        prev = ll;
+    }
+}
+
+void GaussianMixture::score_samples(idx_t n, const float* x, float* out) const {
+    check_model();
+    auto backend = make_estep_backend(params);
+    SufficientStatistics st;
+    st.reset(d, k, params.covariance_type, mixture_center(*this));
+    backend->accumulate(*this, n, x, nullptr, out, st);
+}
+
+double GaussianMixture::score(idx_t n, const float* x) const {
+    std::vector<float> s(n);
+    score_samples(n, x, s.data());
+    double t = 0;
+    for (float v : s) t += v;
+    return n ? t / n : 0.0;
+}
+
+void GaussianMixture::predict(idx_t n, const float* x, idx_t* labels) const {
+    std::vector<float> r(n);
+    top_components(n, x, 1, labels, r.data());
+}
+
+void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labels,
+                                     float* resp) const {
+    check_model();
+    FAISS_GMM_CHECK(t >= 1 && t <= k, "top_components: t must be in [1, k]");
+    LogDensityTerms terms(*this, mixture_center(*this));
+    CpuEStep sizing(params.max_block_bytes);
+    const idx_t bs = std::max<idx_t>(1, std::min(n, sizing.block_rows(d, k)));
+    const bool spherical = params.covariance_type == CovarianceType::Spherical;
+    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d), x2(spherical ? bs : size_t(bs) * d);
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        idx_t nb = std::min(bs, n - i0);
+        cpu_log_prob_block(terms, nb, x + i0 * d, xc.data(), x2.data(), lp.data());
+#pragma omp parallel for
+        for (idx_t i = 0; i < nb; i++) {
+            const float* row = lp.data() + size_t(i) * k;
+            float mx = *std::max_element(row, row + k);
+            double s = 0;
+            for (int c = 0; c < k; c++) s += std::exp(double(row[c] - mx));
+            double lz = mx + std::log(s);
+            std::vector<int> idx(k);
+            std::iota(idx.begin(), idx.end(), 0);
+            std::partial_sort(idx.begin(), idx.begin() + t, idx.end(),
+                              [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+            for (int j = 0; j < t; j++) {
+                labels[(i0 + i) * t + j] = idx[j];
+                resp[(i0 + i) * t + j] = float(std::exp(double(row[idx[j]]) - lz));
+            }
+        }
+    }
+}
+
+double GaussianMixture::bic(idx_t n, const float* x) const {
+    return -2.0 * score(n, x) * n + n_parameters() * std::log(double(n));
+}
+
+void GaussianMixture::save(const std::string& path) const {
+    check_model();
+    write_file_atomic(path, [&](FILE* f) {
+        int32_t hdr[4] = {d, k, int32_t(params.covariance_type), params.normalize_means ? 1 : 0};
+        checked_fwrite(kMagic, 1, 8, f, "model header");
+        checked_fwrite(hdr, sizeof(int32_t), 4, f, "model header");
+        checked_fwrite(weights.data(), sizeof(float), weights.size(), f, "weights");
+        checked_fwrite(means.data(), sizeof(float), means.size(), f, "means");
+        checked_fwrite(variances.data(), sizeof(float), variances.size(), f, "variances");
+    });
+}
+
+GaussianMixture GaussianMixture::load(const std::string& path) {
+    FILE* f = fopen(path.c_str(), "rb");
+    if (!f) throw Error("faiss-gmm: cannot open model '" + path + "': " + strerror(errno));
+    std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
+    char magic[8];
+    int32_t hdr[4];
+    auto need = [&](bool ok, const char* what) {
+        if (!ok) throw Error("faiss-gmm: model file '" + path + "' is " + what);
+    };
+    need(fread(magic, 1, 8, f) == 8 && memcmp(magic, kMagic, 8) == 0,
+         "not a faiss-gmm model (bad magic)");
+    need(fread(hdr, sizeof(int32_t), 4, f) == 4, "truncated (header)");
+    need(hdr[0] > 0 && hdr[1] > 0 && (hdr[2] == 0 || hdr[2] == 1), "corrupt (bad header)");
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType(hdr[2]);
+    p.normalize_means = hdr[3] != 0;
+    GaussianMixture m(hdr[0], hdr[1], p);
+    m.weights.resize(m.k);
+    m.means.resize(size_t(m.k) * m.d);
+    m.variances.resize(m.n_variances());
+    need(fread(m.weights.data(), sizeof(float), m.k, f) == size_t(m.k) &&
+                 fread(m.means.data(), sizeof(float), m.means.size(), f) == m.means.size() &&
+                 fread(m.variances.data(), sizeof(float), m.variances.size(), f) ==
+                         m.variances.size(),
+         "truncated");
+    need(fgetc(f) == EOF, "longer than its header says");
+    m.check_model();
+    return m;
+}
+
+}  // namespace faiss_gmm

@@ -1,0 +1,162 @@
+/**
+ * Gaussian mixture model trained with EM: the parameters, the model and the
+ * fit loop. The E-step itself is delegated to an EStepBackend (CPU or GPU)
+ * so that the N x K responsibility matrix never exists at full size.
+ */
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <faiss_gmm/utils/Common.h>
+
+namespace faiss_gmm {
+
+struct SufficientStatistics;
+
+/// Shape of each component's covariance.
+enum class CovarianceType {
+    Spherical = 0,  ///< one variance per component (sigma_k^2 I)
+    Diagonal = 1,   ///< one variance per component and dimension
+    Full = 2,       ///< reserved: a full D x D matrix per component (not yet)
+};
+
+/// How the means are initialised.
+enum class InitMethod {
+    KMeans = 0,        ///< faiss::Clustering on the training sample (default)
+    KMeansPlusPlus = 1,///< D^2 sampling (Arthur & Vassilvitskii)
+    RandomRows = 2,    ///< k distinct random rows
+};
+
+/// Which E-step implementation runs.
+enum class Device {
+    Auto = 0,  ///< the GPU when one is present and built in, else the CPU
+    Cpu = 1,   ///< always the CPU (OpenBLAS) backend
+    Gpu = 2,   ///< the GPU backend; an error when none is available
+};
+
+/// Numeric precision of the E-step's dot products (GPU backends).
+enum class Precision {
+    Fp32 = 0,  ///< exact float32 (default)
+    Tf32 = 1,  ///< tensor-core TF32 inputs, float32 accumulation
+    Bf16 = 2,  ///< tensor-core bf16 inputs, float32 accumulation
+};
+
+const char* to_string(CovarianceType c);
+const char* to_string(InitMethod m);
+const char* to_string(Device d);
+/** Parse "spherical" / "diagonal" (throws Error on anything else). */
+CovarianceType covariance_type_from_string(const std::string& s);
+/** Parse "kmeans" / "kmeans++" / "random" (throws Error otherwise). */
+InitMethod init_method_from_string(const std::string& s);
+/** Parse "auto" / "cpu" / "gpu" (throws Error otherwise). */
+Device device_from_string(const std::string& s);
+
+/** Parameters of a GMM fit, in the style of faiss::ClusteringParameters. */
+struct GaussianMixtureParameters {
+    CovarianceType covariance_type = CovarianceType::Spherical;  ///< spherical by default: the cheapest and the closest to k-means
+    int niter = 20;           ///< maximum number of EM iterations
+    double tol = 1e-4;        ///< stop when the mean log-likelihood per row changes less than this
+    /// Added to every variance in the M-step, in units of the training
+    /// sample's mean per-dimension variance, so one default suits data of any
+    /// scale (SIFT's 0..180 as well as unit vectors). Keeps components on
+    /// constant dimensions (MNIST's empty border pixels) from collapsing.
+    double reg_covar = 1e-3;
+    InitMethod init = InitMethod::KMeans;  ///< initialisation of the means
+    int kmeans_niter = 10;    ///< k-means iterations when init == KMeans
+    int seed = 1234;          ///< seed of every random choice (subsample, init, re-seeding)
+    /// Subsample to at most k * this many rows, as FAISS does for k-means
+    /// (256 in faiss::ClusteringParameters); 0 or negative keeps every row.
+    int max_points_per_component = 256;
+    int min_points_per_component = 39;  ///< warn when n < k * this (FAISS's threshold)
+    /// A component whose responsibility mass falls below this many rows is
+    /// re-seeded by splitting the heaviest one (as FAISS splits for empty clusters).
+    double min_component_mass = 1.0;
+    bool normalize_means = false;  ///< L2-normalise means after each M-step (inner-product IVF, as FAISS's spherical k-means)
+    Device device = Device::Auto;  ///< which E-step backend runs
+    Precision precision = Precision::Fp32;  ///< dot-product precision of GPU backends
+    int gpu_device = -1;          ///< GPU ordinal; -1 picks the current device
+    size_t max_block_bytes = size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
+    bool verbose = false;          ///< print per-iteration progress on stderr
+};
+
+/** What one EM iteration did (see GaussianMixture::iteration_stats). */
+struct GmmIterationStats {
+    double log_likelihood;  ///< mean log-likelihood per (weighted) row under the model entering the iteration
+    double time;            ///< seconds for the whole iteration
+    double time_estep;      ///< seconds spent in the E-step
+    int n_reseeded;         ///< components re-seeded (empty or collapsed) in the M-step
+    double imbalance_factor;///< k * sum(Nk^2) / (sum Nk)^2 from soft counts, as FAISS's imbalance factor
+};
+
+/** A fitted (or being fitted) Gaussian mixture over R^d with k components. */
+class GaussianMixture {
+   public:
+    int d = 0;  ///< dimension
+    int k = 0;  ///< number of components
+    GaussianMixtureParameters params;
+
+    std::vector<float> weights;    ///< k mixing weights pi_k, summing to 1
+    std::vector<float> means;      ///< k x d component means (row-major)
+    std::vector<float> variances;  ///< k (spherical) or k x d (diagonal) variances
+    std::vector<GmmIterationStats> iteration_stats;  ///< one entry per EM iteration of the last fit
+    bool converged = false;        ///< whether the last fit met tol before niter
+
+    GaussianMixture() = default;
+    /** An unfitted model of k components in dimension d. */
+    GaussianMixture(int d, int k, const GaussianMixtureParameters& params = {});
+
+    /**
+     * Fit with EM on n rows of x (n x d, row-major), optionally weighted.
+     * Subsamples to k * max_points_per_component rows as FAISS does.
+     * Throws Error on NaN/Inf rows (naming the first), k > n or bad sizes.
+     */
+    void fit(idx_t n, const float* x, const float* sample_weights = nullptr);
+
+    /**
+     * Fit starting from the given means (k x d) instead of running the
+     * initialiser; variances and weights come from a hard assignment.
+     */
+    void fit_from_means(idx_t n, const float* x, const float* init_means,
+                        const float* sample_weights = nullptr);
+
+    /** Per-row log-likelihood log p(x_i) (n floats into out). */
+    void score_samples(idx_t n, const float* x, float* out) const;
+    /** Mean per-row log-likelihood. */
+    double score(idx_t n, const float* x) const;
+    /** Most responsible component of each row (n labels). */
+    void predict(idx_t n, const float* x, idx_t* labels) const;
+    /**
+     * The t most responsible components of each row, most responsible first:
+     * labels and responsibilities are n x t.
+     */
+    void top_components(idx_t n, const float* x, int t, idx_t* labels,
+                        float* responsibilities) const;
+    /** Bayesian information criterion on (n, x): -2 log L + p log n. */
+    double bic(idx_t n, const float* x) const;
+    /** Number of free parameters of the model. */
+    double n_parameters() const;
+
+    /** Write the model to path atomically (temporary file, then rename). */
+    void save(const std::string& path) const;
+    /** Read a model written by save(); throws Error on a bad file. */
+    static GaussianMixture load(const std::string& path);
+
+    /** Check that sizes and values are a usable model (throws Error). */
+    void check_model() const;
+
+    /** Number of variance values: k or k * d. */
+    size_t n_variances() const {
+        return params.covariance_type == CovarianceType::Spherical ? size_t(k) : size_t(k) * d;
+    }
+
+   private:
+    void run_em(idx_t n, const float* x, const float* w);
+    void init_means(idx_t n, const float* x, const float* w, std::vector<float>& mu) const;
+    void init_from_hard_assignment(idx_t n, const float* x, const float* w, const float* mu);
+    int m_step(const SufficientStatistics& st, double reg);
+    double reg_absolute_ = 0;  ///< reg_covar in data units, set by fit
+};
+
+}  // namespace faiss_gmm

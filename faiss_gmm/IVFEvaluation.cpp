@@ -1,0 +1,63 @@
+#include <faiss_gmm/IVFEvaluation.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <unordered_set>
+
+#include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+
+namespace faiss_gmm {
+
+std::vector<int32_t> brute_force_ground_truth(int d, idx_t nb, const float* xb, idx_t nq,
+                                              const float* xq, int k, faiss::MetricType metric) {
+    FAISS_GMM_CHECK(k >= 1 && idx_t(k) <= nb, "ground truth: need 1 <= k <= nb");
+    faiss::IndexFlat index(d, metric);
+    index.add(nb, xb);
+    std::vector<float> dis(size_t(nq) * k);
+    std::vector<faiss::Index::idx_t> ids(size_t(nq) * k);
+    index.search(nq, xq, k, dis.data(), ids.data());
+    return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const int32_t* gt,
+                     int gt_k, int k) {
+    if (gt_k < k || res_k < k) return NAN;
+    double hits = 0;
+    for (idx_t q = 0; q < nq; q++) {
+        std::unordered_set<int64_t> truth(gt + q * gt_k, gt + q * gt_k + k);
+        for (int j = 0; j < k; j++) hits += truth.count(ids[q * res_k + j]);
+    }
+    return hits / (double(nq) * k);
+}
+
+std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float* xq,
+                                      const int32_t* gt, int gt_k,
+                                      const std::vector<int>& nprobes) {
+    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
+    FAISS_GMM_CHECK(ivf, "evaluate_ivf: the index holds no IndexIVF");
+    const int res_k = std::min<int>(100, int(index->ntotal));
+    std::vector<float> dis(size_t(nq) * res_k);
+    std::vector<faiss::Index::idx_t> ids(size_t(nq) * res_k);
+    std::vector<RecallPoint> out;
+    for (int np : nprobes) {
+        ivf->nprobe = std::min<size_t>(std::max(np, 1), ivf->nlist);
+        faiss::indexIVF_stats.reset();
+        auto t0 = std::chrono::steady_clock::now();
+        index->search(nq, xq, res_k, dis.data(), ids.data());
+        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        RecallPoint p;
+        p.nprobe = int(ivf->nprobe);
+        p.recall_1_1 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 1);
+        p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
+        p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
+        p.scanned_per_query = double(faiss::indexIVF_stats.ndis) / nq;
+        p.qps = nq / std::max(dt, 1e-9);
+        out.push_back(p);
+    }
+    return out;
+}
+
+}  // namespace faiss_gmm

@@ -1,0 +1,45 @@
+/**
+ * Recall of IVF indexes against exact ground truth, as ANN benchmarks
+ * report it: k-recall@k and vectors scanned per query, vs nprobe.
+ */
+#pragma once
+
+#include <vector>
+
+#include <faiss/Index.h>
+
+#include <faiss_gmm/utils/Common.h>
+
+namespace faiss_gmm {
+
+/** One operating point of an IVF index. */
+struct RecallPoint {
+    int nprobe;               ///< lists probed
+    double recall_1_1;        ///< 1-recall@1
+    double recall_10_10;      ///< 10-recall@10 (|top10 ∩ true top10| / 10)
+    double recall_100_100;    ///< 100-recall@100; NaN when ground truth has < 100 columns
+    double scanned_per_query; ///< vectors whose distance was computed, per query
+    double qps;               ///< queries per second of this search
+};
+
+/**
+ * Exact k nearest neighbours of nq queries among nb base vectors (L2 or IP):
+ * nq x k ids, by FAISS's flat index.
+ */
+std::vector<int32_t> brute_force_ground_truth(int d, idx_t nb, const float* xb, idx_t nq,
+                                              const float* xq, int k,
+                                              faiss::MetricType metric = faiss::METRIC_L2);
+
+/**
+ * Search `index` (an IVF, possibly inside IndexPreTransform) at each nprobe
+ * and compare with gt (nq x gt_k ids, nearest first).
+ */
+std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float* xq,
+                                      const int32_t* gt, int gt_k,
+                                      const std::vector<int>& nprobes);
+
+/** k-recall@k of result ids (nq x res_k) against gt (nq x gt_k). */
+double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const int32_t* gt,
+                     int gt_k, int k);
+
+}  // namespace faiss_gmm

@@ -1,0 +1,61 @@
+/**
+ * GMM-trained coarse quantizers for standard FAISS IVF indexes.
+ */
+#pragma once
+
+#include <string>
+
+#include <faiss/IndexFlat.h>
+
+#include <faiss_gmm/Clustering.h>
+
+namespace faiss_gmm {
+
+/**
+ * A self-training coarse quantizer: an IndexFlatL2 whose train(n, x) fits a
+ * GMM with nlist components and stores the means. Install it as the
+ * quantizer of an IndexIVF with quantizer_trains_alone = 1 and the IVF (also
+ * inside IndexPreTransform chains such as OPQ or PCA, which hand the
+ * transformed vectors down) trains through GMM. For inner product the metric
+ * is switched to METRIC_INNER_PRODUCT and the means are normalised.
+ */
+struct IndexFlatGmm : faiss::IndexFlatL2 {
+    int nlist;                          ///< number of components / inverted lists
+    faiss::ClusteringParameters cp;     ///< FAISS clustering parameters (niter, seed, sampling)
+    GaussianMixtureParameters gmm;      ///< GMM parameters
+    GaussianMixture model;              ///< the fitted mixture, after train()
+
+    /** A quantizer of nlist means in dimension d for the given metric. */
+    IndexFlatGmm(int d, int nlist, faiss::MetricType metric = faiss::METRIC_L2,
+                 const faiss::ClusteringParameters& cp = {},
+                 const GaussianMixtureParameters& gmm = {});
+
+    /** Fit the GMM on (n, x) and replace the stored vectors by its means. */
+    void train(idx_t n, const float* x) override;
+};
+
+/**
+ * GMM-train an untrained FAISS index that holds an IndexIVF (directly or in
+ * an IndexPreTransform chain): the coarse quantizer is fitted by GMM, the rest
+ * (OPQ rotation, PQ / SQ codebooks) is trained as FAISS does. The index keeps
+ * its own quantizer type (the means are added to it), so the result is a
+ * standard FAISS index. The IVF's `cp` (niter, seed, max_points_per_centroid)
+ * applies. Throws Error when the index has no IVF, is already trained, or the
+ * data is bad. The fitted mixture goes to model_out when given.
+ */
+void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
+                     const GaussianMixtureParameters& gmm = {},
+                     GaussianMixture* model_out = nullptr);
+
+/**
+ * faiss::index_factory(d, description, metric) followed by
+ * train_index_gmm(): returns a trained, empty, standard FAISS index (the
+ * caller owns it and adds the vectors). E.g. "IVF1024,Flat", "IVF4096,PQ32",
+ * "OPQ16,IVF1024,PQ16", "IVF1024,SQ8".
+ */
+faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n,
+                                const float* x, const GaussianMixtureParameters& gmm = {},
+                                faiss::MetricType metric = faiss::METRIC_L2,
+                                GaussianMixture* model_out = nullptr);
+
+}  // namespace faiss_gmm

@@ -1,0 +1,295 @@
+#include <faiss_gmm/VectorIO.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <regex>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <faiss_gmm/utils/FileUtils.h>
+
+namespace faiss_gmm {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suf) {
+    return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+[[noreturn]] void bad_file(const std::string& path, const std::string& why) {
+    throw Error("faiss-gmm: '" + path + "': " + why);
+}
+
+size_t elem_size(ElementType t) { return t == ElementType::UInt8 ? 1 : 4; }
+
+/// Parse the dict of a .npy header: dtype, fortran_order, shape.
+void parse_npy_header(const std::string& path, const std::string& h, ElementType* type,
+                      idx_t* n, int* d) {
+    std::smatch m;
+    if (!std::regex_search(h, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
+        bad_file(path, "npy header has no 'descr'");
+    std::string descr = m[1];
+    if (descr == "<f4")
+        *type = ElementType::Float32;
+    else if (descr == "|u1" || descr == "<u1")
+        *type = ElementType::UInt8;
+    else if (descr == "<i4")
+        *type = ElementType::Int32;
+    else
+        bad_file(path, "unsupported npy dtype '" + descr + "' (float32 '<f4' or uint8 '|u1')");
+    if (!std::regex_search(h, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
+        bad_file(path, "npy header has no 'fortran_order'");
+    if (m[1] == "True") bad_file(path, "npy array is in Fortran order (need C order)");
+    if (!std::regex_search(h, m, std::regex("'shape'\\s*:\\s*\\(\\s*(\\d+)\\s*,\\s*(\\d+)\\s*,?\\s*\\)")))
+        bad_file(path, "npy array is not 2-D (need shape (n, d))");
+    *n = std::stoll(m[1]);
+    long long dd = std::stoll(m[2]);
+    if (dd <= 0 || dd > (1 << 24)) bad_file(path, "npy dimension " + std::to_string(dd) + " is out of range");
+    *d = int(dd);
+}
+
+}  // namespace
+
+VectorFormat format_from_path(const std::string& p) {
+    if (ends_with(p, ".fvecs")) return VectorFormat::Fvecs;
+    if (ends_with(p, ".bvecs")) return VectorFormat::Bvecs;
+    if (ends_with(p, ".ivecs")) return VectorFormat::Ivecs;
+    if (ends_with(p, ".fbin")) return VectorFormat::Fbin;
+    if (ends_with(p, ".u8bin")) return VectorFormat::U8bin;
+    if (ends_with(p, ".ibin")) return VectorFormat::Ibin;
+    if (ends_with(p, ".npy")) return VectorFormat::Npy;
+    throw Error("faiss-gmm: '" + p +
+                "': unknown vector file extension (fvecs, bvecs, ivecs, fbin, u8bin, ibin, npy)");
+}
+
+VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_from_path(path)) {
+    int fd = open(path.c_str(), O_RDONLY);
+    if (fd < 0) bad_file(path, std::string("cannot open: ") + strerror(errno));
+    struct stat stt;
+    if (fstat(fd, &stt) != 0) {
+        close(fd);
+        bad_file(path, std::string("cannot stat: ") + strerror(errno));
+    }
+    size_ = size_t(stt.st_size);
+    if (size_ == 0) {
+        close(fd);
+        bad_file(path, "file is empty");
+    }
+    map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map_ == MAP_FAILED) {
+        map_ = nullptr;
+        bad_file(path, std::string("cannot map: ") + strerror(errno));
+    }
+    try {
+        const uint8_t* base = static_cast<const uint8_t*>(map_);
+        switch (format_) {
+            case VectorFormat::Fvecs:
+            case VectorFormat::Bvecs:
+            case VectorFormat::Ivecs: {
+                type_ = format_ == VectorFormat::Bvecs   ? ElementType::UInt8
+                        : format_ == VectorFormat::Ivecs ? ElementType::Int32
+                                                         : ElementType::Float32;
+                elem_ = elem_size(type_);
+                if (size_ < 4) bad_file(path, "truncated: shorter than one row header");
+                int32_t d0;
+                memcpy(&d0, base, 4);
+                if (d0 <= 0 || d0 > (1 << 24))
+                    bad_file(path, "bad dimension " + std::to_string(d0) +
+                                           " in the first row header (not a *vecs file?)");
+                d_ = d0;
+                row_skip_ = 4;
+                row_stride_ = 4 + size_t(d_) * elem_;
+                if (size_ % row_stride_ != 0)
+                    bad_file(path, "truncated or corrupt: size " + std::to_string(size_) +
+                                           " is not a multiple of the row size " +
+                                           std::to_string(row_stride_) + " (d=" +
+                                           std::to_string(d_) + ")");
+                n_ = idx_t(size_ / row_stride_);
+                for (idx_t i = 1; i < n_; i++) {
+                    int32_t di;
+                    memcpy(&di, base + size_t(i) * row_stride_, 4);
+                    if (di != d_)
+                        bad_file(path, "row " + std::to_string(i) + " has dimension " +
+                                               std::to_string(di) + " but row 0 has " +
+                                               std::to_string(d_));
+                }
+                break;
+            }
+            case VectorFormat::Fbin:
+            case VectorFormat::U8bin:
+            case VectorFormat::Ibin: {
+                type_ = format_ == VectorFormat::U8bin  ? ElementType::UInt8
+                        : format_ == VectorFormat::Ibin ? ElementType::Int32
+                                                        : ElementType::Float32;
+                elem_ = elem_size(type_);
+                if (size_ < 8) bad_file(path, "truncated: shorter than the 8-byte header");
+                uint32_t hdr[2];
+                memcpy(hdr, base, 8);
+                if (hdr[1] == 0 || hdr[1] > (1u << 24))
+                    bad_file(path, "bad dimension " + std::to_string(hdr[1]) + " in the header");
+                n_ = hdr[0];
+                d_ = int(hdr[1]);
+                header_ = 8;
+                row_stride_ = size_t(d_) * elem_;
+                size_t want = 8 + size_t(n_) * row_stride_;
+                if (size_ != want)
+                    bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
+                                           std::string("header says ") + std::to_string(n_) +
+                                           " x " + std::to_string(d_) + " (" +
+                                           std::to_string(want) + " bytes) but the file has " +
+                                           std::to_string(size_) + " bytes");
+                break;
+            }
+            case VectorFormat::Npy: {
+                if (size_ < 10 || memcmp(base, "\x93NUMPY", 6) != 0)
+                    bad_file(path, "not a .npy file (bad magic)");
+                int major = base[6];
+                size_t hlen, hoff;
+                if (major == 1) {
+                    hlen = base[8] | (size_t(base[9]) << 8);
+                    hoff = 10;
+                } else if (major == 2 || major == 3) {
+                    if (size_ < 12) bad_file(path, "truncated npy header");
+                    uint32_t l;
+                    memcpy(&l, base + 8, 4);
+                    hlen = l;
+                    hoff = 12;
+                } else {
+                    bad_file(path, "unsupported npy version " + std::to_string(major));
+                }
+                if (hoff + hlen > size_) bad_file(path, "truncated npy header");
+                std::string h(reinterpret_cast<const char*>(base + hoff), hlen);
+                parse_npy_header(path, h, &type_, &n_, &d_);
+                elem_ = elem_size(type_);
+                header_ = hoff + hlen;
+                row_stride_ = size_t(d_) * elem_;
+                size_t want = header_ + size_t(n_) * row_stride_;
+                if (size_ != want)
+                    bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
+                                           std::string("npy shape (") + std::to_string(n_) +
+                                           ", " + std::to_string(d_) + ") needs " +
+                                           std::to_string(want) + " bytes but the file has " +
+                                           std::to_string(size_));
+                break;
+            }
+        }
+        if (n_ == 0) bad_file(path, "file holds no vectors");
+    } catch (...) {
+        munmap(map_, size_);
+        map_ = nullptr;
+        throw;
+    }
+}
+
+VectorFile::~VectorFile() {
+    if (map_) munmap(map_, size_);
+}
+
+const uint8_t* VectorFile::row_ptr(idx_t i) const {
+    return static_cast<const uint8_t*>(map_) + header_ + size_t(i) * row_stride_ + row_skip_;
+}
+
+void VectorFile::read_float(idx_t i0, idx_t count, float* out) const {
+    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_, "'" + path_ + "': row range out of bounds");
+#pragma omp parallel for if (count * d_ > (1 << 20))
+    for (idx_t i = 0; i < count; i++) {
+        const uint8_t* p = row_ptr(i0 + i);
+        float* o = out + size_t(i) * d_;
+        switch (type_) {
+            case ElementType::Float32: memcpy(o, p, sizeof(float) * d_); break;
+            case ElementType::UInt8:
+                for (int j = 0; j < d_; j++) o[j] = float(p[j]);
+                break;
+            case ElementType::Int32:
+                for (int j = 0; j < d_; j++) {
+                    int32_t v;
+                    memcpy(&v, p + 4 * j, 4);
+                    o[j] = float(v);
+                }
+                break;
+        }
+    }
+}
+
+void VectorFile::read_int(idx_t i0, idx_t count, int32_t* out) const {
+    FAISS_GMM_CHECK(type_ == ElementType::Int32, "'" + path_ + "' does not hold int32 values");
+    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_, "'" + path_ + "': row range out of bounds");
+    for (idx_t i = 0; i < count; i++) memcpy(out + size_t(i) * d_, row_ptr(i0 + i), 4 * size_t(d_));
+}
+
+std::vector<float> read_vectors(const std::string& path, idx_t* n, int* d, idx_t max_rows) {
+    VectorFile f(path);
+    idx_t m = max_rows > 0 ? std::min(max_rows, f.n()) : f.n();
+    std::vector<float> x(size_t(m) * f.d());
+    f.read_float(0, m, x.data());
+    *n = m;
+    *d = f.d();
+    return x;
+}
+
+std::vector<int32_t> read_ivectors(const std::string& path, idx_t* n, int* d) {
+    VectorFile f(path);
+    std::vector<int32_t> x(size_t(f.n()) * f.d());
+    f.read_int(0, f.n(), x.data());
+    *n = f.n();
+    *d = f.d();
+    return x;
+}
+
+namespace {
+
+void write_rows(const std::string& path, idx_t n, int d, const void* x, ElementType t) {
+    FAISS_GMM_CHECK(n >= 0 && d > 0, "write: bad shape");
+    VectorFormat fmt = format_from_path(path);
+    const size_t es = elem_size(t);
+    const bool ok_type =
+            fmt == VectorFormat::Npy ||
+            (t == ElementType::Float32 && (fmt == VectorFormat::Fvecs || fmt == VectorFormat::Fbin)) ||
+            (t == ElementType::UInt8 && (fmt == VectorFormat::Bvecs || fmt == VectorFormat::U8bin)) ||
+            (t == ElementType::Int32 && (fmt == VectorFormat::Ivecs || fmt == VectorFormat::Ibin));
+    FAISS_GMM_CHECK(ok_type, "'" + path + "': the extension does not match the element type");
+    const uint8_t* src = static_cast<const uint8_t*>(x);
+    write_file_atomic(path, [&](FILE* f) {
+        if (fmt == VectorFormat::Fbin || fmt == VectorFormat::U8bin || fmt == VectorFormat::Ibin) {
+            uint32_t hdr[2] = {uint32_t(n), uint32_t(d)};
+            checked_fwrite(hdr, 4, 2, f, "header");
+            checked_fwrite(src, es, size_t(n) * d, f, "rows");
+        } else if (fmt == VectorFormat::Npy) {
+            const char* descr = t == ElementType::Float32 ? "<f4" : t == ElementType::UInt8 ? "|u1" : "<i4";
+            std::string h = std::string("{'descr': '") + descr +
+                            "', 'fortran_order': False, 'shape': (" + std::to_string(n) + ", " +
+                            std::to_string(d) + "), }";
+            size_t total = 10 + h.size() + 1;
+            h += std::string((64 - total % 64) % 64, ' ') + "\n";
+            uint16_t hl = uint16_t(h.size());
+            checked_fwrite("\x93NUMPY\x01\x00", 1, 8, f, "npy magic");
+            checked_fwrite(&hl, 2, 1, f, "npy header");
+            checked_fwrite(h.data(), 1, h.size(), f, "npy header");
+            checked_fwrite(src, es, size_t(n) * d, f, "rows");
+        } else {
+            int32_t dd = d;
+            for (idx_t i = 0; i < n; i++) {
+                checked_fwrite(&dd, 4, 1, f, "row header");
+                checked_fwrite(src + size_t(i) * d * es, es, d, f, "row");
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void write_vectors(const std::string& path, idx_t n, int d, const float* x) {
+    write_rows(path, n, d, x, ElementType::Float32);
+}
+void write_ivectors(const std::string& path, idx_t n, int d, const int32_t* x) {
+    write_rows(path, n, d, x, ElementType::Int32);
+}
+void write_bvectors(const std::string& path, idx_t n, int d, const uint8_t* x) {
+    write_rows(path, n, d, x, ElementType::UInt8);
+}
+
+}  // namespace faiss_gmm

@@ -1,0 +1,167 @@
+#include <faiss_gmm/impl/CpuEStep.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <omp.h>
+
+extern "C" {
+// Fortran BLAS, as FAISS declares it: no cblas header needed.
+int sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+           const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+           const float* beta, float* c, const int* ldc);
+}
+
+namespace faiss_gmm {
+
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
+
+/// Row-major C (m x n) = alpha * A (m x kk) * B^T (n x kk) + beta * C.
+void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
+              float* c) {
+    // Column-major view: C^T (n x m) = B (n x kk, ld kk)^T' ... expressed as T/N.
+    sgemm_("T", "N", &n, &m, &kk, &alpha, b, &kk, a, &kk, &beta, c, &n);
+}
+
+/// Row-major C (m x n) = A^T (m x kk) * B (kk x n), A stored kk x m, B kk x n.
+void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
+    const float one = 1, zero = 0;
+    sgemm_("N", "T", &n, &m, &kk, &one, b, &n, a, &m, &zero, c, &n);
+}
+
+}  // namespace
+
+LogDensityTerms::LogDensityTerms(const GaussianMixture& model, const std::vector<double>& sh)
+    : d(model.d), k(model.k), covariance_type(model.params.covariance_type) {
+    model.check_model();
+    FAISS_GMM_CHECK(int(sh.size()) == d, "shift has the wrong dimension");
+    shift.assign(sh.begin(), sh.end());
+    a.resize(size_t(k) * d);
+    b.resize(model.n_variances());
+    c.resize(k);
+    const bool spherical = covariance_type == CovarianceType::Spherical;
+    for (int ci = 0; ci < k; ci++) {
+        const float* mu = model.means.data() + size_t(ci) * d;
+        double log_pi = std::log(std::max(double(model.weights[ci]), 1e-300));
+        double quad = 0, log_det = 0;
+        for (int j = 0; j < d; j++) {
+            double var = spherical ? model.variances[ci] : model.variances[size_t(ci) * d + j];
+            double m = double(mu[j]) - sh[j];
+            a[size_t(ci) * d + j] = float(m / var);
+            quad += m * m / var;
+            log_det += std::log(var);
+            if (!spherical) b[size_t(ci) * d + j] = float(1.0 / var);
+        }
+        if (spherical) b[ci] = float(1.0 / model.variances[ci]);
+        c[ci] = float(log_pi - 0.5 * (d * kLog2Pi + log_det + quad));
+    }
+}
+
+void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc,
+                        float* x2, float* out) {
+    const int d = t.d, k = t.k;
+    const bool spherical = t.covariance_type == CovarianceType::Spherical;
+#pragma omp parallel for if (n * d > 65536)
+    for (idx_t i = 0; i < n; i++) {
+        const float* xi = x + i * d;
+        float* ci = xc + i * d;
+        double norm = 0;
+        for (int j = 0; j < d; j++) {
+            float v = xi[j] - t.shift[j];
+            ci[j] = v;
+            if (spherical)
+                norm += double(v) * v;
+            else
+                x2[i * d + j] = v * v;
+        }
+        if (spherical) x2[i] = float(norm);
+    }
+    gemm_abt(int(n), k, d, 1.0f, xc, t.a.data(), 0.0f, out);
+    if (!spherical) gemm_abt(int(n), k, d, -0.5f, x2, t.b.data(), 1.0f, out);
+#pragma omp parallel for if (n * k > 65536)
+    for (idx_t i = 0; i < n; i++) {
+        float* row = out + i * k;
+        float half_norm = spherical ? 0.5f * x2[i] : 0.0f;
+        for (int ci = 0; ci < k; ci++) {
+            row[ci] += t.c[ci];
+            if (spherical) row[ci] -= half_norm * t.b[ci];
+        }
+    }
+}
+
+idx_t CpuEStep::block_rows(int d, int k) const {
+    // Per row: k log-densities + d centred values + d squares.
+    size_t per_row = sizeof(float) * (size_t(k) + 2 * size_t(d) + 2);
+    size_t fixed = sizeof(float) * size_t(k) * d;
+    size_t rows = block_bytes_ > fixed ? (block_bytes_ - fixed) / per_row : 1;
+    return idx_t(std::max<size_t>(1, std::min<size_t>(rows, 1 << 20)));
+}
+
+void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
+                          const float* weights, float* log_norm, SufficientStatistics& st) {
+    const int d = model.d, k = model.k;
+    const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
+    FAISS_GMM_CHECK(st.d == d && st.k == k && st.covariance_type == model.params.covariance_type,
+                    "statistics were reset for another model shape");
+    if (n == 0) return;
+    LogDensityTerms terms(model, st.shift);
+    const idx_t bs = std::min(n, block_rows(d, k));
+    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d),
+            x2(spherical ? size_t(bs) : size_t(bs) * d), tmp(size_t(k) * d), tmp_k(k);
+    const int nthreads = omp_get_max_threads();
+    std::vector<double> nk_thread(size_t(nthreads) * k);
+
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        const idx_t nb = std::min(bs, n - i0);
+        cpu_log_prob_block(terms, nb, x + i0 * d, xc.data(), x2.data(), lp.data());
+        std::fill(nk_thread.begin(), nk_thread.end(), 0.0);
+        double sum_lz = 0, sum_w = 0;
+        bool bad = false;
+#pragma omp parallel for reduction(+ : sum_lz, sum_w) reduction(|| : bad)
+        for (idx_t i = 0; i < nb; i++) {
+            float* row = lp.data() + size_t(i) * k;
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int c = 0; c < k; c++) mx = std::max(mx, row[c]);
+            // One exp per entry: keep e = exp(l - max), then r = w e / sum(e).
+            double s = 0;
+            for (int c = 0; c < k; c++) {
+                float e = std::exp(row[c] - mx);
+                row[c] = e;
+                s += e;
+            }
+            double lz = double(mx) + std::log(s);
+            if (!std::isfinite(lz)) bad = true;
+            float w = weights ? weights[i0 + i] : 1.0f;
+            if (log_norm) log_norm[i0 + i] = float(lz);
+            sum_lz += w * lz;
+            sum_w += w;
+            double* nk = nk_thread.data() + size_t(omp_get_thread_num()) * k;
+            const float scale = float(w / s);
+            for (int c = 0; c < k; c++) {
+                float r = row[c] * scale;
+                row[c] = r;
+                nk[c] += r;
+            }
+        }
+        FAISS_GMM_CHECK(!bad, "non-finite log-likelihood in the E-step (degenerate model?)");
+        st.sum_log_norm += sum_lz;
+        st.sum_weights += sum_w;
+        for (int t = 0; t < nthreads; t++)
+            for (int c = 0; c < k; c++) st.nk[c] += nk_thread[size_t(t) * k + c];
+        // sum_x += R^T xc ; second moment likewise.
+        gemm_atb(k, d, int(nb), lp.data(), xc.data(), tmp.data());
+        for (size_t j = 0; j < tmp.size(); j++) st.sum_x[j] += tmp[j];
+        if (spherical) {
+            gemm_atb(k, 1, int(nb), lp.data(), x2.data(), tmp_k.data());
+            for (int c = 0; c < k; c++) st.sum_x2[c] += tmp_k[c];
+        } else {
+            gemm_atb(k, d, int(nb), lp.data(), x2.data(), tmp.data());
+            for (size_t j = 0; j < tmp.size(); j++) st.sum_x2[j] += tmp[j];
+        }
+    }
+}
+
+}  // namespace faiss_gmm

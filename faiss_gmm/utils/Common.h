@@ -1,0 +1,32 @@
+/**
+ * Shared basics: the id type, the exception type and the checking macros.
+ */
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include <faiss/Index.h>
+
+namespace faiss_gmm {
+
+/// Row/id type. FAISS 1.7.3 spells it faiss::Index::idx_t, newer FAISS
+/// faiss::idx_t; both are the type of Index::ntotal, so take it from there.
+using idx_t = decltype(faiss::Index::ntotal);
+
+/** The one exception type of the library: the message names the problem. */
+class Error : public std::runtime_error {
+   public:
+    explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+}  // namespace faiss_gmm
+
+/// Throw faiss_gmm::Error with a message when cond does not hold.
+#define FAISS_GMM_CHECK(cond, msg)                                  \
+    do {                                                            \
+        if (!(cond)) {                                              \
+            throw ::faiss_gmm::Error(std::string("faiss-gmm: ") + (msg)); \
+        }                                                           \
+    } while (0)

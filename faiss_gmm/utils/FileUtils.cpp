@@ -1,0 +1,56 @@
+#include <faiss_gmm/utils/FileUtils.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <unistd.h>
+
+namespace faiss_gmm {
+
+void checked_fwrite(const void* p, size_t size, size_t count, FILE* f, const char* what) {
+    if (count && fwrite(p, size, count, f) != count)
+        throw Error(std::string("faiss-gmm: short write of ") + what + ": " + strerror(errno));
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& write) {
+    std::string tmpl = path + ".tmp.XXXXXX";
+    int fd = mkstemp(&tmpl[0]);
+    if (fd < 0)
+        throw Error("faiss-gmm: cannot write '" + path + "': " + strerror(errno));
+    FILE* f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmpl.c_str());
+        throw Error("faiss-gmm: cannot write '" + path + "': " + strerror(e));
+    }
+    try {
+        write(f);
+        if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+            throw Error(std::string("faiss-gmm: flushing failed: ") + strerror(errno));
+    } catch (const std::exception& e) {
+        fclose(f);
+        unlink(tmpl.c_str());
+        throw Error(std::string("faiss-gmm: writing '") + path + "' failed: " + e.what());
+    }
+    if (fclose(f) != 0 || rename(tmpl.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        unlink(tmpl.c_str());
+        throw Error("faiss-gmm: cannot write '" + path + "': " + strerror(e));
+    }
+}
+
+void check_finite_rows(idx_t n, int d, const float* x, const char* what) {
+    for (idx_t i = 0; i < n; i++) {
+        const float* r = x + i * size_t(d);
+        for (int j = 0; j < d; j++) {
+            if (!std::isfinite(r[j])) {
+                throw Error(std::string("faiss-gmm: ") + what + ": row " + std::to_string(i) +
+                            " has a non-finite value (" + (std::isnan(r[j]) ? "nan" : "inf") +
+                            ") at dimension " + std::to_string(j));
+            }
+        }
+    }
+}
+
+}  // namespace faiss_gmm

@@ -1,0 +1,29 @@
+/** Small file helpers: atomic writes and data validation. */
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include <faiss_gmm/utils/Common.h>
+
+namespace faiss_gmm {
+
+/**
+ * Write a file atomically: `write` fills a temporary file in the same folder,
+ * which is renamed over `path` only when everything succeeded. On any error
+ * the temporary file is removed and Error names the path: nothing partial is
+ * left behind.
+ */
+void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& write);
+
+/** fwrite that throws Error naming `what` on a short write. */
+void checked_fwrite(const void* p, size_t size, size_t count, FILE* f, const char* what);
+
+/**
+ * Throw Error naming the first row of x (n x d) that holds a NaN or Inf,
+ * e.g. "training data: row 17 has a non-finite value (nan) at dimension 3".
+ */
+void check_finite_rows(idx_t n, int d, const float* x, const char* what);
+
+}  // namespace faiss_gmm
