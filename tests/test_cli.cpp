@@ -1,0 +1,125 @@
+// The faiss-gmm command line, end to end, including its errors.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <memory>
+
+#include <faiss/index_io.h>
+
+#include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/SyntheticData.h>
+#include <faiss_gmm/VectorIO.h>
+
+#include "TestUtils.h"
+
+using namespace faiss_gmm;
+using namespace faiss_gmm::test;
+
+namespace {
+
+struct Run {
+    int code;
+    std::string out;
+};
+
+Run cli(const std::string& args) {
+    std::string cmd = std::string(FAISS_GMM_CLI) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, r);
+    int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+bool exists(const std::string& p) {
+    struct stat s;
+    return stat(p.c_str(), &s) == 0;
+}
+
+class Cli : public testing::Test {
+   protected:
+    TempDir dir;
+    std::string data;
+    void SetUp() override {
+        SyntheticMixtureParameters sp;
+        sp.d = 16;
+        sp.n_clusters = 12;
+        sp.seed = fresh_seed();
+        SyntheticMixture mix(sp);
+        std::vector<float> x(3001 * 16);
+        mix.sample(3001, 1, x.data());
+        data = dir / "data.fvecs";
+        write_vectors(data, 3001, 16, x.data());
+    }
+};
+
+TEST_F(Cli, TrainBuildEval) {
+    auto r = cli("train --data " + data + " -k 8 --niter 5 --cov diagonal --means-out " +
+                 (dir / "m.fvecs") + " --model-out " + (dir / "m.gmm"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("iter"), std::string::npos) << "progress expected:\n" << r.out;
+    idx_t n;
+    int d;
+    auto means = read_vectors(dir / "m.fvecs", &n, &d);
+    EXPECT_EQ(n, 8);
+    EXPECT_EQ(d, 16);
+    auto model = GaussianMixture::load(dir / "m.gmm");
+    EXPECT_EQ(model.means, means);
+    EXPECT_EQ(model.params.covariance_type, CovarianceType::Diagonal);
+
+    r = cli("build --data " + data + " --factory IVF16,Flat --niter 3 --out " + (dir / "ivf.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::unique_ptr<faiss::Index> index(faiss::read_index((dir / "ivf.index").c_str()));
+    EXPECT_EQ(index->ntotal, 3001);
+
+    r = cli("eval --index " + (dir / "ivf.index") + " --queries " + data + " --base " + data +
+            " --nprobe 1,16 --max-queries 40");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("R10@10"), std::string::npos) << r.out;
+    // All 16 lists probed with exact distances: recall 1.
+    EXPECT_NE(r.out.find("     16    1.0000    1.0000"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, DemoRunsSmall) {
+    auto r = cli("demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,4 --quiet");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("k-means"), std::string::npos);
+    EXPECT_NE(r.out.find("GMM"), std::string::npos);
+}
+
+TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
+    auto r = cli("train --data " + (dir / "missing.fvecs") + " -k 4");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("cannot open"), std::string::npos) << r.out;
+
+    r = cli("train --data " + data + " -k 5000 --means-out " + (dir / "big.fvecs"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("k=5000"), std::string::npos) << r.out;
+    EXPECT_FALSE(exists(dir / "big.fvecs"));
+
+    std::vector<float> bad(20 * 4, 1.f);
+    bad[13 * 4 + 1] = NAN;
+    write_vectors(dir / "nan.fvecs", 20, 4, bad.data());
+    r = cli("train --data " + (dir / "nan.fvecs") + " -k 2 --means-out " + (dir / "nan_means.fvecs"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("row 13"), std::string::npos) << r.out;
+    EXPECT_FALSE(exists(dir / "nan_means.fvecs"));
+
+    r = cli("build --data " + data + " --factory IVF8,Flat --out " + (dir / "data.fvecs/x.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("cannot write"), std::string::npos) << r.out;
+
+    r = cli("train --data " + data + " -k 4 --cov full");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("covariance"), std::string::npos) << r.out;
+
+    r = cli("--help");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("build"), std::string::npos);
+}
+
+}  // namespace
