@@ -80,9 +80,17 @@ TEST(Em, RecoversKnownMixture) {
     p.reg_covar = 1e-6;
     p.init = InitMethod::KMeansPlusPlus;
     p.max_points_per_component = 0;  // every row: standard errors below assume n rows
-    p.seed = int(seed % 1000);
-    GaussianMixture g(sp.d, sp.n_clusters, p);
-    g.fit(n, x.data());
+    // EM finds a local optimum: keep the best of several initialisations
+    // (as sklearn's n_init / FAISS's nredo).
+    GaussianMixture g;
+    for (int redo = 0; redo < 5; redo++) {
+        p.seed = int(seed % 1000) + 17 * redo;
+        GaussianMixture h(sp.d, sp.n_clusters, p);
+        h.fit(n, x.data());
+        if (redo == 0 || h.iteration_stats.back().log_likelihood >
+                                 g.iteration_stats.back().log_likelihood)
+            g = h;
+    }
     for (int c = 0; c < sp.n_clusters; c++) {
         // The fitted component nearest to true component c.
         int best = -1;
