@@ -6,6 +6,11 @@
 #include <random>
 
 #include <faiss_gmm/impl/CpuEStep.h>
+#ifdef FAISS_GMM_WITH_CUDA
+#include <curand.h>
+
+#include <faiss_gmm/gpu/GpuEStep.h>
+#endif
 
 using namespace faiss_gmm;
 
@@ -49,7 +54,60 @@ void BM_CpuEStep(benchmark::State& state) {
     state.SetLabel(std::string(to_string(cov)) + " fp32 cpu");
 }
 
+#ifdef FAISS_GMM_WITH_CUDA
+/// Device-resident E-step: rows already on the GPU (cuRAND normal data).
+void BM_GpuEStep(benchmark::State& state) {
+    if (!gpu_backend_available()) {
+        state.SkipWithError("no GPU");
+        return;
+    }
+    const int64_t n = state.range(0);
+    const int k = int(state.range(1)), d = int(state.range(2));
+    const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
+    gpu::DeviceBuffer<float> x, lz;
+    x.reserve(size_t(n) * d + 1);
+    lz.reserve(size_t(n));
+    curandGenerator_t gen;
+    curandCreateGenerator(&gen, CURAND_RNG_PSEUDO_DEFAULT);
+    curandSetPseudoRandomGeneratorSeed(gen, 1234);
+    curandGenerateNormal(gen, x.data(), (size_t(n) * d + 1) / 2 * 2, 0.f, 1.f);
+    curandDestroyGenerator(gen);
+    std::vector<float> host_means(size_t(k) * d);
+    FAISS_GMM_CUDA_CHECK(cudaMemcpy(host_means.data(), x.data(), host_means.size() * 4,
+                                    cudaMemcpyDeviceToHost));
+    GaussianMixture m = make_model(d, k, cov, host_means);
+    gpu::GpuEStep backend;
+    cudaStream_t stream;
+    FAISS_GMM_CUDA_CHECK(cudaStreamCreate(&stream));
+    size_t free0, total;
+    FAISS_GMM_CUDA_CHECK(cudaMemGetInfo(&free0, &total));
+    for (auto _ : state) {
+        SufficientStatistics st;
+        st.reset(d, k, cov, mixture_center(m));
+        backend.accumulate_device(m, n, x.data(), nullptr, lz.data(), st, stream);
+        benchmark::DoNotOptimize(st.sum_log_norm);
+    }
+    size_t free1;
+    FAISS_GMM_CUDA_CHECK(cudaMemGetInfo(&free1, &total));
+    FAISS_GMM_CUDA_CHECK(cudaStreamDestroy(stream));
+    const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
+    state.counters["TFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e12,
+                                                   benchmark::Counter::kIsRate);
+    // Extra memory: log Z (N floats, the caller's) + what the backend allocated.
+    state.counters["scratch_MB"] = (4.0 * n + double(free0 - free1)) / 1e6;
+    state.SetLabel(std::string(to_string(cov)) + " fp32 gpu");
+}
+#endif
+
 }  // namespace
+
+#ifdef FAISS_GMM_WITH_CUDA
+BENCHMARK(BM_GpuEStep)
+        ->ArgNames({"N", "K", "D", "diag"})
+        ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+#endif
 
 // N x K x D x covariance (0 spherical, 1 diagonal): CPU rows at smaller N.
 BENCHMARK(BM_CpuEStep)

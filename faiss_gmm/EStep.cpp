@@ -2,6 +2,9 @@
 
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/Device.h>
+#ifdef FAISS_GMM_WITH_CUDA
+#include <faiss_gmm/gpu/GpuEStep.h>
+#endif
 
 namespace faiss_gmm {
 
@@ -41,9 +44,11 @@ std::vector<double> mixture_center(const GaussianMixture& m) {
 }
 
 bool gpu_backend_available() {
-    // The fused CUDA E-step is not built in yet: device_count() is there so
-    // that selection is already in place when it is.
+#ifdef FAISS_GMM_WITH_CUDA
+    return cuda_device_count() > 0;
+#else
     return false;
+#endif
 }
 
 std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters& p) {
@@ -51,8 +56,21 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
         FAISS_GMM_CHECK(gpu_backend_available(),
                         std::string("device=gpu was asked for but no GPU E-step is available (") +
                                 std::to_string(cuda_device_count()) +
-                                " CUDA device(s) visible; this build has no GPU backend)");
+                                " CUDA device(s) visible" +
+#ifdef FAISS_GMM_WITH_CUDA
+                                ")"
+#else
+                                "; this build has no CUDA support)"
+#endif
+                        );
     }
+#ifdef FAISS_GMM_WITH_CUDA
+    FAISS_GMM_CHECK(p.device == Device::Cpu || !gpu_backend_available() ||
+                            p.precision == Precision::Fp32,
+                    "only fp32 GPU E-steps exist so far (TF32 and bf16 are not implemented)");
+    if (p.device != Device::Cpu && gpu_backend_available())
+        return std::make_unique<gpu::GpuEStep>(p.gpu_device);
+#endif
     return std::make_unique<CpuEStep>(p.max_block_bytes);
 }
 

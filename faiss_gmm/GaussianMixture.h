@@ -75,7 +75,7 @@ struct GaussianMixtureParameters {
     double min_component_mass = 1.0;
     bool normalize_means = false;  ///< L2-normalise means after each M-step (inner-product IVF, as FAISS's spherical k-means)
     Device device = Device::Auto;  ///< which E-step backend runs
-    Precision precision = Precision::Fp32;  ///< dot-product precision of GPU backends
+    Precision precision = Precision::Fp32;  ///< dot-product precision of GPU backends (only Fp32 exists so far)
     int gpu_device = -1;          ///< GPU ordinal; -1 picks the current device
     size_t max_block_bytes = size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
     bool verbose = false;          ///< print per-iteration progress on stderr

@@ -1,0 +1,58 @@
+/** Checked CUDA calls and owning device buffers (CUDA builds only). */
+#pragma once
+
+#include <string>
+
+#include <cuda_runtime_api.h>
+
+#include <faiss_gmm/utils/Common.h>
+
+/// Run a CUDA runtime call; on failure throw faiss_gmm::Error naming the
+/// call, the error and the place.
+#define FAISS_GMM_CUDA_CHECK(call)                                                       \
+    do {                                                                                 \
+        cudaError_t err__ = (call);                                                      \
+        if (err__ != cudaSuccess) {                                                      \
+            throw ::faiss_gmm::Error(std::string("faiss-gmm: CUDA error in ") + #call +  \
+                                     ": " + cudaGetErrorString(err__) + " (" + __FILE__ + \
+                                     ":" + std::to_string(__LINE__) + ")");               \
+        }                                                                                \
+    } while (0)
+
+namespace faiss_gmm {
+namespace gpu {
+
+/** cudaMalloc'ed array of T, freed on destruction; grows on reserve(). */
+template <class T>
+class DeviceBuffer {
+   public:
+    DeviceBuffer() = default;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer() {
+        if (p_) cudaFree(p_);
+    }
+    /** At least n elements (contents not kept); "out of memory" names the size. */
+    void reserve(size_t n) {
+        if (n <= n_) return;
+        if (p_) cudaFree(p_);
+        p_ = nullptr;
+        n_ = 0;
+        cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T));
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            throw Error("faiss-gmm: cannot allocate " + std::to_string(n * sizeof(T)) +
+                        " bytes on the GPU: " + cudaGetErrorString(e));
+        }
+        n_ = n;
+    }
+    T* data() { return p_; }
+    const T* data() const { return p_; }
+
+   private:
+    T* p_ = nullptr;
+    size_t n_ = 0;
+};
+
+}  // namespace gpu
+}  // namespace faiss_gmm

@@ -1,0 +1,303 @@
+// Fused GMM E-step kernels (fp32 SIMT, first version).
+//
+// Pass 1 (log_norm_kernel): a block owns 64 rows and sweeps all components
+// in 64-wide tiles, keeping an online log-sum-exp per row: log Z.
+// Pass 2 (accumulate_kernel): a block owns 64 components and a chunk of
+// rows; it recomputes the 64 x 64 log-density tile, turns it into
+// responsibilities in shared memory and adds R^T x' (and R^T x'^2) into
+// register accumulators; one double atomicAdd per accumulator per block at
+// the end. The N x K matrix never reaches global memory.
+#include "EStepKernels.cuh"
+
+#include <algorithm>
+#include <cfloat>
+
+namespace faiss_gmm {
+namespace gpu {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int BM = 64;   // rows per tile
+constexpr int BN = 64;   // components per tile
+constexpr int BK = 16;   // dimensions per step of the logit product
+constexpr int DC = 128;  // dimensions per accumulation block (grid.z splits larger d)
+constexpr int SUB = 32;  // rows per accumulation sub-tile
+
+/// Shared memory of the logit product (padded against bank conflicts).
+struct LogitSmem {
+    float xs[BK][BM + 1];
+    float x2s[BK][BM + 1];
+    float as[BK][BN + 1];
+    float bs[BK][BN + 1];
+};
+
+/// ||x - shift||^2 of rows [row0, row0 + BM) into norm (one warp per 8 rows).
+__device__ void row_norms(const float* __restrict__ x, int64_t n, int64_t row0,
+                          const LogDensityView& m, float* norm) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int i = warp; i < BM; i += kThreads / 32) {
+        const int64_t row = row0 + i;
+        float s = 0;
+        if (row < n)
+            for (int j = lane; j < m.d; j += 32) {
+                float v = x[row * m.d + j] - m.shift[j];
+                s += v * v;
+            }
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) norm[i] = s;
+    }
+}
+
+/// Log-densities of rows [row0, +BM) x components [c0, +BN): thread
+/// (ty = tid / 16, tx = tid % 16) gets rows ty*4+r, components tx*4+q.
+/// Invalid components get -inf; invalid rows get finite garbage (masked later).
+template <bool kDiag>
+__device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0, int c0,
+                           const LogDensityView& m, const float* norm, LogitSmem& sm,
+                           float (&L)[4][4]) {
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    float acc1[4][4] = {}, acc2[4][4] = {};
+    for (int j0 = 0; j0 < m.d; j0 += BK) {
+#pragma unroll
+        for (int u = 0; u < BM * BK / kThreads; u++) {
+            const int e = tid + u * kThreads, r = e / BK, kk = e % BK, j = j0 + kk;
+            const int64_t row = row0 + r;
+            float v = (row < n && j < m.d) ? x[row * m.d + j] - m.shift[j] : 0.f;
+            sm.xs[kk][r] = v;
+            if (kDiag) sm.x2s[kk][r] = v * v;
+            const int comp = c0 + r;  // same e -> (component, kk) for the model tiles
+            const bool ok = comp < m.k && j < m.d;
+            sm.as[kk][r] = ok ? m.a[size_t(comp) * m.d + j] : 0.f;
+            if (kDiag) sm.bs[kk][r] = ok ? m.b[size_t(comp) * m.d + j] : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BK; kk++) {
+            float xr[4], ar[4], x2r[4], br[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                xr[r] = sm.xs[kk][ty * 4 + r];
+                ar[r] = sm.as[kk][tx * 4 + r];
+                if (kDiag) {
+                    x2r[r] = sm.x2s[kk][ty * 4 + r];
+                    br[r] = sm.bs[kk][tx * 4 + r];
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    acc1[r][q] = fmaf(xr[r], ar[q], acc1[r][q]);
+                    if (kDiag) acc2[r][q] = fmaf(x2r[r], br[q], acc2[r][q]);
+                }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int comp = c0 + tx * 4 + q;
+        const bool ok = comp < m.k;
+        const float cc = ok ? m.c[comp] : 0.f, bb = (ok && !kDiag) ? m.b[comp] : 0.f;
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float quad = kDiag ? acc2[r][q] : norm[ty * 4 + r] * bb;
+            L[r][q] = ok ? cc + acc1[r][q] - 0.5f * quad : -INFINITY;
+        }
+    }
+}
+
+template <bool kDiag>
+__global__ void __launch_bounds__(kThreads) log_norm_kernel(const float* __restrict__ x, int64_t n,
+                                                            const float* __restrict__ w,
+                                                            LogDensityView m,
+                                                            float* __restrict__ log_norm,
+                                                            double* __restrict__ sums) {
+    __shared__ LogitSmem sm;
+    __shared__ float norm[BM];
+    __shared__ double red[2][kThreads / 32];
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    const int64_t row0 = int64_t(blockIdx.x) * BM;
+    if (!kDiag) row_norms(x, n, row0, m, norm);
+    __syncthreads();
+    float run_m[4], run_s[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++) run_m[r] = -INFINITY, run_s[r] = 0.f;
+    for (int c0 = 0; c0 < m.k; c0 += BN) {
+        float L[4][4];
+        logit_tile<kDiag>(x, n, row0, c0, m, norm, sm, L);
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float t = fmaxf(fmaxf(L[r][0], L[r][1]), fmaxf(L[r][2], L[r][3]));
+            for (int o = 8; o; o >>= 1) t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
+            const float nm = fmaxf(run_m[r], t);
+            float s = 0;
+#pragma unroll
+            for (int q = 0; q < 4; q++) s += expf(L[r][q] - nm);
+            for (int o = 8; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            run_s[r] = run_s[r] * expf(run_m[r] - nm) + s;
+            run_m[r] = nm;
+        }
+    }
+    double lz_sum = 0, w_sum = 0;
+    if (tx == 0) {
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int64_t row = row0 + ty * 4 + r;
+            if (row < n) {
+                const float lz = run_m[r] + logf(run_s[r]);
+                log_norm[row] = lz;
+                const double wi = w ? w[row] : 1.0;
+                lz_sum += wi * lz;
+                w_sum += wi;
+            }
+        }
+    }
+    for (int o = 16; o; o >>= 1) {
+        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
+        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+    }
+    if (tid % 32 == 0) red[0][tid / 32] = lz_sum, red[1][tid / 32] = w_sum;
+    __syncthreads();
+    if (tid == 0) {
+        double a = 0, b = 0;
+        for (int i = 0; i < kThreads / 32; i++) a += red[0][i], b += red[1][i];
+        atomicAdd(sums, a);
+        atomicAdd(sums + 1, b);
+    }
+}
+
+template <bool kDiag>
+__global__ void __launch_bounds__(kThreads) accumulate_kernel(
+        const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+        const float* __restrict__ log_norm, LogDensityView m, StatsView st, int64_t rows_per_chunk) {
+    __shared__ union {
+        LogitSmem logit;
+        float xa[SUB][DC];
+    } sm;
+    __shared__ float rs[BM][BN + 1];
+    __shared__ float norm[BM], lz[BM], wt[BM];
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    const int tc = tid / 16, tj = tid % 16;  // accumulation layout
+    const int c0 = blockIdx.x * BN, dc0 = blockIdx.z * DC;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+    float accx[4][8] = {}, accx2[4][8] = {}, nkp[4] = {}, sx2p[4] = {};
+
+    for (int64_t row0 = begin; row0 < end; row0 += BM) {
+        if (!kDiag) row_norms(x, end, row0, m, norm);
+        if (tid < BM) {
+            const int64_t row = row0 + tid;
+            lz[tid] = row < end ? log_norm[row] : 0.f;
+            wt[tid] = row < end ? (w ? w[row] : 1.f) : 0.f;
+        }
+        __syncthreads();
+        float L[4][4];
+        logit_tile<kDiag>(x, end, row0, c0, m, norm, sm.logit, L);
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int i = ty * 4 + r;
+                rs[i][tx * 4 + q] = wt[i] > 0.f ? wt[i] * expf(L[r][q] - lz[i]) : 0.f;
+            }
+        __syncthreads();
+        for (int h = 0; h < BM / SUB; h++) {
+#pragma unroll
+            for (int u = 0; u < SUB * DC / kThreads; u++) {
+                const int e = tid + u * kThreads, i = e / DC, jj = e % DC, j = dc0 + jj;
+                const int64_t row = row0 + h * SUB + i;
+                sm.xa[i][jj] = (row < end && j < m.d) ? x[row * m.d + j] - m.shift[j] : 0.f;
+            }
+            __syncthreads();
+#pragma unroll 4
+            for (int i = 0; i < SUB; i++) {
+                float rr[4], xv[8];
+#pragma unroll
+                for (int q = 0; q < 4; q++) rr[q] = rs[h * SUB + i][tc * 4 + q];
+#pragma unroll
+                for (int v = 0; v < 8; v++) xv[v] = sm.xa[i][tj + 16 * v];
+#pragma unroll
+                for (int q = 0; q < 4; q++)
+#pragma unroll
+                    for (int v = 0; v < 8; v++) {
+                        accx[q][v] = fmaf(rr[q], xv[v], accx[q][v]);
+                        if (kDiag) accx2[q][v] = fmaf(rr[q], xv[v] * xv[v], accx2[q][v]);
+                    }
+            }
+            // Nk (and the spherical second moment): rows i = tj, tj + 16 of the sub-tile.
+#pragma unroll
+            for (int i = tj; i < SUB; i += 16)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const float r = rs[h * SUB + i][tc * 4 + q];
+                    nkp[q] += r;
+                    if (!kDiag) sx2p[q] = fmaf(r, norm[h * SUB + i], sx2p[q]);
+                }
+            __syncthreads();
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int comp = c0 + tc * 4 + q;
+        if (comp >= m.k) continue;
+#pragma unroll
+        for (int v = 0; v < 8; v++) {
+            const int j = dc0 + tj + 16 * v;
+            if (j >= m.d) continue;
+            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[q][v]));
+            if (kDiag) atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[q][v]));
+        }
+    }
+    if (blockIdx.z == 0) {
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            for (int o = 8; o; o >>= 1) {
+                nkp[q] += __shfl_xor_sync(0xffffffffu, nkp[q], o);
+                sx2p[q] += __shfl_xor_sync(0xffffffffu, sx2p[q], o);
+            }
+        if (tj == 0)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int comp = c0 + tc * 4 + q;
+                if (comp >= m.k) continue;
+                atomicAdd(st.nk + comp, double(nkp[q]));
+                if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[q]));
+            }
+    }
+}
+
+}  // namespace
+
+void launch_log_norm(const float* x, int64_t n, const float* weights, const LogDensityView& m,
+                     float* log_norm, const StatsView& stats, cudaStream_t stream) {
+    if (n == 0) return;
+    const dim3 grid{unsigned((n + BM - 1) / BM)};
+    if (m.spherical)
+        log_norm_kernel<false><<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+    else
+        log_norm_kernel<true><<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+}
+
+void launch_accumulate(const float* x, int64_t n, const float* weights, const float* log_norm,
+                       const LogDensityView& m, const StatsView& stats, int num_sms,
+                       cudaStream_t stream) {
+    if (n == 0) return;
+    const int ctiles = (m.k + BN - 1) / BN, dchunks = (m.d + DC - 1) / DC;
+    const int64_t row_tiles = (n + BM - 1) / BM;
+    const int64_t target = int64_t(std::max(num_sms, 1)) * 4;
+    int64_t chunks = std::max<int64_t>(1, (target + ctiles * dchunks - 1) / (ctiles * dchunks));
+    chunks = std::min(chunks, std::min<int64_t>(row_tiles, 65535));
+    const int64_t rows_per_chunk = ((row_tiles + chunks - 1) / chunks) * BM;
+    chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
+    const dim3 grid{unsigned(ctiles), unsigned(chunks), unsigned(dchunks)};
+    if (m.spherical)
+        accumulate_kernel<false><<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats,
+                                                                rows_per_chunk);
+    else
+        accumulate_kernel<true><<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats,
+                                                               rows_per_chunk);
+}
+
+}  // namespace gpu
+}  // namespace faiss_gmm

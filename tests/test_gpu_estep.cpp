@@ -1,0 +1,115 @@
+// GPU E-step against the float64 reference and the CPU backend.
+// Skips without a GPU (CI); run on the H200.
+#include <gtest/gtest.h>
+
+#include <faiss_gmm/impl/CpuEStep.h>
+#ifdef FAISS_GMM_WITH_CUDA
+#include <faiss_gmm/gpu/GpuEStep.h>
+#endif
+
+#include "TestUtils.h"
+
+using namespace faiss_gmm;
+using namespace faiss_gmm::test;
+
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                              \
+    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
+
+struct GShape {
+    int d, k;
+    CovarianceType cov;
+    bool sift_like;
+};
+
+class GpuEStepShapes : public testing::TestWithParam<GShape> {};
+
+TEST_P(GpuEStepShapes, MatchesFloat64ReferenceAndCpu) {
+    SKIP_WITHOUT_GPU();
+#ifdef FAISS_GMM_WITH_CUDA
+    const GShape s = GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int64_t n = s.k >= 4096 ? 1531 : 3001;  // not a multiple of any tile
+    auto x = random_rows(n, s.d, s.sift_like, rng);
+    GaussianMixture m = random_model(s.d, s.k, s.cov, x, rng);
+    std::vector<float> w(n);
+    std::uniform_real_distribution<float> uw(0.5f, 2.f);
+    for (auto& v : w) v = uw(rng);
+
+    // Small row blocks so the host path crosses block boundaries.
+    gpu::GpuEStep g(-1, sizeof(float) * (s.d + 2) * 1000);
+    SufficientStatistics st;
+    st.reset(s.d, s.k, s.cov, mixture_center(m));
+    std::vector<float> lz(n, NAN);  // poisoned
+    g.accumulate(m, n, x.data(), w.data(), lz.data(), st);
+
+    NaiveStats ref = naive_estep(m, n, x.data(), w.data());
+    NaiveStats got = to_absolute(st);
+    const double tol = 5e-5;
+    EXPECT_LT(rel_err(lz, ref.log_norm), tol);
+    EXPECT_LT(rel_err(got.nk, ref.nk), tol);
+    EXPECT_LT(rel_err(got.sum_x, ref.sum_x), tol);
+    EXPECT_LT(rel_err(got.sum_x2, ref.sum_x2), tol);
+    EXPECT_NEAR(st.sum_log_norm, ref.sum_log_norm, 1e-5 * std::abs(ref.sum_log_norm) + 1e-3);
+
+    SufficientStatistics cst;
+    cst.reset(s.d, s.k, s.cov, mixture_center(m));
+    CpuEStep().accumulate(m, n, x.data(), w.data(), nullptr, cst);
+    EXPECT_LT(rel_err(st.sum_x, cst.sum_x), 1e-4);
+    EXPECT_LT(rel_err(st.nk, cst.nk), 1e-4);
+#endif
+}
+
+std::vector<GShape> gpu_shapes() {
+    std::vector<GShape> v;
+    for (int d : {3, 96, 100, 128, 200})
+        for (int k : {1, 7, 1000, 4096})
+            for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal})
+                for (bool sift : {false, true}) v.push_back({d, k, cov, sift});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(AwkwardShapes, GpuEStepShapes, testing::ValuesIn(gpu_shapes()),
+                         [](const testing::TestParamInfo<GShape>& i) {
+                             return "d" + std::to_string(i.param.d) + "_k" +
+                                    std::to_string(i.param.k) + "_" + to_string(i.param.cov) +
+                                    (i.param.sift_like ? "_sift" : "_normal");
+                         });
+
+TEST(GpuEStep, WholeFitMatchesCpu) {
+    SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
+        const int d = 40, k = 50;
+        const int64_t n = 20011;
+        auto x = random_rows(n, d, true, rng);
+        std::vector<float> init(x.begin(), x.begin() + size_t(k) * d);
+        GaussianMixtureParameters p;
+        p.covariance_type = cov;
+        p.niter = 8;
+        p.tol = 0;
+        p.max_points_per_component = 0;
+        p.device = Device::Cpu;
+        GaussianMixture a(d, k, p);
+        a.fit_from_means(n, x.data(), init.data());
+        p.device = Device::Gpu;
+        GaussianMixture b(d, k, p);
+        b.fit_from_means(n, x.data(), init.data());
+        EXPECT_LT(rel_err(b.means, a.means), 1e-3) << to_string(cov);
+        EXPECT_LT(rel_err(b.variances, a.variances), 1e-3) << to_string(cov);
+        EXPECT_NEAR(b.iteration_stats.back().log_likelihood, a.iteration_stats.back().log_likelihood,
+                    1e-4 * std::abs(a.iteration_stats.back().log_likelihood));
+    }
+}
+
+TEST(GpuEStep, BadDeviceIsAnError) {
+    SKIP_WITHOUT_GPU();
+#ifdef FAISS_GMM_WITH_CUDA
+    EXPECT_THROW(gpu::GpuEStep(1000), Error);
+#endif
+}
+
+}  // namespace
