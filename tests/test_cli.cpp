@@ -25,7 +25,10 @@ struct Run {
 };
 
 Run cli(const std::string& args) {
-    std::string cmd = std::string(FAISS_GMM_CLI) + " " + args + " 2>&1";
+    // FAISS_GMM_CLI in the environment overrides the build's path (runs of
+    // the carried binaries on another machine).
+    const char* env = getenv("FAISS_GMM_CLI");
+    std::string cmd = std::string(env ? env : FAISS_GMM_CLI) + " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
     char buf[4096];
