@@ -327,7 +327,9 @@ int main(int argc, char** argv) {
         if (*eval) return run_eval(e_index, queries, gt, base, nprobes, max_q);
         if (*demo) return run_demo(d_data, d_n, d_d, d_nlist, d_nq, d_nprobes, o_demo);
     } catch (const std::exception& e) {
-        fprintf(stderr, "faiss-gmm: error: %s\n", e.what());
+        std::string msg = e.what();
+        if (msg.rfind("faiss-gmm: ", 0) == 0) msg = msg.substr(11);
+        fprintf(stderr, "faiss-gmm: error: %s\n", msg.c_str());
         return 1;
     }
     return 0;
