@@ -57,8 +57,11 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
                            const LogDensityView& m, const float* norm, LogitSmem& sm,
                            float (&L)[4][4]) {
     const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    // Two-level sums: each BK-wide chunk is summed on its own, then added to
+    // the total, so fp32 rounding grows with BK + d / BK terms instead of d.
     float acc1[4][4] = {}, acc2[4][4] = {};
     for (int j0 = 0; j0 < m.d; j0 += BK) {
+        float part1[4][4] = {}, part2[4][4] = {};
 #pragma unroll
         for (int u = 0; u < BM * BK / kThreads; u++) {
             const int e = tid + u * kThreads, r = e / BK, kk = e % BK, j = j0 + kk;
@@ -88,10 +91,17 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
             for (int r = 0; r < 4; r++)
 #pragma unroll
                 for (int q = 0; q < 4; q++) {
-                    acc1[r][q] = fmaf(xr[r], ar[q], acc1[r][q]);
-                    if (kDiag) acc2[r][q] = fmaf(x2r[r], br[q], acc2[r][q]);
+                    part1[r][q] = fmaf(xr[r], ar[q], part1[r][q]);
+                    if (kDiag) part2[r][q] = fmaf(x2r[r], br[q], part2[r][q]);
                 }
         }
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                acc1[r][q] += part1[r][q];
+                if (kDiag) acc2[r][q] += part2[r][q];
+            }
         __syncthreads();
     }
 #pragma unroll
