@@ -2,10 +2,9 @@
 // Counters: effective TFLOP/s at the 4*N*K*D floor (distance GEMM +
 // accumulation GEMM) and the scratch bytes one call allocates.
 #include <benchmark/benchmark.h>
+#include <faiss_gmm/impl/CpuEStep.h>
 
 #include <random>
-
-#include <faiss_gmm/impl/CpuEStep.h>
 #ifdef FAISS_GMM_WITH_CUDA
 #include <faiss_gmm/gpu/GpuEStep.h>
 #endif
@@ -44,11 +43,10 @@ void BM_CpuEStep(benchmark::State& state) {
         benchmark::DoNotOptimize(st.sum_log_norm);
     }
     const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
-    state.counters["TFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e12,
-                                                   benchmark::Counter::kIsRate);
+    state.counters["TFLOP/s"] =
+        benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
     const idx_t rows = std::min<idx_t>(n, backend.block_rows(d, k));
-    state.counters["scratch_MB"] =
-            4.0 * (size_t(rows) * (k + 2 * d + 2) + size_t(k) * d) / 1e6;
+    state.counters["scratch_MB"] = 4.0 * (size_t(rows) * (k + 2 * d + 2) + size_t(k) * d) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " fp32 cpu");
 }
 
@@ -73,7 +71,8 @@ void BM_GpuEStep(benchmark::State& state) {
         for (int64_t c = 0; c < int64_t((need + 65535) / 65536); c++) {
             std::mt19937_64 rng(1234 + c);
             std::normal_distribution<float> g;
-            for (size_t i = size_t(c) * 65536; i < std::min(need, size_t(c + 1) * 65536); i++) h[i] = g(rng);
+            for (size_t i = size_t(c) * 65536; i < std::min(need, size_t(c + 1) * 65536); i++)
+                h[i] = g(rng);
         }
         x.reserve(need);
         FAISS_GMM_CUDA_CHECK(cudaMemcpy(x.data(), h.data(), need * 4, cudaMemcpyHostToDevice));
@@ -82,8 +81,8 @@ void BM_GpuEStep(benchmark::State& state) {
     gpu::DeviceBuffer<float> lz;
     lz.reserve(size_t(n));
     std::vector<float> host_means(size_t(k) * d);
-    FAISS_GMM_CUDA_CHECK(cudaMemcpy(host_means.data(), x.data(), host_means.size() * 4,
-                                    cudaMemcpyDeviceToHost));
+    FAISS_GMM_CUDA_CHECK(
+        cudaMemcpy(host_means.data(), x.data(), host_means.size() * 4, cudaMemcpyDeviceToHost));
     GaussianMixture m = make_model(d, k, cov, host_means);
     gpu::GpuEStep backend;
     cudaStream_t stream;
@@ -100,8 +99,8 @@ void BM_GpuEStep(benchmark::State& state) {
     FAISS_GMM_CUDA_CHECK(cudaMemGetInfo(&free1, &total));
     FAISS_GMM_CUDA_CHECK(cudaStreamDestroy(stream));
     const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
-    state.counters["TFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e12,
-                                                   benchmark::Counter::kIsRate);
+    state.counters["TFLOP/s"] =
+        benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
     // Extra memory: log Z (N floats, the caller's) + what the backend allocated.
     state.counters["scratch_MB"] = (4.0 * n + double(free0 - free1)) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " fp32 gpu");
@@ -112,17 +111,17 @@ void BM_GpuEStep(benchmark::State& state) {
 
 #ifdef FAISS_GMM_WITH_CUDA
 BENCHMARK(BM_GpuEStep)
-        ->ArgNames({"N", "K", "D", "diag"})
-        ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}})
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    ->ArgNames({"N", "K", "D", "diag"})
+    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 #endif
 
 // N x K x D x covariance (0 spherical, 1 diagonal): CPU rows at smaller N.
 BENCHMARK(BM_CpuEStep)
-        ->ArgNames({"N", "K", "D", "diag"})
-        ->ArgsProduct({{10000, 100000}, {256, 1024}, {96, 128}, {0, 1}})
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    ->ArgNames({"N", "K", "D", "diag"})
+    ->ArgsProduct({{10000, 100000}, {256, 1024}, {96, 128}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -2,6 +2,18 @@
  * faiss-gmm: the command-line tool. Subcommands train, build, eval, demo.
  * Progress goes to stderr, results to stdout.
  */
+#include <faiss/IVFlib.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <faiss_gmm/EStep.h>
+#include <faiss_gmm/IVFEvaluation.h>
+#include <faiss_gmm/IndexIVFTraining.h>
+#include <faiss_gmm/SyntheticData.h>
+#include <faiss_gmm/VectorIO.h>
+#include <faiss_gmm/utils/FileUtils.h>
+
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,27 +22,13 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
-#include <faiss/IVFlib.h>
-#include <faiss/IndexIVF.h>
-#include <faiss/index_factory.h>
-#include <faiss/index_io.h>
-
-#include <faiss_gmm/EStep.h>
-#include <faiss_gmm/IVFEvaluation.h>
-#include <faiss_gmm/IndexIVFTraining.h>
-#include <faiss_gmm/SyntheticData.h>
-#include <faiss_gmm/VectorIO.h>
-#include <faiss_gmm/utils/FileUtils.h>
-
 using namespace faiss_gmm;
 
 namespace {
 
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-            .count();
+        .count();
 }
 
 /// Options shared by every subcommand that fits a mixture.
@@ -41,16 +39,24 @@ struct GmmOptions {
     bool quiet = false;
 
     void add_to(CLI::App* app) {
-        app->add_option("--cov", cov, "covariance type: spherical or diagonal")->capture_default_str();
+        app->add_option("--cov", cov, "covariance type: spherical or diagonal")
+            ->capture_default_str();
         app->add_option("--niter", niter, "maximum EM iterations")->capture_default_str();
-        app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")->capture_default_str();
-        app->add_option("--reg-covar", reg_covar, "added to variances, in units of the data's mean variance")->capture_default_str();
-        app->add_option("--init", init, "initial means: kmeans, kmeans++ or random")->capture_default_str();
-        app->add_option("--kmeans-niter", kmeans_niter, "k-means iterations for --init kmeans")->capture_default_str();
+        app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")
+            ->capture_default_str();
+        app->add_option("--reg-covar", reg_covar,
+                        "added to variances, in units of the data's mean variance")
+            ->capture_default_str();
+        app->add_option("--init", init, "initial means: kmeans, kmeans++ or random")
+            ->capture_default_str();
+        app->add_option("--kmeans-niter", kmeans_niter, "k-means iterations for --init kmeans")
+            ->capture_default_str();
         app->add_option("--seed", seed, "random seed")->capture_default_str();
         app->add_option("--max-points-per-component", max_points,
-                        "subsample to k * this many rows, as FAISS (0: all rows)")->capture_default_str();
-        app->add_option("--device", device, "E-step device: auto, cpu or gpu")->capture_default_str();
+                        "subsample to k * this many rows, as FAISS (0: all rows)")
+            ->capture_default_str();
+        app->add_option("--device", device, "E-step device: auto, cpu or gpu")
+            ->capture_default_str();
         app->add_flag("--quiet", quiet, "no progress on stderr");
     }
     GaussianMixtureParameters params() const {
@@ -155,7 +161,8 @@ int run_build(const std::string& data, const std::string& factory, const std::st
 }
 
 void print_recall_table(const std::vector<RecallPoint>& pts) {
-    printf("%7s %9s %9s %9s %12s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100", "scanned/q", "QPS");
+    printf("%7s %9s %9s %9s %12s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100", "scanned/q",
+           "QPS");
     for (const auto& p : pts)
         printf("%7d %9.4f %9.4f %9.4f %12.1f %10.0f\n", p.nprobe, p.recall_1_1, p.recall_10_10,
                p.recall_100_100, p.scanned_per_query, p.qps);
@@ -168,14 +175,14 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
     int dq;
     auto xq = load(queries, &nq, &dq, max_queries);
     FAISS_GMM_CHECK(dq == index->d, "queries have dimension " + std::to_string(dq) +
-                                            " but the index has " + std::to_string(index->d));
+                                        " but the index has " + std::to_string(index->d));
     std::vector<int32_t> gt;
     int gt_k;
     if (!gt_path.empty()) {
         idx_t ng;
         gt = read_ivectors(gt_path, &ng, &gt_k);
         FAISS_GMM_CHECK(ng >= nq, "ground truth has " + std::to_string(ng) + " rows for " +
-                                          std::to_string(nq) + " queries");
+                                      std::to_string(nq) + " queries");
     } else {
         FAISS_GMM_CHECK(!base.empty(), "eval needs --gt or --base (for brute-force ground truth)");
         idx_t nb;
@@ -186,8 +193,8 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         fprintf(stderr, "faiss-gmm: brute-force ground truth (%d-NN)\n", gt_k);
         gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
     }
-    print_recall_table(evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k,
-                                    parse_int_list(nprobe_list)));
+    print_recall_table(
+        evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k, parse_int_list(nprobe_list)));
     return 0;
 }
 
@@ -207,9 +214,10 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
         xq.resize(size_t(nq) * d);
         mix.sample(n, 1, xb.data());
         mix.sample(nq, 2, xq.data());
-        printf("data: %lld x %d drawn from a known mixture of %d Gaussians (weights ~ 1/rank, "
-               "std devs %.2f..%.2f), %lld queries from the same mixture\n",
-               (long long)n, d, sp.n_clusters, sp.spread_min, sp.spread_max, (long long)nq);
+        printf(
+            "data: %lld x %d drawn from a known mixture of %d Gaussians (weights ~ 1/rank, "
+            "std devs %.2f..%.2f), %lld queries from the same mixture\n",
+            (long long)n, d, sp.n_clusters, sp.spread_min, sp.spread_max, (long long)nq);
     } else {
         idx_t nall;
         auto all = load(data, &nall, &d);
@@ -243,17 +251,21 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
     print_backend(p);
     t0 = now_s();
     GaussianMixture model;
-    std::unique_ptr<faiss::Index> gm(index_factory_gmm(d, factory, n, xb.data(), p, faiss::METRIC_L2, &model));
+    std::unique_ptr<faiss::Index> gm(
+        index_factory_gmm(d, factory, n, xb.data(), p, faiss::METRIC_L2, &model));
     double t_gm = now_s() - t0;
     gm->add(n, xb.data());
 
     auto r_km = evaluate_ivf(km.get(), nq, xq.data(), gt.data(), 10, nprobes);
     auto r_gm = evaluate_ivf(gm.get(), nq, xq.data(), gt.data(), 10, nprobes);
-    printf("\nIVF%d,Flat on %lld vectors, %lld queries, 10-recall@10 (exact distances inside lists)\n",
-           nlist, (long long)n, (long long)nq);
-    printf("training: k-means %d iterations %.2f s | GMM (%s, k-means init %d it + %zu EM it) %.2f s\n",
-           km_ivf->cp.niter, t_km, to_string(p.covariance_type), p.kmeans_niter,
-           model.iteration_stats.size(), t_gm);
+    printf(
+        "\nIVF%d,Flat on %lld vectors, %lld queries, 10-recall@10 (exact distances inside lists)\n",
+        nlist, (long long)n, (long long)nq);
+    printf(
+        "training: k-means %d iterations %.2f s | GMM (%s, k-means init %d it + %zu EM it) %.2f "
+        "s\n",
+        km_ivf->cp.niter, t_km, to_string(p.covariance_type), p.kmeans_niter,
+        model.iteration_stats.size(), t_gm);
     printf("\n%7s | %10s %12s | %10s %12s\n", "nprobe", "k-means", "scanned/q", "GMM", "scanned/q");
     for (size_t i = 0; i < nprobes.size(); i++)
         printf("%7d | %10.4f %12.1f | %10.4f %12.1f\n", r_km[i].nprobe, r_km[i].recall_10_10,
@@ -265,9 +277,9 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
 
 int main(int argc, char** argv) {
     CLI::App app{
-            "faiss-gmm: train the coarse quantizer of FAISS IVF indexes with a Gaussian "
-            "mixture (EM) instead of k-means.\nVector files: .fvecs .bvecs .fbin .u8bin .npy; "
-            "ground truth: .ivecs .ibin .npy."};
+        "faiss-gmm: train the coarse quantizer of FAISS IVF indexes with a Gaussian "
+        "mixture (EM) instead of k-means.\nVector files: .fvecs .bvecs .fbin .u8bin .npy; "
+        "ground truth: .ivecs .ibin .npy."};
     app.require_subcommand(1);
 
     GmmOptions o_train, o_build, o_demo;
@@ -285,10 +297,14 @@ int main(int argc, char** argv) {
     std::string b_data, factory = "IVF1024,Flat", out, metric = "l2";
     idx_t train_rows = 0;
     bool use_kmeans = false;
-    auto* build = app.add_subcommand("build", "factory string + vectors -> a FAISS index file "
-                                              "whose coarse quantizer is GMM-trained");
+    auto* build = app.add_subcommand("build",
+                                     "factory string + vectors -> a FAISS index file "
+                                     "whose coarse quantizer is GMM-trained");
     build->add_option("--data", b_data, "vectors to train on and add")->required();
-    build->add_option("--factory", factory, "FAISS factory string, e.g. IVF4096,PQ32 or OPQ16,IVF1024,PQ16")->capture_default_str();
+    build
+        ->add_option("--factory", factory,
+                     "FAISS factory string, e.g. IVF4096,PQ32 or OPQ16,IVF1024,PQ16")
+        ->capture_default_str();
     build->add_option("--out", out, "index file (faiss::read_index reads it)")->required();
     build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
     build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
@@ -297,8 +313,9 @@ int main(int argc, char** argv) {
 
     std::string e_index, queries, gt, base, nprobes = "1,2,4,8,16,32,64,128";
     idx_t max_q = 0;
-    auto* eval = app.add_subcommand("eval", "recall 1@1, 10@10, 100@100 and vectors scanned per "
-                                            "query vs nprobe");
+    auto* eval = app.add_subcommand("eval",
+                                    "recall 1@1, 10@10, 100@100 and vectors scanned per "
+                                    "query vs nprobe");
     eval->add_option("--index", e_index, "index file")->required();
     eval->add_option("--queries", queries, "query vectors")->required();
     eval->add_option("--gt", gt, "ground truth ids (.ivecs); else brute force on --base");
@@ -309,8 +326,9 @@ int main(int argc, char** argv) {
     std::string d_data, d_nprobes = "1,2,4,8,16,32,64";
     idx_t d_n = 200000, d_nq = 1000;
     int d_d = 64, d_nlist = 1024;
-    auto* demo = app.add_subcommand("demo", "k-means IVF vs GMM IVF, side by side (synthetic "
-                                            "data unless --data)");
+    auto* demo = app.add_subcommand("demo",
+                                    "k-means IVF vs GMM IVF, side by side (synthetic "
+                                    "data unless --data)");
     demo->add_option("--data", d_data, "your vectors (the last --nq rows become queries)");
     demo->add_option("--n", d_n, "synthetic base size")->capture_default_str();
     demo->add_option("--d", d_d, "synthetic dimension")->capture_default_str();

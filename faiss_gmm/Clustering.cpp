@@ -1,8 +1,7 @@
 #include <faiss_gmm/Clustering.h>
+#include <faiss_gmm/utils/FileUtils.h>
 
 #include <cmath>
-
-#include <faiss_gmm/utils/FileUtils.h>
 
 namespace faiss_gmm {
 
@@ -14,10 +13,10 @@ GmmClustering::GmmClustering(int d_, int k_, const faiss::ClusteringParameters& 
 
 void GmmClustering::train(idx_t n, const float* x, faiss::Index& index, const float* w) {
     FAISS_GMM_CHECK(index.d == int(d), "index dimension " + std::to_string(index.d) +
-                                               " does not match clustering dimension " +
-                                               std::to_string(d));
+                                           " does not match clustering dimension " +
+                                           std::to_string(d));
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
-                                           std::to_string(n) + " training points (need k <= n)");
+                                       std::to_string(n) + " training points (need k <= n)");
     GaussianMixtureParameters p = gmm;
     p.niter = niter;
     p.max_points_per_component = max_points_per_centroid;
@@ -40,8 +39,8 @@ void GmmClustering::train(idx_t n, const float* x, faiss::Index& index, const fl
                 g.fit_from_means(n, x, centroids.data(), w);
             else
                 g.fit(n, x, w);
-            double ll = g.iteration_stats.empty() ? -INFINITY
-                                                  : g.iteration_stats.back().log_likelihood;
+            double ll =
+                g.iteration_stats.empty() ? -INFINITY : g.iteration_stats.back().log_likelihood;
             if (redo == 0 || ll > best) {
                 best = ll;
                 model = std::move(g);

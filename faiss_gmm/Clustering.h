@@ -4,7 +4,6 @@
 #pragma once
 
 #include <faiss/Clustering.h>
-
 #include <faiss_gmm/GaussianMixture.h>
 
 namespace faiss_gmm {

@@ -1,5 +1,4 @@
 #include <faiss_gmm/EStep.h>
-
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/Device.h>
 #ifdef FAISS_GMM_WITH_CUDA
@@ -23,9 +22,9 @@ void SufficientStatistics::reset(int d_, int k_, CovarianceType c,
 }
 
 void SufficientStatistics::merge(const SufficientStatistics& o) {
-    FAISS_GMM_CHECK(o.d == d && o.k == k && o.covariance_type == covariance_type &&
-                            o.shift == shift,
-                    "merging statistics of different shapes or shifts");
+    FAISS_GMM_CHECK(
+        o.d == d && o.k == k && o.covariance_type == covariance_type && o.shift == shift,
+        "merging statistics of different shapes or shifts");
     for (size_t i = 0; i < nk.size(); i++) nk[i] += o.nk[i];
     for (size_t i = 0; i < sum_x.size(); i++) sum_x[i] += o.sum_x[i];
     for (size_t i = 0; i < sum_x2.size(); i++) sum_x2[i] += o.sum_x2[i];
@@ -55,19 +54,18 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
     if (p.device == Device::Gpu) {
         FAISS_GMM_CHECK(gpu_backend_available(),
                         std::string("device=gpu was asked for but no GPU E-step is available (") +
-                                std::to_string(cuda_device_count()) +
-                                " CUDA device(s) visible" +
+                            std::to_string(cuda_device_count()) + " CUDA device(s) visible" +
 #ifdef FAISS_GMM_WITH_CUDA
-                                ")"
+                            ")"
 #else
-                                "; this build has no CUDA support)"
+                            "; this build has no CUDA support)"
 #endif
-                        );
+        );
     }
 #ifdef FAISS_GMM_WITH_CUDA
-    FAISS_GMM_CHECK(p.device == Device::Cpu || !gpu_backend_available() ||
-                            p.precision == Precision::Fp32,
-                    "only fp32 GPU E-steps exist so far (TF32 and bf16 are not implemented)");
+    FAISS_GMM_CHECK(
+        p.device == Device::Cpu || !gpu_backend_available() || p.precision == Precision::Fp32,
+        "only fp32 GPU E-steps exist so far (TF32 and bf16 are not implemented)");
     if (p.device != Device::Cpu && gpu_backend_available())
         return std::make_unique<gpu::GpuEStep>(p.gpu_device);
 #endif

@@ -6,10 +6,10 @@
  */
 #pragma once
 
+#include <faiss_gmm/GaussianMixture.h>
+
 #include <memory>
 #include <vector>
-
-#include <faiss_gmm/GaussianMixture.h>
 
 namespace faiss_gmm {
 
@@ -21,12 +21,13 @@ namespace faiss_gmm {
 struct SufficientStatistics {
     int d = 0, k = 0;
     CovarianceType covariance_type = CovarianceType::Spherical;
-    std::vector<double> shift;      ///< d: the point the sums are taken about
-    std::vector<double> nk;         ///< k: sum_i w_i r_ik
-    std::vector<double> sum_x;      ///< k x d: sum_i w_i r_ik (x_i - shift)
-    std::vector<double> sum_x2;     ///< k (spherical: sum w r ||x - shift||^2) or k x d (diagonal: sum w r (x - shift)^2)
-    double sum_log_norm = 0;        ///< sum_i w_i log Z_i
-    double sum_weights = 0;         ///< sum_i w_i (n when unweighted)
+    std::vector<double> shift;   ///< d: the point the sums are taken about
+    std::vector<double> nk;      ///< k: sum_i w_i r_ik
+    std::vector<double> sum_x;   ///< k x d: sum_i w_i r_ik (x_i - shift)
+    std::vector<double> sum_x2;  ///< k (spherical: sum w r ||x - shift||^2) or k x d (diagonal: sum
+                                 ///< w r (x - shift)^2)
+    double sum_log_norm = 0;     ///< sum_i w_i log Z_i
+    double sum_weights = 0;      ///< sum_i w_i (n when unweighted)
 
     /** Zeroed statistics of the given shape about the given shift. */
     void reset(int d, int k, CovarianceType c, const std::vector<double>& shift);
@@ -49,8 +50,7 @@ class EStepBackend {
      * weight the rows; `log_norm` (n, may be null) receives log Z_i.
      */
     virtual void accumulate(const GaussianMixture& model, idx_t n, const float* x,
-                            const float* weights, float* log_norm,
-                            SufficientStatistics& stats) = 0;
+                            const float* weights, float* log_norm, SufficientStatistics& stats) = 0;
 };
 
 /** Whether a GPU E-step backend is compiled in and a GPU is visible. */

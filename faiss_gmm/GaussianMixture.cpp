@@ -1,4 +1,9 @@
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+#include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
 #include <chrono>
@@ -6,13 +11,6 @@
 #include <cstring>
 #include <numeric>
 #include <random>
-
-#include <faiss/Clustering.h>
-#include <faiss/IndexFlat.h>
-
-#include <faiss_gmm/EStep.h>
-#include <faiss_gmm/impl/CpuEStep.h>
-#include <faiss_gmm/utils/FileUtils.h>
 
 namespace faiss_gmm {
 
@@ -29,25 +27,34 @@ constexpr char kMagic[8] = {'F', 'G', 'M', 'M', '0', '0', '0', '1'};
 
 const char* to_string(CovarianceType c) {
     switch (c) {
-        case CovarianceType::Spherical: return "spherical";
-        case CovarianceType::Diagonal: return "diagonal";
-        case CovarianceType::Full: return "full";
+        case CovarianceType::Spherical:
+            return "spherical";
+        case CovarianceType::Diagonal:
+            return "diagonal";
+        case CovarianceType::Full:
+            return "full";
     }
     return "?";
 }
 const char* to_string(InitMethod m) {
     switch (m) {
-        case InitMethod::KMeans: return "kmeans";
-        case InitMethod::KMeansPlusPlus: return "kmeans++";
-        case InitMethod::RandomRows: return "random";
+        case InitMethod::KMeans:
+            return "kmeans";
+        case InitMethod::KMeansPlusPlus:
+            return "kmeans++";
+        case InitMethod::RandomRows:
+            return "random";
     }
     return "?";
 }
 const char* to_string(Device d) {
     switch (d) {
-        case Device::Auto: return "auto";
-        case Device::Cpu: return "cpu";
-        case Device::Gpu: return "gpu";
+        case Device::Auto:
+            return "auto";
+        case Device::Cpu:
+            return "cpu";
+        case Device::Gpu:
+            return "gpu";
     }
     return "?";
 }
@@ -82,13 +89,14 @@ GaussianMixture::GaussianMixture(int d_, int k_, const GaussianMixtureParameters
 void GaussianMixture::check_model() const {
     FAISS_GMM_CHECK(d > 0 && k > 0, "model has no shape (not fitted or loaded)");
     FAISS_GMM_CHECK(weights.size() == size_t(k) && means.size() == size_t(k) * d &&
-                            variances.size() == n_variances(),
+                        variances.size() == n_variances(),
                     "model arrays do not match k=" + std::to_string(k) +
-                            ", d=" + std::to_string(d) + " (not fitted?)");
+                        ", d=" + std::to_string(d) + " (not fitted?)");
     for (int i = 0; i < k; i++)
         FAISS_GMM_CHECK(weights[i] >= 0 && std::isfinite(weights[i]), "model has a bad weight");
     for (float v : variances)
-        FAISS_GMM_CHECK(v > 0 && std::isfinite(v), "model has a non-positive or non-finite variance");
+        FAISS_GMM_CHECK(v > 0 && std::isfinite(v),
+                        "model has a non-positive or non-finite variance");
     for (float v : means) FAISS_GMM_CHECK(std::isfinite(v), "model has a non-finite mean");
 }
 
@@ -104,13 +112,13 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
                                      const float* w) {
     FAISS_GMM_CHECK(n > 0 && x, "no training data");
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
-                                           std::to_string(n) + " training rows (need k <= n)");
+                                       std::to_string(n) + " training rows (need k <= n)");
     check_finite_rows(n, d, x, "training data");
     if (w) {
         for (idx_t i = 0; i < n; i++)
-            FAISS_GMM_CHECK(std::isfinite(w[i]) && w[i] >= 0,
-                            "sample weight of row " + std::to_string(i) +
-                                    " is negative or non-finite");
+            FAISS_GMM_CHECK(
+                std::isfinite(w[i]) && w[i] >= 0,
+                "sample weight of row " + std::to_string(i) + " is negative or non-finite");
     }
     if (n < idx_t(k) * params.min_points_per_component)
         fprintf(stderr,
@@ -121,12 +129,11 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
     // Subsample as FAISS does for k-means: the first k * max rows of a
     // seeded random permutation.
     std::vector<float> xs, ws;
-    if (params.max_points_per_component > 0 &&
-        n > idx_t(k) * params.max_points_per_component) {
+    if (params.max_points_per_component > 0 && n > idx_t(k) * params.max_points_per_component) {
         idx_t m = idx_t(k) * params.max_points_per_component;
         if (params.verbose)
-            fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n",
-                    (long long)m, (long long)n);
+            fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n", (long long)m,
+                    (long long)n);
         std::vector<idx_t> perm(n);
         std::iota(perm.begin(), perm.end(), 0);
         std::mt19937_64 rng(params.seed + 1);
@@ -326,8 +333,7 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
             if (!dead[j] && (heavy < 0 || weights[j] > weights[heavy])) heavy = j;
         FAISS_GMM_CHECK(heavy >= 0, "every component is empty");
         for (int j = 0; j < d; j++) {
-            double sd = std::sqrt(spherical ? variances[heavy]
-                                            : variances[size_t(heavy) * d + j]);
+            double sd = std::sqrt(spherical ? variances[heavy] : variances[size_t(heavy) * d + j]);
             double delta = (rng() & 1 ? 0.1 : -0.1) * sd;
             float base = means[size_t(heavy) * d + j];
             means[size_t(c) * d + j] = float(base + delta);
@@ -383,9 +389,9 @@ void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
         s.time = now_s() - t0;
         iteration_stats.push_back(s);
         if (params.verbose)
-            fprintf(stderr,
-                    "  iter %3d/%d  log-lik %.6g  (%.3f s, E-step %.3f s, %.3g rows/s)%s\n",
-                    it + 1, params.niter, ll, s.time, s.time_estep, n / std::max(s.time_estep, 1e-9),
+            fprintf(stderr, "  iter %3d/%d  log-lik %.6g  (%.3f s, E-step %.3f s, %.3g rows/s)%s\n",
+                    it + 1, params.niter, ll, s.time, s.time_estep,
+                    n / std::max(s.time_estep, 1e-9),
                     s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
         if (s.n_reseeded == 0 && std::abs(ll - prev) < params.tol) {
             converged = true;
@@ -437,8 +443,9 @@ void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labe
             double lz = mx + std::log(s);
             std::vector<int> idx(k);
             std::iota(idx.begin(), idx.end(), 0);
-            std::partial_sort(idx.begin(), idx.begin() + t, idx.end(),
-                              [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+            std::partial_sort(idx.begin(), idx.begin() + t, idx.end(), [&](int a, int b) {
+                return row[a] > row[b] || (row[a] == row[b] && a < b);
+            });
             for (int j = 0; j < t; j++) {
                 labels[(i0 + i) * t + j] = idx[j];
                 resp[(i0 + i) * t + j] = float(std::exp(double(row[idx[j]]) - lz));
@@ -484,9 +491,8 @@ GaussianMixture GaussianMixture::load(const std::string& path) {
     m.means.resize(size_t(m.k) * m.d);
     m.variances.resize(m.n_variances());
     need(fread(m.weights.data(), sizeof(float), m.k, f) == size_t(m.k) &&
-                 fread(m.means.data(), sizeof(float), m.means.size(), f) == m.means.size() &&
-                 fread(m.variances.data(), sizeof(float), m.variances.size(), f) ==
-                         m.variances.size(),
+             fread(m.means.data(), sizeof(float), m.means.size(), f) == m.means.size() &&
+             fread(m.variances.data(), sizeof(float), m.variances.size(), f) == m.variances.size(),
          "truncated");
     need(fgetc(f) == EOF, "longer than its header says");
     m.check_model();

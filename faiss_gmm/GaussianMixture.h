@@ -5,11 +5,11 @@
  */
 #pragma once
 
+#include <faiss_gmm/utils/Common.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <faiss_gmm/utils/Common.h>
 
 namespace faiss_gmm {
 
@@ -24,9 +24,9 @@ enum class CovarianceType {
 
 /// How the means are initialised.
 enum class InitMethod {
-    KMeans = 0,        ///< faiss::Clustering on the training sample (default)
-    KMeansPlusPlus = 1,///< D^2 sampling (Arthur & Vassilvitskii)
-    RandomRows = 2,    ///< k distinct random rows
+    KMeans = 0,          ///< faiss::Clustering on the training sample (default)
+    KMeansPlusPlus = 1,  ///< D^2 sampling (Arthur & Vassilvitskii)
+    RandomRows = 2,      ///< k distinct random rows
 };
 
 /// Which E-step implementation runs.
@@ -55,17 +55,19 @@ Device device_from_string(const std::string& s);
 
 /** Parameters of a GMM fit, in the style of faiss::ClusteringParameters. */
 struct GaussianMixtureParameters {
-    CovarianceType covariance_type = CovarianceType::Spherical;  ///< spherical by default: the cheapest and the closest to k-means
-    int niter = 20;           ///< maximum number of EM iterations
-    double tol = 1e-4;        ///< stop when the mean log-likelihood per row changes less than this
+    CovarianceType covariance_type =
+        CovarianceType::Spherical;  ///< spherical by default: the cheapest and the closest to
+                                    ///< k-means
+    int niter = 20;                 ///< maximum number of EM iterations
+    double tol = 1e-4;  ///< stop when the mean log-likelihood per row changes less than this
     /// Added to every variance in the M-step, in units of the training
     /// sample's mean per-dimension variance, so one default suits data of any
     /// scale (SIFT's 0..180 as well as unit vectors). Keeps components on
     /// constant dimensions (MNIST's empty border pixels) from collapsing.
     double reg_covar = 1e-3;
     InitMethod init = InitMethod::KMeans;  ///< initialisation of the means
-    int kmeans_niter = 10;    ///< k-means iterations when init == KMeans
-    int seed = 1234;          ///< seed of every random choice (subsample, init, re-seeding)
+    int kmeans_niter = 10;                 ///< k-means iterations when init == KMeans
+    int seed = 1234;  ///< seed of every random choice (subsample, init, re-seeding)
     /// Subsample to at most k * this many rows, as FAISS does for k-means
     /// (256 in faiss::ClusteringParameters); 0 or negative keeps every row.
     int max_points_per_component = 256;
@@ -73,21 +75,26 @@ struct GaussianMixtureParameters {
     /// A component whose responsibility mass falls below this many rows is
     /// re-seeded by splitting the heaviest one (as FAISS splits for empty clusters).
     double min_component_mass = 1.0;
-    bool normalize_means = false;  ///< L2-normalise means after each M-step (inner-product IVF, as FAISS's spherical k-means)
+    bool normalize_means = false;  ///< L2-normalise means after each M-step (inner-product IVF, as
+                                   ///< FAISS's spherical k-means)
     Device device = Device::Auto;  ///< which E-step backend runs
-    Precision precision = Precision::Fp32;  ///< dot-product precision of GPU backends (only Fp32 exists so far)
-    int gpu_device = -1;          ///< GPU ordinal; -1 picks the current device
-    size_t max_block_bytes = size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
-    bool verbose = false;          ///< print per-iteration progress on stderr
+    Precision precision =
+        Precision::Fp32;  ///< dot-product precision of GPU backends (only Fp32 exists so far)
+    int gpu_device = -1;  ///< GPU ordinal; -1 picks the current device
+    size_t max_block_bytes =
+        size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
+    bool verbose = false;  ///< print per-iteration progress on stderr
 };
 
 /** What one EM iteration did (see GaussianMixture::iteration_stats). */
 struct GmmIterationStats {
-    double log_likelihood;  ///< mean log-likelihood per (weighted) row under the model entering the iteration
+    double log_likelihood;  ///< mean log-likelihood per (weighted) row under the model entering the
+                            ///< iteration
     double time;            ///< seconds for the whole iteration
     double time_estep;      ///< seconds spent in the E-step
     int n_reseeded;         ///< components re-seeded (empty or collapsed) in the M-step
-    double imbalance_factor;///< k * sum(Nk^2) / (sum Nk)^2 from soft counts, as FAISS's imbalance factor
+    double imbalance_factor;  ///< k * sum(Nk^2) / (sum Nk)^2 from soft counts, as FAISS's imbalance
+                              ///< factor
 };
 
 /** A fitted (or being fitted) Gaussian mixture over R^d with k components. */
@@ -101,7 +108,7 @@ class GaussianMixture {
     std::vector<float> means;      ///< k x d component means (row-major)
     std::vector<float> variances;  ///< k (spherical) or k x d (diagonal) variances
     std::vector<GmmIterationStats> iteration_stats;  ///< one entry per EM iteration of the last fit
-    bool converged = false;        ///< whether the last fit met tol before niter
+    bool converged = false;                          ///< whether the last fit met tol before niter
 
     GaussianMixture() = default;
     /** An unfitted model of k components in dimension d. */

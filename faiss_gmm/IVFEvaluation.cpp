@@ -1,13 +1,12 @@
+#include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
 #include <faiss_gmm/IVFEvaluation.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <unordered_set>
-
-#include <faiss/IVFlib.h>
-#include <faiss/IndexFlat.h>
-#include <faiss/IndexIVF.h>
 
 namespace faiss_gmm {
 

@@ -4,22 +4,21 @@
  */
 #pragma once
 
-#include <vector>
-
 #include <faiss/Index.h>
-
 #include <faiss_gmm/utils/Common.h>
+
+#include <vector>
 
 namespace faiss_gmm {
 
 /** One operating point of an IVF index. */
 struct RecallPoint {
-    int nprobe;               ///< lists probed
-    double recall_1_1;        ///< 1-recall@1
-    double recall_10_10;      ///< 10-recall@10 (|top10 ∩ true top10| / 10)
-    double recall_100_100;    ///< 100-recall@100; NaN when ground truth has < 100 columns
-    double scanned_per_query; ///< vectors whose distance was computed, per query
-    double qps;               ///< queries per second of this search
+    int nprobe;                ///< lists probed
+    double recall_1_1;         ///< 1-recall@1
+    double recall_10_10;       ///< 10-recall@10 (|top10 ∩ true top10| / 10)
+    double recall_100_100;     ///< 100-recall@100; NaN when ground truth has < 100 columns
+    double scanned_per_query;  ///< vectors whose distance was computed, per query
+    double qps;                ///< queries per second of this search
 };
 
 /**
@@ -35,8 +34,7 @@ std::vector<int32_t> brute_force_ground_truth(int d, idx_t nb, const float* xb, 
  * and compare with gt (nq x gt_k ids, nearest first).
  */
 std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float* xq,
-                                      const int32_t* gt, int gt_k,
-                                      const std::vector<int>& nprobes);
+                                      const int32_t* gt, int gt_k, const std::vector<int>& nprobes);
 
 /** k-recall@k of result ids (nq x res_k) against gt (nq x gt_k). */
 double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const int32_t* gt,

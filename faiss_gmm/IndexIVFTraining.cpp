@@ -1,12 +1,10 @@
-#include <faiss_gmm/IndexIVFTraining.h>
-
-#include <memory>
-
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
-
+#include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/utils/FileUtils.h>
+
+#include <memory>
 
 namespace faiss_gmm {
 
@@ -33,12 +31,11 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
     FAISS_GMM_CHECK(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
-    FAISS_GMM_CHECK(!index->is_trained && !ivf->is_trained,
-                    "the index is already trained");
+    FAISS_GMM_CHECK(!index->is_trained && !ivf->is_trained, "the index is already trained");
     FAISS_GMM_CHECK(x && n > 0, "no training data");
-    FAISS_GMM_CHECK(idx_t(ivf->nlist) <= n,
-                    "nlist=" + std::to_string(ivf->nlist) + " lists but only " +
-                            std::to_string(n) + " training vectors (need nlist <= n)");
+    FAISS_GMM_CHECK(idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
+                                                " lists but only " + std::to_string(n) +
+                                                " training vectors (need nlist <= n)");
     check_finite_rows(n, index->d, x, "training data");
 
     IndexFlatGmm gq(ivf->d, int(ivf->nlist), ivf->metric_type, ivf->cp, gmm);
@@ -61,9 +58,9 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
     if (model_out) *model_out = gq.model;
 }
 
-faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n,
-                                const float* x, const GaussianMixtureParameters& gmm,
-                                faiss::MetricType metric, GaussianMixture* model_out) {
+faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n, const float* x,
+                                const GaussianMixtureParameters& gmm, faiss::MetricType metric,
+                                GaussianMixture* model_out) {
     std::unique_ptr<faiss::Index> index;
     try {
         index.reset(faiss::index_factory(d, description.c_str(), metric));

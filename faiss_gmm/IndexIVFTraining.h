@@ -3,11 +3,10 @@
  */
 #pragma once
 
-#include <string>
-
 #include <faiss/IndexFlat.h>
-
 #include <faiss_gmm/Clustering.h>
+
+#include <string>
 
 namespace faiss_gmm {
 
@@ -20,10 +19,10 @@ namespace faiss_gmm {
  * is switched to METRIC_INNER_PRODUCT and the means are normalised.
  */
 struct IndexFlatGmm : faiss::IndexFlatL2 {
-    int nlist;                          ///< number of components / inverted lists
-    faiss::ClusteringParameters cp;     ///< FAISS clustering parameters (niter, seed, sampling)
-    GaussianMixtureParameters gmm;      ///< GMM parameters
-    GaussianMixture model;              ///< the fitted mixture, after train()
+    int nlist;                       ///< number of components / inverted lists
+    faiss::ClusteringParameters cp;  ///< FAISS clustering parameters (niter, seed, sampling)
+    GaussianMixtureParameters gmm;   ///< GMM parameters
+    GaussianMixture model;           ///< the fitted mixture, after train()
 
     /** A quantizer of nlist means in dimension d for the given metric. */
     IndexFlatGmm(int d, int nlist, faiss::MetricType metric = faiss::METRIC_L2,
@@ -53,8 +52,8 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
  * caller owns it and adds the vectors). E.g. "IVF1024,Flat", "IVF4096,PQ32",
  * "OPQ16,IVF1024,PQ16", "IVF1024,SQ8".
  */
-faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n,
-                                const float* x, const GaussianMixtureParameters& gmm = {},
+faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n, const float* x,
+                                const GaussianMixtureParameters& gmm = {},
                                 faiss::MetricType metric = faiss::METRIC_L2,
                                 GaussianMixture* model_out = nullptr);
 

@@ -7,7 +7,8 @@
 namespace faiss_gmm {
 
 SyntheticMixture::SyntheticMixture(const SyntheticMixtureParameters& p) : params(p) {
-    FAISS_GMM_CHECK(p.d > 0 && p.n_clusters > 0, "synthetic mixture needs d > 0 and n_clusters > 0");
+    FAISS_GMM_CHECK(p.d > 0 && p.n_clusters > 0,
+                    "synthetic mixture needs d > 0 and n_clusters > 0");
     FAISS_GMM_CHECK(p.spread_min > 0 && p.spread_max >= p.spread_min, "bad synthetic spreads");
     const int d = p.d, k = p.n_clusters;
     std::mt19937_64 rng(p.seed);
@@ -48,8 +49,8 @@ void SyntheticMixture::sample(idx_t n, uint64_t seed, float* x, int32_t* labels)
             c = std::min(c, k - 1);
             if (labels) labels[i] = c;
             for (int j = 0; j < d; j++)
-                x[size_t(i) * d + j] = float(centers[size_t(c) * d + j] +
-                                             stddevs[size_t(c) * d + j] * g(rng));
+                x[size_t(i) * d + j] =
+                    float(centers[size_t(c) * d + j] + stddevs[size_t(c) * d + j] * g(rng));
         }
     }
 }

@@ -1,15 +1,14 @@
 #include <faiss_gmm/VectorIO.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <faiss_gmm/utils/FileUtils.h>
 #include <fcntl.h>
-#include <regex>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <faiss_gmm/utils/FileUtils.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <regex>
 
 namespace faiss_gmm {
 
@@ -26,8 +25,8 @@ bool ends_with(const std::string& s, const std::string& suf) {
 size_t elem_size(ElementType t) { return t == ElementType::UInt8 ? 1 : 4; }
 
 /// Parse the dict of a .npy header: dtype, fortran_order, shape.
-void parse_npy_header(const std::string& path, const std::string& h, ElementType* type,
-                      idx_t* n, int* d) {
+void parse_npy_header(const std::string& path, const std::string& h, ElementType* type, idx_t* n,
+                      int* d) {
     std::smatch m;
     if (!std::regex_search(h, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
         bad_file(path, "npy header has no 'descr'");
@@ -43,11 +42,13 @@ void parse_npy_header(const std::string& path, const std::string& h, ElementType
     if (!std::regex_search(h, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
         bad_file(path, "npy header has no 'fortran_order'");
     if (m[1] == "True") bad_file(path, "npy array is in Fortran order (need C order)");
-    if (!std::regex_search(h, m, std::regex("'shape'\\s*:\\s*\\(\\s*(\\d+)\\s*,\\s*(\\d+)\\s*,?\\s*\\)")))
+    if (!std::regex_search(h, m,
+                           std::regex("'shape'\\s*:\\s*\\(\\s*(\\d+)\\s*,\\s*(\\d+)\\s*,?\\s*\\)")))
         bad_file(path, "npy array is not 2-D (need shape (n, d))");
     *n = std::stoll(m[1]);
     long long dd = std::stoll(m[2]);
-    if (dd <= 0 || dd > (1 << 24)) bad_file(path, "npy dimension " + std::to_string(dd) + " is out of range");
+    if (dd <= 0 || dd > (1 << 24))
+        bad_file(path, "npy dimension " + std::to_string(dd) + " is out of range");
     *d = int(dd);
 }
 
@@ -99,23 +100,23 @@ VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_fr
                 memcpy(&d0, base, 4);
                 if (d0 <= 0 || d0 > (1 << 24))
                     bad_file(path, "bad dimension " + std::to_string(d0) +
-                                           " in the first row header (not a *vecs file?)");
+                                       " in the first row header (not a *vecs file?)");
                 d_ = d0;
                 row_skip_ = 4;
                 row_stride_ = 4 + size_t(d_) * elem_;
                 if (size_ % row_stride_ != 0)
                     bad_file(path, "truncated or corrupt: size " + std::to_string(size_) +
-                                           " is not a multiple of the row size " +
-                                           std::to_string(row_stride_) + " (d=" +
-                                           std::to_string(d_) + ")");
+                                       " is not a multiple of the row size " +
+                                       std::to_string(row_stride_) + " (d=" + std::to_string(d_) +
+                                       ")");
                 n_ = idx_t(size_ / row_stride_);
                 for (idx_t i = 1; i < n_; i++) {
                     int32_t di;
                     memcpy(&di, base + size_t(i) * row_stride_, 4);
                     if (di != d_)
                         bad_file(path, "row " + std::to_string(i) + " has dimension " +
-                                               std::to_string(di) + " but row 0 has " +
-                                               std::to_string(d_));
+                                           std::to_string(di) + " but row 0 has " +
+                                           std::to_string(d_));
                 }
                 break;
             }
@@ -138,10 +139,10 @@ VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_fr
                 size_t want = 8 + size_t(n_) * row_stride_;
                 if (size_ != want)
                     bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
-                                           std::string("header says ") + std::to_string(n_) +
-                                           " x " + std::to_string(d_) + " (" +
-                                           std::to_string(want) + " bytes) but the file has " +
-                                           std::to_string(size_) + " bytes");
+                                       std::string("header says ") + std::to_string(n_) + " x " +
+                                       std::to_string(d_) + " (" + std::to_string(want) +
+                                       " bytes) but the file has " + std::to_string(size_) +
+                                       " bytes");
                 break;
             }
             case VectorFormat::Npy: {
@@ -170,10 +171,9 @@ VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_fr
                 size_t want = header_ + size_t(n_) * row_stride_;
                 if (size_ != want)
                     bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
-                                           std::string("npy shape (") + std::to_string(n_) +
-                                           ", " + std::to_string(d_) + ") needs " +
-                                           std::to_string(want) + " bytes but the file has " +
-                                           std::to_string(size_));
+                                       std::string("npy shape (") + std::to_string(n_) + ", " +
+                                       std::to_string(d_) + ") needs " + std::to_string(want) +
+                                       " bytes but the file has " + std::to_string(size_));
                 break;
             }
         }
@@ -194,13 +194,16 @@ const uint8_t* VectorFile::row_ptr(idx_t i) const {
 }
 
 void VectorFile::read_float(idx_t i0, idx_t count, float* out) const {
-    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_, "'" + path_ + "': row range out of bounds");
+    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_,
+                    "'" + path_ + "': row range out of bounds");
 #pragma omp parallel for if (count * d_ > (1 << 20))
     for (idx_t i = 0; i < count; i++) {
         const uint8_t* p = row_ptr(i0 + i);
         float* o = out + size_t(i) * d_;
         switch (type_) {
-            case ElementType::Float32: memcpy(o, p, sizeof(float) * d_); break;
+            case ElementType::Float32:
+                memcpy(o, p, sizeof(float) * d_);
+                break;
             case ElementType::UInt8:
                 for (int j = 0; j < d_; j++) o[j] = float(p[j]);
                 break;
@@ -217,7 +220,8 @@ void VectorFile::read_float(idx_t i0, idx_t count, float* out) const {
 
 void VectorFile::read_int(idx_t i0, idx_t count, int32_t* out) const {
     FAISS_GMM_CHECK(type_ == ElementType::Int32, "'" + path_ + "' does not hold int32 values");
-    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_, "'" + path_ + "': row range out of bounds");
+    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_,
+                    "'" + path_ + "': row range out of bounds");
     for (idx_t i = 0; i < count; i++) memcpy(out + size_t(i) * d_, row_ptr(i0 + i), 4 * size_t(d_));
 }
 
@@ -247,10 +251,10 @@ void write_rows(const std::string& path, idx_t n, int d, const void* x, ElementT
     VectorFormat fmt = format_from_path(path);
     const size_t es = elem_size(t);
     const bool ok_type =
-            fmt == VectorFormat::Npy ||
-            (t == ElementType::Float32 && (fmt == VectorFormat::Fvecs || fmt == VectorFormat::Fbin)) ||
-            (t == ElementType::UInt8 && (fmt == VectorFormat::Bvecs || fmt == VectorFormat::U8bin)) ||
-            (t == ElementType::Int32 && (fmt == VectorFormat::Ivecs || fmt == VectorFormat::Ibin));
+        fmt == VectorFormat::Npy ||
+        (t == ElementType::Float32 && (fmt == VectorFormat::Fvecs || fmt == VectorFormat::Fbin)) ||
+        (t == ElementType::UInt8 && (fmt == VectorFormat::Bvecs || fmt == VectorFormat::U8bin)) ||
+        (t == ElementType::Int32 && (fmt == VectorFormat::Ivecs || fmt == VectorFormat::Ibin));
     FAISS_GMM_CHECK(ok_type, "'" + path + "': the extension does not match the element type");
     const uint8_t* src = static_cast<const uint8_t*>(x);
     write_file_atomic(path, [&](FILE* f) {
@@ -259,7 +263,9 @@ void write_rows(const std::string& path, idx_t n, int d, const void* x, ElementT
             checked_fwrite(hdr, 4, 2, f, "header");
             checked_fwrite(src, es, size_t(n) * d, f, "rows");
         } else if (fmt == VectorFormat::Npy) {
-            const char* descr = t == ElementType::Float32 ? "<f4" : t == ElementType::UInt8 ? "|u1" : "<i4";
+            const char* descr = t == ElementType::Float32 ? "<f4"
+                                : t == ElementType::UInt8 ? "|u1"
+                                                          : "<i4";
             std::string h = std::string("{'descr': '") + descr +
                             "', 'fortran_order': False, 'shape': (" + std::to_string(n) + ", " +
                             std::to_string(d) + "), }";

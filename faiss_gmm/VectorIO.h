@@ -5,11 +5,11 @@
  */
 #pragma once
 
+#include <faiss_gmm/utils/Common.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <faiss_gmm/utils/Common.h>
 
 namespace faiss_gmm {
 
@@ -39,8 +39,8 @@ class VectorFile {
     VectorFile(const VectorFile&) = delete;
     VectorFile& operator=(const VectorFile&) = delete;
 
-    idx_t n() const { return n_; }       ///< number of rows
-    int d() const { return d_; }         ///< dimension
+    idx_t n() const { return n_; }  ///< number of rows
+    int d() const { return d_; }    ///< dimension
     ElementType type() const { return type_; }
     VectorFormat format() const { return format_; }
     const std::string& path() const { return path_; }

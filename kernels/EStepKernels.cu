@@ -7,10 +7,10 @@
 // responsibilities in shared memory and adds R^T x' (and R^T x'^2) into
 // register accumulators; one double atomicAdd per accumulator per block at
 // the end. The N x K matrix never reaches global memory.
-#include "EStepKernels.cuh"
-
 #include <algorithm>
 #include <cfloat>
+
+#include "EStepKernels.cuh"
 
 namespace faiss_gmm {
 namespace gpu {
@@ -118,11 +118,9 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
 }
 
 template <bool kDiag>
-__global__ void __launch_bounds__(kThreads) log_norm_kernel(const float* __restrict__ x, int64_t n,
-                                                            const float* __restrict__ w,
-                                                            LogDensityView m,
-                                                            float* __restrict__ log_norm,
-                                                            double* __restrict__ sums) {
+__global__ void __launch_bounds__(kThreads)
+    log_norm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                    LogDensityView m, float* __restrict__ log_norm, double* __restrict__ sums) {
     __shared__ LogitSmem sm;
     __shared__ float norm[BM];
     __shared__ double red[2][kThreads / 32];
@@ -178,9 +176,10 @@ __global__ void __launch_bounds__(kThreads) log_norm_kernel(const float* __restr
 }
 
 template <bool kDiag>
-__global__ void __launch_bounds__(kThreads) accumulate_kernel(
-        const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-        const float* __restrict__ log_norm, LogDensityView m, StatsView st, int64_t rows_per_chunk) {
+__global__ void __launch_bounds__(kThreads)
+    accumulate_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                      const float* __restrict__ log_norm, LogDensityView m, StatsView st,
+                      int64_t rows_per_chunk) {
     __shared__ union {
         LogitSmem logit;
         float xa[SUB][DC];
@@ -284,9 +283,11 @@ void launch_log_norm(const float* x, int64_t n, const float* weights, const LogD
     if (n == 0) return;
     const dim3 grid{unsigned((n + BM - 1) / BM)};
     if (m.spherical)
-        log_norm_kernel<false><<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+        log_norm_kernel<false>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
     else
-        log_norm_kernel<true><<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+        log_norm_kernel<true>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
 }
 
 void launch_accumulate(const float* x, int64_t n, const float* weights, const float* log_norm,
@@ -302,11 +303,11 @@ void launch_accumulate(const float* x, int64_t n, const float* weights, const fl
     chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
     const dim3 grid{unsigned(ctiles), unsigned(chunks), unsigned(dchunks)};
     if (m.spherical)
-        accumulate_kernel<false><<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats,
-                                                                rows_per_chunk);
+        accumulate_kernel<false>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats, rows_per_chunk);
     else
-        accumulate_kernel<true><<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats,
-                                                               rows_per_chunk);
+        accumulate_kernel<true>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, log_norm, m, stats, rows_per_chunk);
 }
 
 }  // namespace gpu

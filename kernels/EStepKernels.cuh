@@ -5,9 +5,9 @@
  */
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 namespace faiss_gmm {
 namespace gpu {
@@ -15,9 +15,9 @@ namespace gpu {
 /// The model folded as faiss_gmm::LogDensityTerms, in device memory:
 /// log pi_k + log N(x | k) = c_k + x'.a_k - 0.5 (x'^2).b_k, x' = x - shift.
 struct LogDensityView {
-    int d = 0;               ///< dimension
-    int k = 0;               ///< components
-    bool spherical = true;   ///< b is k scalars (times ||x'||^2) instead of k x d
+    int d = 0;                     ///< dimension
+    int k = 0;                     ///< components
+    bool spherical = true;         ///< b is k scalars (times ||x'||^2) instead of k x d
     const float* shift = nullptr;  ///< d
     const float* a = nullptr;      ///< k x d
     const float* b = nullptr;      ///< k or k x d

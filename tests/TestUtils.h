@@ -1,14 +1,14 @@
 /** Helpers shared by the tests: fresh random inputs and float64 references. */
 #pragma once
 
+#include <faiss_gmm/EStep.h>
+#include <faiss_gmm/GaussianMixture.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <faiss_gmm/EStep.h>
-#include <faiss_gmm/GaussianMixture.h>
 
 namespace faiss_gmm {
 namespace test {
@@ -54,7 +54,8 @@ inline GaussianMixture random_model(int d, int k, CovarianceType cov, const std:
     for (int c = 0; c < k; c++) {
         int64_t r = row(rng);
         for (int j = 0; j < d; j++)
-            m.means[size_t(c) * d + j] = float(x[r * d + j] + 0.3 * std::sqrt(var[j] + 1e-12) * g(rng));
+            m.means[size_t(c) * d + j] =
+                float(x[r * d + j] + 0.3 * std::sqrt(var[j] + 1e-12) * g(rng));
     }
     m.variances.resize(m.n_variances());
     for (size_t i = 0; i < m.variances.size(); i++) {
@@ -67,6 +68,7 @@ inline GaussianMixture random_model(int d, int k, CovarianceType cov, const std:
 /// Float64 naive E-step on absolute coordinates.
 struct NaiveStats {
     std::vector<double> log_norm, nk, sum_x, sum_x2;
+    std::vector<double> sum_abs_x;  ///< sum w r |x|: the scale of sum_x's rounding
     double sum_log_norm = 0;
 };
 
@@ -95,6 +97,7 @@ inline NaiveStats naive_estep(const GaussianMixture& m, int64_t n, const float* 
     s.log_norm.resize(n);
     s.nk.assign(k, 0);
     s.sum_x.assign(size_t(k) * d, 0);
+    s.sum_abs_x.assign(size_t(k) * d, 0);
     s.sum_x2.assign(sph ? k : size_t(k) * d, 0);
     std::vector<double> lp;
     for (int64_t i = 0; i < n; i++) {
@@ -114,6 +117,7 @@ inline NaiveStats naive_estep(const GaussianMixture& m, int64_t n, const float* 
             double nrm = 0;
             for (int j = 0; j < d; j++) {
                 s.sum_x[size_t(c) * d + j] += r * xi[j];
+                s.sum_abs_x[size_t(c) * d + j] += r * std::abs(xi[j]);
                 if (sph)
                     nrm += double(xi[j]) * xi[j];
                 else
@@ -143,7 +147,8 @@ inline NaiveStats to_absolute(const SufficientStatistics& st) {
             a.sum_x[size_t(c) * d + j] = sx + st.nk[c] * sh;
             cross += sh * sx;
             if (!sph)
-                a.sum_x2[size_t(c) * d + j] = st.sum_x2[size_t(c) * d + j] + 2 * sh * sx + st.nk[c] * sh * sh;
+                a.sum_x2[size_t(c) * d + j] =
+                    st.sum_x2[size_t(c) * d + j] + 2 * sh * sx + st.nk[c] * sh * sh;
         }
         if (sph) a.sum_x2[c] = st.sum_x2[c] + 2 * cross + st.nk[c] * s2;
     }
@@ -159,6 +164,20 @@ double rel_err(const A& got, const B& ref) {
         if (!std::isfinite(g)) return INFINITY;
         num = std::max(num, std::abs(g - double(ref[i])));
         den = std::max(den, std::abs(double(ref[i])));
+    }
+    return den > 0 ? num / den : num;
+}
+
+/// max |got - ref| / max scale: for sums whose terms cancel (sum r x on
+/// zero-mean data), the error relative to the sum of |terms|.
+template <class A, class B>
+double rel_err_scaled(const A& got, const B& ref, const std::vector<double>& scale) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        double g = got[i];
+        if (!std::isfinite(g)) return INFINITY;
+        num = std::max(num, std::abs(g - double(ref[i])));
+        den = std::max(den, scale[i]);
     }
     return den > 0 ? num / den : num;
 }

@@ -1,16 +1,13 @@
 // The faiss-gmm command line, end to end, including its errors.
+#include <faiss/index_io.h>
+#include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/SyntheticData.h>
+#include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <memory>
-
-#include <faiss/index_io.h>
-
-#include <faiss_gmm/GaussianMixture.h>
-#include <faiss_gmm/SyntheticData.h>
-#include <faiss_gmm/VectorIO.h>
 
 #include "TestUtils.h"
 
@@ -74,7 +71,8 @@ TEST_F(Cli, TrainBuildEval) {
     EXPECT_EQ(model.means, means);
     EXPECT_EQ(model.params.covariance_type, CovarianceType::Diagonal);
 
-    r = cli("build --data " + data + " --factory IVF16,Flat --niter 3 --out " + (dir / "ivf.index"));
+    r = cli("build --data " + data + " --factory IVF16,Flat --niter 3 --out " +
+            (dir / "ivf.index"));
     ASSERT_EQ(r.code, 0) << r.out;
     std::unique_ptr<faiss::Index> index(faiss::read_index((dir / "ivf.index").c_str()));
     EXPECT_EQ(index->ntotal, 3001);
@@ -88,7 +86,8 @@ TEST_F(Cli, TrainBuildEval) {
 }
 
 TEST_F(Cli, DemoRunsSmall) {
-    auto r = cli("demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,4 --quiet");
+    auto r = cli(
+        "demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,4 --quiet");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("k-means"), std::string::npos);
     EXPECT_NE(r.out.find("GMM"), std::string::npos);
@@ -107,7 +106,8 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     std::vector<float> bad(20 * 4, 1.f);
     bad[13 * 4 + 1] = NAN;
     write_vectors(dir / "nan.fvecs", 20, 4, bad.data());
-    r = cli("train --data " + (dir / "nan.fvecs") + " -k 2 --means-out " + (dir / "nan_means.fvecs"));
+    r = cli("train --data " + (dir / "nan.fvecs") + " -k 2 --means-out " +
+            (dir / "nan_means.fvecs"));
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("row 13"), std::string::npos) << r.out;
     EXPECT_FALSE(exists(dir / "nan_means.fvecs"));

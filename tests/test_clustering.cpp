@@ -1,10 +1,8 @@
 // GmmClustering as a faiss::Clustering drop-in.
-#include <gtest/gtest.h>
-
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
-
 #include <faiss_gmm/Clustering.h>
+#include <gtest/gtest.h>
 
 #include "TestUtils.h"
 

@@ -1,11 +1,10 @@
 // Vector files: round trips and every kind of bad file.
-#include <gtest/gtest.h>
-
 #include <dirent.h>
-#include <fstream>
-
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "TestUtils.h"
 
@@ -143,7 +142,9 @@ TEST(VectorIO, UnwritablePathLeavesNothing) {
     TempDir dir;
     std::vector<float> x(12, 1.f);
     write_raw(dir / "plainfile", "x");
-    EXPECT_NE(error_of([&] { write_vectors(dir / "plainfile/x.fvecs", 3, 4, x.data()); }).find("cannot write"),
+    EXPECT_NE(error_of([&] {
+                  write_vectors(dir / "plainfile/x.fvecs", 3, 4, x.data());
+              }).find("cannot write"),
               std::string::npos);
     EXPECT_NE(error_of([&] { write_vectors("/proc/faiss_gmm_no/x.fvecs", 3, 4, x.data()); }), "");
     // A writer that fails midway: no target, no temporary file.

@@ -1,8 +1,4 @@
 // Factory strings: GMM-trained, searched, saved and read back by unmodified FAISS.
-#include <gtest/gtest.h>
-
-#include <memory>
-
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
@@ -11,10 +7,12 @@
 #include <faiss/VectorTransform.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
-
 #include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/SyntheticData.h>
+#include <gtest/gtest.h>
+
+#include <memory>
 
 #include "TestUtils.h"
 
@@ -55,7 +53,8 @@ TEST_P(FactoryStrings, BuildSearchSaveReadBack) {
         // training: minutes; OPQ: 50 iterations): turn them down, then the
         // same GMM training path.
         index.reset(faiss::index_factory(d, fc.factory));
-        if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(faiss::ivflib::extract_index_ivf(index.get())))
+        if (auto* ivfpq =
+                dynamic_cast<faiss::IndexIVFPQ*>(faiss::ivflib::extract_index_ivf(index.get())))
             ivfpq->do_polysemous_training = false;
         if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index.get()))
             if (auto* opq = dynamic_cast<faiss::OPQMatrix*>(pt->chain[0])) opq->niter = 3;
@@ -72,7 +71,8 @@ TEST_P(FactoryStrings, BuildSearchSaveReadBack) {
     EXPECT_EQ(ivf->quantizer->ntotal, int64_t(ivf->nlist));
     // The quantizer holds the GMM means (in the transformed space for chains).
     if (auto* flat = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer))
-        EXPECT_EQ(std::vector<float>(flat->get_xb(), flat->get_xb() + model.means.size()), model.means);
+        EXPECT_EQ(std::vector<float>(flat->get_xb(), flat->get_xb() + model.means.size()),
+                  model.means);
     EXPECT_EQ(model.k, int(ivf->nlist));
 
     index->add(fc.n, xb.data());
@@ -100,19 +100,19 @@ TEST_P(FactoryStrings, BuildSearchSaveReadBack) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-        Factories, FactoryStrings,
-        // The strings at their real nlist; n stays small because FAISS's
-        // own PQ / OPQ training dominates the time (minutes at 12k rows on 2 cores).
-        testing::Values(FactoryCase{"IVF1024,Flat", 6000}, FactoryCase{"IVF4096,PQ32", 10000},
-                        FactoryCase{"OPQ16,IVF1024,PQ16", 10000}, FactoryCase{"IVF1024,SQ8", 6000},
-                        FactoryCase{"IVF61,Flat", 5003}, FactoryCase{"PCA32,IVF50,Flat", 3001},
-                        FactoryCase{"IVF64_HNSW16,Flat", 3001}, FactoryCase{"IVF40,SQfp16", 3001}),
-        [](const testing::TestParamInfo<FactoryCase>& i) {
-            std::string s = i.param.factory;
-            for (auto& c : s)
-                if (!isalnum(c)) c = '_';
-            return s;
-        });
+    Factories, FactoryStrings,
+    // The strings at their real nlist; n stays small because FAISS's
+    // own PQ / OPQ training dominates the time (minutes at 12k rows on 2 cores).
+    testing::Values(FactoryCase{"IVF1024,Flat", 6000}, FactoryCase{"IVF4096,PQ32", 10000},
+                    FactoryCase{"OPQ16,IVF1024,PQ16", 10000}, FactoryCase{"IVF1024,SQ8", 6000},
+                    FactoryCase{"IVF61,Flat", 5003}, FactoryCase{"PCA32,IVF50,Flat", 3001},
+                    FactoryCase{"IVF64_HNSW16,Flat", 3001}, FactoryCase{"IVF40,SQfp16", 3001}),
+    [](const testing::TestParamInfo<FactoryCase>& i) {
+        std::string s = i.param.factory;
+        for (auto& c : s)
+            if (!isalnum(c)) c = '_';
+        return s;
+    });
 
 TEST(IvfTraining, InnerProductGivesNormalisedMeans) {
     std::mt19937_64 rng(fresh_seed());
@@ -127,7 +127,7 @@ TEST(IvfTraining, InnerProductGivesNormalisedMeans) {
     GaussianMixtureParameters p;
     p.niter = 4;
     std::unique_ptr<faiss::Index> index(
-            index_factory_gmm(d, "IVF20,Flat", n, x.data(), p, faiss::METRIC_INNER_PRODUCT));
+        index_factory_gmm(d, "IVF20,Flat", n, x.data(), p, faiss::METRIC_INNER_PRODUCT));
     auto* ivf = faiss::ivflib::extract_index_ivf(index.get());
     EXPECT_EQ(ivf->metric_type, faiss::METRIC_INNER_PRODUCT);
     auto* q = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer);
@@ -139,7 +139,8 @@ TEST(IvfTraining, InnerProductGivesNormalisedMeans) {
         EXPECT_NEAR(s, 1.0, 1e-5);
     }
     index->add(n, x.data());
-    auto gt = brute_force_ground_truth(d, n, x.data(), 30, x.data(), 10, faiss::METRIC_INNER_PRODUCT);
+    auto gt =
+        brute_force_ground_truth(d, n, x.data(), 30, x.data(), 10, faiss::METRIC_INNER_PRODUCT);
     auto r = evaluate_ivf(index.get(), 30, x.data(), gt.data(), 10, {20});
     EXPECT_GT(r[0].recall_10_10, 0.999);
 }

@@ -1,18 +1,15 @@
 // Real ANN sets (../shared/data): k-means IVF-Flat vs GMM IVF-Flat recall.
 // Skips when the folder is absent. The table goes to stdout (ctest -V).
-#include <gtest/gtest.h>
-
-#include <sys/stat.h>
-
-#include <memory>
-
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
-
 #include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/VectorIO.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <memory>
 
 using namespace faiss_gmm;
 
@@ -47,8 +44,7 @@ TEST_P(RealData, GmmRecallIsSaneAgainstKMeans) {
     const std::string factory = "IVF" + std::to_string(ds.nlist) + ",Flat";
     const int seeds = 2;
     // Same training budget: k-means runs 20 iterations, GMM 10 k-means + 10 EM.
-    std::vector<std::vector<double>> rec(3, std::vector<double>(nprobes.size(), 0.0)),
-            scan = rec;
+    std::vector<std::vector<double>> rec(3, std::vector<double>(nprobes.size(), 0.0)), scan = rec;
     const char* names[3] = {"k-means", "GMM sph", "GMM diag"};
     for (int s = 0; s < seeds; s++) {
         for (int m = 0; m < 3; m++) {
@@ -99,6 +95,8 @@ TEST_P(RealData, GmmRecallIsSaneAgainstKMeans) {
 INSTANTIATE_TEST_SUITE_P(SharedData, RealData,
                          testing::Values(DataSet{"siftsmall", 64}, DataSet{"mnist10k", 64},
                                          DataSet{"fmnistsmall", 16}),
-                         [](const testing::TestParamInfo<DataSet>& i) { return std::string(i.param.name); });
+                         [](const testing::TestParamInfo<DataSet>& i) {
+                             return std::string(i.param.name);
+                         });
 
 }  // namespace

@@ -1,22 +1,21 @@
 /** Checked CUDA calls and owning device buffers (CUDA builds only). */
 #pragma once
 
-#include <string>
-
 #include <cuda_runtime_api.h>
-
 #include <faiss_gmm/utils/Common.h>
+
+#include <string>
 
 /// Run a CUDA runtime call; on failure throw faiss_gmm::Error naming the
 /// call, the error and the place.
-#define FAISS_GMM_CUDA_CHECK(call)                                                       \
-    do {                                                                                 \
-        cudaError_t err__ = (call);                                                      \
-        if (err__ != cudaSuccess) {                                                      \
-            throw ::faiss_gmm::Error(std::string("faiss-gmm: CUDA error in ") + #call +  \
-                                     ": " + cudaGetErrorString(err__) + " (" + __FILE__ + \
-                                     ":" + std::to_string(__LINE__) + ")");               \
-        }                                                                                \
+#define FAISS_GMM_CUDA_CHECK(call)                                                             \
+    do {                                                                                       \
+        cudaError_t err__ = (call);                                                            \
+        if (err__ != cudaSuccess) {                                                            \
+            throw ::faiss_gmm::Error(std::string("faiss-gmm: CUDA error in ") + #call + ": " + \
+                                     cudaGetErrorString(err__) + " (" + __FILE__ + ":" +       \
+                                     std::to_string(__LINE__) + ")");                          \
+        }                                                                                      \
     } while (0)
 
 namespace faiss_gmm {

@@ -1,9 +1,8 @@
 #include <faiss_gmm/gpu/GpuEStep.h>
+#include <faiss_gmm/impl/CpuEStep.h>
 
 #include <algorithm>
 #include <cmath>
-
-#include <faiss_gmm/impl/CpuEStep.h>
 #include <kernels/EStepKernels.cuh>
 
 namespace faiss_gmm {
@@ -14,10 +13,11 @@ GpuEStep::GpuEStep(int device, size_t block_bytes) : block_bytes_(block_bytes) {
     FAISS_GMM_CUDA_CHECK(cudaGetDeviceCount(&count));
     if (device < 0) FAISS_GMM_CUDA_CHECK(cudaGetDevice(&device));
     FAISS_GMM_CHECK(device < count, "GPU " + std::to_string(device) + " does not exist (" +
-                                            std::to_string(count) + " visible)");
+                                        std::to_string(count) + " visible)");
     device_ = device;
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-    FAISS_GMM_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_));
+    FAISS_GMM_CUDA_CHECK(
+        cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_));
     FAISS_GMM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 }
 
@@ -27,9 +27,9 @@ GpuEStep::~GpuEStep() {
 
 void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatistics& st,
                             cudaStream_t stream) {
-    FAISS_GMM_CHECK(st.d == model.d && st.k == model.k &&
-                            st.covariance_type == model.params.covariance_type,
-                    "statistics were reset for another model shape");
+    FAISS_GMM_CHECK(
+        st.d == model.d && st.k == model.k && st.covariance_type == model.params.covariance_type,
+        "statistics were reset for another model shape");
     LogDensityTerms t(model, st.shift);
     d_ = model.d;
     k_ = model.k;
@@ -88,7 +88,8 @@ void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
     p += nx2;
     st.sum_log_norm += p[0];
     st.sum_weights += p[1];
-    FAISS_GMM_CHECK(std::isfinite(p[0]), "non-finite log-likelihood in the E-step (degenerate model?)");
+    FAISS_GMM_CHECK(std::isfinite(p[0]),
+                    "non-finite log-likelihood in the E-step (degenerate model?)");
 }
 
 void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const float* x_dev,

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cuda_runtime_api.h>
-
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/gpu/CudaUtils.h>
 

@@ -1,10 +1,9 @@
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <omp.h>
 
 extern "C" {
 // Fortran BLAS, as FAISS declares it: no cblas header needed.
@@ -60,8 +59,8 @@ LogDensityTerms::LogDensityTerms(const GaussianMixture& model, const std::vector
     }
 }
 
-void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc,
-                        float* x2, float* out) {
+void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc, float* x2,
+                        float* out) {
     const int d = t.d, k = t.k;
     const bool spherical = t.covariance_type == CovarianceType::Spherical;
 #pragma omp parallel for if (n * d > 65536)
@@ -110,7 +109,7 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
     LogDensityTerms terms(model, st.shift);
     const idx_t bs = std::min(n, block_rows(d, k));
     std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d),
-            x2(spherical ? size_t(bs) : size_t(bs) * d), tmp(size_t(k) * d), tmp_k(k);
+        x2(spherical ? size_t(bs) : size_t(bs) * d), tmp(size_t(k) * d), tmp_k(k);
     const int nthreads = omp_get_max_threads();
     std::vector<double> nk_thread(size_t(nthreads) * k);
 

@@ -33,8 +33,8 @@ struct LogDensityTerms {
  * xc (n x d) receives x - shift; x2 (n x d for diagonal, n for spherical)
  * receives its squares / squared norms. Uses sgemm; OpenMP over rows.
  */
-void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc,
-                        float* x2, float* out);
+void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc, float* x2,
+                        float* out);
 
 /** The OpenBLAS backend. */
 class CpuEStep : public EStepBackend {
@@ -42,9 +42,8 @@ class CpuEStep : public EStepBackend {
     /** block_bytes bounds the scratch of one block (rows x K floats and rows x D). */
     explicit CpuEStep(size_t block_bytes = size_t(64) << 20) : block_bytes_(block_bytes) {}
     std::string name() const override { return "cpu"; }
-    void accumulate(const GaussianMixture& model, idx_t n, const float* x,
-                    const float* weights, float* log_norm,
-                    SufficientStatistics& stats) override;
+    void accumulate(const GaussianMixture& model, idx_t n, const float* x, const float* weights,
+                    float* log_norm, SufficientStatistics& stats) override;
 
     /** Rows per block for a model of k components in dimension d. */
     idx_t block_rows(int d, int k) const;

@@ -3,11 +3,11 @@
  */
 #pragma once
 
+#include <faiss/Index.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-
-#include <faiss/Index.h>
 
 namespace faiss_gmm {
 
@@ -24,9 +24,9 @@ class Error : public std::runtime_error {
 }  // namespace faiss_gmm
 
 /// Throw faiss_gmm::Error with a message when cond does not hold.
-#define FAISS_GMM_CHECK(cond, msg)                                  \
-    do {                                                            \
-        if (!(cond)) {                                              \
+#define FAISS_GMM_CHECK(cond, msg)                                        \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
             throw ::faiss_gmm::Error(std::string("faiss-gmm: ") + (msg)); \
-        }                                                           \
+        }                                                                 \
     } while (0)

@@ -1,9 +1,9 @@
 #include <faiss_gmm/utils/FileUtils.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <unistd.h>
 
 namespace faiss_gmm {
 
@@ -15,8 +15,7 @@ void checked_fwrite(const void* p, size_t size, size_t count, FILE* f, const cha
 void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& write) {
     std::string tmpl = path + ".tmp.XXXXXX";
     int fd = mkstemp(&tmpl[0]);
-    if (fd < 0)
-        throw Error("faiss-gmm: cannot write '" + path + "': " + strerror(errno));
+    if (fd < 0) throw Error("faiss-gmm: cannot write '" + path + "': " + strerror(errno));
     FILE* f = fdopen(fd, "wb");
     if (!f) {
         int e = errno;

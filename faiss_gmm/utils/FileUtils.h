@@ -1,11 +1,11 @@
 /** Small file helpers: atomic writes and data validation. */
 #pragma once
 
+#include <faiss_gmm/utils/Common.h>
+
 #include <cstdio>
 #include <functional>
 #include <string>
-
-#include <faiss_gmm/utils/Common.h>
 
 namespace faiss_gmm {
 
