@@ -25,11 +25,13 @@ constexpr int DC = 128;  // dimensions per accumulation block (grid.z splits lar
 constexpr int SUB = 32;  // rows per accumulation sub-tile
 
 /// Shared memory of the logit product (padded against bank conflicts).
+/// Rows padded by 4 floats: 16-byte aligned for float4 reads of 4 rows (or
+/// 4 components) at once, and stores of consecutive kk spread over banks.
 struct LogitSmem {
-    float xs[BK][BM + 1];
-    float x2s[BK][BM + 1];
-    float as[BK][BN + 1];
-    float bs[BK][BN + 1];
+    alignas(16) float xs[BK][BM + 4];
+    alignas(16) float x2s[BK][BM + 4];
+    alignas(16) float as[BK][BN + 4];
+    alignas(16) float bs[BK][BN + 4];
 };
 
 /// ||x - shift||^2 of rows [row0, row0 + BM) into norm (one warp per 8 rows).
@@ -77,15 +79,16 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < BK; kk++) {
-            float xr[4], ar[4], x2r[4], br[4];
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-                xr[r] = sm.xs[kk][ty * 4 + r];
-                ar[r] = sm.as[kk][tx * 4 + r];
-                if (kDiag) {
-                    x2r[r] = sm.x2s[kk][ty * 4 + r];
-                    br[r] = sm.bs[kk][tx * 4 + r];
-                }
+            // One 16-byte shared load per operand instead of four.
+            const float4 xv = *reinterpret_cast<const float4*>(&sm.xs[kk][ty * 4]);
+            const float4 av = *reinterpret_cast<const float4*>(&sm.as[kk][tx * 4]);
+            const float xr[4] = {xv.x, xv.y, xv.z, xv.w}, ar[4] = {av.x, av.y, av.z, av.w};
+            float x2r[4] = {}, br[4] = {};
+            if (kDiag) {
+                const float4 x2v = *reinterpret_cast<const float4*>(&sm.x2s[kk][ty * 4]);
+                const float4 bv = *reinterpret_cast<const float4*>(&sm.bs[kk][tx * 4]);
+                x2r[0] = x2v.x, x2r[1] = x2v.y, x2r[2] = x2v.z, x2r[3] = x2v.w;
+                br[0] = bv.x, br[1] = bv.y, br[2] = bv.z, br[3] = bv.w;
             }
 #pragma unroll
             for (int r = 0; r < 4; r++)
@@ -182,9 +185,9 @@ __global__ void __launch_bounds__(kThreads)
                       int64_t rows_per_chunk) {
     __shared__ union {
         LogitSmem logit;
-        float xa[SUB][DC];
+        alignas(16) float xa[SUB][DC];
     } sm;
-    __shared__ float rs[BM][BN + 1];
+    __shared__ alignas(16) float rs[BM][BN + 4];
     __shared__ float norm[BM], lz[BM], wt[BM];
     const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
     const int tc = tid / 16, tj = tid % 16;  // accumulation layout
@@ -221,11 +224,13 @@ __global__ void __launch_bounds__(kThreads)
             __syncthreads();
 #pragma unroll 4
             for (int i = 0; i < SUB; i++) {
-                float rr[4], xv[8];
-#pragma unroll
-                for (int q = 0; q < 4; q++) rr[q] = rs[h * SUB + i][tc * 4 + q];
-#pragma unroll
-                for (int v = 0; v < 8; v++) xv[v] = sm.xa[i][tj + 16 * v];
+                // Thread (tc, tj) owns components tc*4.. and dimensions tj*8..:
+                // three 16-byte shared loads per row.
+                const float4 r4 = *reinterpret_cast<const float4*>(&rs[h * SUB + i][tc * 4]);
+                const float4 x0 = *reinterpret_cast<const float4*>(&sm.xa[i][tj * 8]);
+                const float4 x1 = *reinterpret_cast<const float4*>(&sm.xa[i][tj * 8 + 4]);
+                const float rr[4] = {r4.x, r4.y, r4.z, r4.w};
+                const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
                 for (int q = 0; q < 4; q++)
 #pragma unroll
@@ -252,7 +257,7 @@ __global__ void __launch_bounds__(kThreads)
         if (comp >= m.k) continue;
 #pragma unroll
         for (int v = 0; v < 8; v++) {
-            const int j = dc0 + tj + 16 * v;
+            const int j = dc0 + tj * 8 + v;
             if (j >= m.d) continue;
             atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[q][v]));
             if (kDiag) atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[q][v]));
