@@ -153,9 +153,11 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
         w = w ? ws.data() : nullptr;
     }
 
-    // Mean per-dimension variance of the sample: the unit of reg_covar.
+    // The sample's mean (the frame of the initial statistics) and its mean
+    // per-dimension variance (the unit of reg_covar), in one place.
+    std::vector<double> mean(d, 0.0);
     {
-        std::vector<double> mean(d, 0.0), sq(d, 0.0);
+        std::vector<double> sq(d, 0.0);
         for (idx_t i = 0; i < n; i++)
             for (int j = 0; j < d; j++) mean[j] += x[size_t(i) * d + j];
         for (int j = 0; j < d; j++) mean[j] /= n;
@@ -179,7 +181,7 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
     } else {
         init_means(n, x, w, mu);
     }
-    init_from_hard_assignment(n, x, w, mu.data());
+    init_from_hard_assignment(n, x, w, mu.data(), mean);
     run_em(n, x, w);
 }
 
@@ -248,7 +250,8 @@ void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
 }
 
 void GaussianMixture::init_from_hard_assignment(idx_t n, const float* x, const float* w,
-                                                const float* mu) {
+                                                const float* mu,
+                                                const std::vector<double>& shift) {
     // Nearest mean by FAISS's exact search, then the same M-step as EM with
     // one-hot responsibilities: weights, means and variances all consistent.
     faiss::IndexFlatL2 index(d);
@@ -256,11 +259,6 @@ void GaussianMixture::init_from_hard_assignment(idx_t n, const float* x, const f
     std::vector<float> dis(n);
     std::vector<faiss::Index::idx_t> lab(n);
     index.search(n, x, 1, dis.data(), lab.data());
-
-    std::vector<double> shift(d, 0.0);
-    for (idx_t i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) shift[j] += x[size_t(i) * d + j];
-    for (int j = 0; j < d; j++) shift[j] /= n;
 
     SufficientStatistics st;
     st.reset(d, k, params.covariance_type, shift);

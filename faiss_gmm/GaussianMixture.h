@@ -161,7 +161,9 @@ class GaussianMixture {
    private:
     void run_em(idx_t n, const float* x, const float* w);
     void init_means(idx_t n, const float* x, const float* w, std::vector<float>& mu) const;
-    void init_from_hard_assignment(idx_t n, const float* x, const float* w, const float* mu);
+    /// shift: the sample mean, the point the initial statistics are taken about.
+    void init_from_hard_assignment(idx_t n, const float* x, const float* w, const float* mu,
+                                   const std::vector<double>& shift);
     int m_step(const SufficientStatistics& st, double reg);
     double reg_absolute_ = 0;  ///< reg_covar in data units, set by fit
 };
