@@ -60,6 +60,7 @@ void BM_GpuEStep(benchmark::State& state) {
     const int64_t n = state.range(0);
     const int k = int(state.range(1)), d = int(state.range(2));
     const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
+    const auto precision = Precision(state.range(4));
     // One device buffer of i.i.d. normal values, filled once; any prefix of
     // it is an i.i.d. n x d matrix.
     static gpu::DeviceBuffer<float> x;
@@ -84,7 +85,7 @@ void BM_GpuEStep(benchmark::State& state) {
     FAISS_GMM_CUDA_CHECK(
         cudaMemcpy(host_means.data(), x.data(), host_means.size() * 4, cudaMemcpyDeviceToHost));
     GaussianMixture m = make_model(d, k, cov, host_means);
-    gpu::GpuEStep backend;
+    gpu::GpuEStep backend(-1, size_t(256) << 20, precision);
     cudaStream_t stream;
     FAISS_GMM_CUDA_CHECK(cudaStreamCreate(&stream));
     size_t free0, total;
@@ -103,16 +104,18 @@ void BM_GpuEStep(benchmark::State& state) {
         benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
     // Extra memory: log Z (N floats, the caller's) + what the backend allocated.
     state.counters["scratch_MB"] = (4.0 * n + double(free0 - free1)) / 1e6;
-    state.SetLabel(std::string(to_string(cov)) + " fp32 gpu");
+    state.SetLabel(std::string(to_string(cov)) + " " + to_string(precision) + " gpu");
 }
 #endif
 
 }  // namespace
 
 #ifdef FAISS_GMM_WITH_CUDA
+// prec: 0 fp32, 1 tf32, 2 bf16 (faiss_gmm::Precision).
 BENCHMARK(BM_GpuEStep)
-    ->ArgNames({"N", "K", "D", "diag"})
-    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}})
+    ->ArgNames({"N", "K", "D", "diag", "prec"})
+    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1},
+                   {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif

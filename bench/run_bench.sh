@@ -15,15 +15,16 @@ COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
   echo "Machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); GPU: ${GPU_NAME:-none}."
   echo "Time is Google Benchmark's real time per E-step call; TFLOP/s counts 4*N*K*D (8*N*K*D for diagonal)."
   echo
-  echo "| backend | covariance | N | K | D | time (ms) | TFLOP/s | scratch (MB) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| backend | covariance | precision | N | K | D | time (ms) | TFLOP/s | scratch (MB) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   python3 - "$json" <<'PY'
 import json, sys
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
     if b.get("error_occurred"): continue
     a = dict(kv.split(":") for kv in b["name"].split("/")[1:] if ":" in kv)
     label = b.get("label", "").split()
-    print(f"| {label[-1] if label else '?'} | {label[0] if label else '?'} | {a['N']} | {a['K']} | {a['D']} "
+    label += ["?"] * (3 - len(label))
+    print(f"| {label[2]} | {label[0]} | {label[1]} | {a['N']} | {a['K']} | {a['D']} "
           f"| {b['real_time']:.2f} | {b['TFLOP/s']:.4f} | {b['scratch_MB']:.1f} |")
 PY
 } > "$out.tmp" && mv "$out.tmp" "$out"

@@ -33,7 +33,7 @@ double now_s() {
 
 /// Options shared by every subcommand that fits a mixture.
 struct GmmOptions {
-    std::string cov = "spherical", init = "kmeans", device = "auto";
+    std::string cov = "spherical", init = "kmeans", device = "auto", precision = "fp32";
     int niter = 20, seed = 1234, max_points = 256, kmeans_niter = 10;
     double tol = 1e-4, reg_covar = 1e-3;
     bool quiet = false;
@@ -57,6 +57,9 @@ struct GmmOptions {
             ->capture_default_str();
         app->add_option("--device", device, "E-step device: auto, cpu or gpu")
             ->capture_default_str();
+        app->add_option("--precision", precision,
+                        "GPU E-step precision: fp32 (exact), tf32 or bf16 (tensor cores)")
+            ->capture_default_str();
         app->add_flag("--quiet", quiet, "no progress on stderr");
     }
     GaussianMixtureParameters params() const {
@@ -64,6 +67,7 @@ struct GmmOptions {
         p.covariance_type = covariance_type_from_string(cov);
         p.init = init_method_from_string(init);
         p.device = device_from_string(device);
+        p.precision = precision_from_string(precision);
         p.niter = niter;
         p.tol = tol;
         p.reg_covar = reg_covar;

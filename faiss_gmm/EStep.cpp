@@ -63,11 +63,8 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
         );
     }
 #ifdef FAISS_GMM_WITH_CUDA
-    FAISS_GMM_CHECK(
-        p.device == Device::Cpu || !gpu_backend_available() || p.precision == Precision::Fp32,
-        "only fp32 GPU E-steps exist so far (TF32 and bf16 are not implemented)");
     if (p.device != Device::Cpu && gpu_backend_available())
-        return std::make_unique<gpu::GpuEStep>(p.gpu_device);
+        return std::make_unique<gpu::GpuEStep>(p.gpu_device, size_t(256) << 20, p.precision);
 #endif
     return std::make_unique<CpuEStep>(p.max_block_bytes);
 }

@@ -58,6 +58,23 @@ const char* to_string(Device d) {
     }
     return "?";
 }
+const char* to_string(Precision p) {
+    switch (p) {
+        case Precision::Fp32:
+            return "fp32";
+        case Precision::Tf32:
+            return "tf32";
+        case Precision::Bf16:
+            return "bf16";
+    }
+    return "?";
+}
+Precision precision_from_string(const std::string& s) {
+    if (s == "fp32") return Precision::Fp32;
+    if (s == "tf32") return Precision::Tf32;
+    if (s == "bf16") return Precision::Bf16;
+    throw Error("faiss-gmm: unknown precision '" + s + "' (fp32, tf32 or bf16)");
+}
 CovarianceType covariance_type_from_string(const std::string& s) {
     if (s == "spherical") return CovarianceType::Spherical;
     if (s == "diagonal" || s == "diag") return CovarianceType::Diagonal;

@@ -38,20 +38,23 @@ enum class Device {
 
 /// Numeric precision of the E-step's dot products (GPU backends).
 enum class Precision {
-    Fp32 = 0,  ///< exact float32 (default)
-    Tf32 = 1,  ///< tensor-core TF32 inputs, float32 accumulation
-    Bf16 = 2,  ///< tensor-core bf16 inputs, float32 accumulation
+    Fp32 = 0,  ///< float32-class results (default): 3xTF32 tensor-core products
+    Tf32 = 1,  ///< results to ~1e-3: TF32-class tensor-core products
+    Bf16 = 2,  ///< results to ~5e-3: bf16-class tensor-core products
 };
 
 const char* to_string(CovarianceType c);
 const char* to_string(InitMethod m);
 const char* to_string(Device d);
+const char* to_string(Precision p);
 /** Parse "spherical" / "diagonal" (throws Error on anything else). */
 CovarianceType covariance_type_from_string(const std::string& s);
 /** Parse "kmeans" / "kmeans++" / "random" (throws Error otherwise). */
 InitMethod init_method_from_string(const std::string& s);
 /** Parse "auto" / "cpu" / "gpu" (throws Error otherwise). */
 Device device_from_string(const std::string& s);
+/** "fp32", "tf32" or "bf16"; throws Error naming the bad value. */
+Precision precision_from_string(const std::string& s);
 
 /** Parameters of a GMM fit, in the style of faiss::ClusteringParameters. */
 struct GaussianMixtureParameters {
@@ -79,7 +82,7 @@ struct GaussianMixtureParameters {
                                    ///< FAISS's spherical k-means)
     Device device = Device::Auto;  ///< which E-step backend runs
     Precision precision =
-        Precision::Fp32;  ///< dot-product precision of GPU backends (only Fp32 exists so far)
+        Precision::Fp32;  ///< GPU E-step accuracy class (the CPU is always fp32); d > 128 runs fp32 SIMT kernels
     int gpu_device = -1;  ///< GPU ordinal; -1 picks the current device
     size_t max_block_bytes =
         size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)

@@ -7,6 +7,8 @@
 
 #include <cuda_runtime.h>
 
+#include <faiss_gmm/gpu/MmaPlan.h>
+
 #include <cstdint>
 
 namespace faiss_gmm {
@@ -46,6 +48,45 @@ void launch_log_norm(const float* x, int64_t n, const float* weights, const LogD
 void launch_accumulate(const float* x, int64_t n, const float* weights, const float* log_norm,
                        const LogDensityView& m, const StatsView& stats, int num_sms,
                        cudaStream_t stream);
+
+/// Largest dimension the tensor-core kernels take (whole rows live in shared
+/// memory); larger d runs the fp32 SIMT kernels.
+constexpr int kMmaMaxDim = 128;
+/// Component rows of MmaModelView are padded to a multiple of this.
+constexpr int kMmaCompPad = 128;
+
+/// The model as the tensor-core kernels read it: log2 units, zero-padded so
+/// that tiles are plain 16-byte copies. Built by the host once per E-step.
+struct MmaModelView {
+    int d = 0;                     ///< dimension
+    int k = 0;                     ///< components
+    int dp = 0;                    ///< d rounded up to 16 (row stride of a and b)
+    int kp = 0;                    ///< k rounded up to kMmaCompPad
+    bool spherical = true;         ///< b is bsph (per component) instead of a kp x dp tile
+    const float* shift = nullptr;  ///< dp: the centre, zero past d
+    const float* a = nullptr;      ///< kp x dp: log2(e) a_k, zero past d and past k
+    const float* b = nullptr;      ///< kp x dp (diagonal): -log2(e)/2 b_k, zero-padded
+    const float* c = nullptr;      ///< kp: log2(e) c_k, -inf past k
+    const float* bsph = nullptr;   ///< kp (spherical): -log2(e)/2 b_k, zero past k
+};
+
+/**
+ * Pass 1 on tensor cores (d <= kMmaMaxDim): as launch_log_norm. Returns the
+ * first CUDA error (cudaErrorInvalidValue for d > kMmaMaxDim).
+ */
+cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
+                                const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                const StatsView& stats, cudaStream_t stream);
+
+/**
+ * Pass 2 on tensor cores (d <= kMmaMaxDim): as launch_accumulate, with the
+ * logits at the precision pass 1 used. Returns the first CUDA error
+ * (cudaErrorInvalidValue for d > kMmaMaxDim or a plan not compiled in).
+ */
+cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,
+                                  const float* log_norm, const MmaModelView& m,
+                                  const MmaPlan& plan, const StatsView& stats, int num_sms,
+                                  cudaStream_t stream);
 
 }  // namespace gpu
 }  // namespace faiss_gmm

@@ -8,7 +8,31 @@
 namespace faiss_gmm {
 namespace gpu {
 
-GpuEStep::GpuEStep(int device, size_t block_bytes) : block_bytes_(block_bytes) {
+MmaPlan GpuEStep::plan_for(Precision p) {
+    MmaPlan plan;
+    switch (p) {
+        case Precision::Fp32:
+            plan = {MmaPrecision::Tf32x3, MmaPrecision::Tf32x3};
+            break;
+        case Precision::Tf32:
+            plan = {MmaPrecision::Tf32x3, MmaPrecision::Tf32};
+            break;
+        case Precision::Bf16:
+            plan = {MmaPrecision::Bf16x3, MmaPrecision::Bf16};
+            break;
+    }
+    return plan;
+}
+
+void GpuEStep::set_kernel_plan(bool use_mma, const MmaPlan& plan) {
+    FAISS_GMM_CHECK(!use_mma || mma_plan_supported(plan),
+                    "this (logits, accumulate) tensor-core precision pair is not compiled in");
+    use_mma_ = use_mma;
+    plan_ = plan;
+}
+
+GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision)
+    : block_bytes_(block_bytes), plan_(plan_for(precision)) {
     int count = 0;
     FAISS_GMM_CUDA_CHECK(cudaGetDeviceCount(&count));
     if (device < 0) FAISS_GMM_CUDA_CHECK(cudaGetDevice(&device));
@@ -25,27 +49,91 @@ GpuEStep::~GpuEStep() {
     if (stream_) cudaStreamDestroy(stream_);
 }
 
+std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_device,
+                                            const std::vector<double>& fallback,
+                                            cudaStream_t stream) {
+    // A point near the data, on a power-of-two grid at the scale of each
+    // column's spread: x - centre is then exact in fp32 whenever the data are
+    // on a coarser grid (integer SIFT-like data: exact even in bf16 up to
+    // 256), so rounding the centred operands for the tensor cores adds no
+    // bias, and no far-off shift amplifies rounding (a far shift multiplies
+    // the error of sum r (x - s) into the second moment).
+    const int d = d_;
+    const idx_t ns = std::min<idx_t>(n, 1024);
+    if (ns == 0) return fallback;
+    const idx_t stride = n / ns;
+    std::vector<float> rows(size_t(ns) * d);
+    if (x_on_device) {
+        FAISS_GMM_CUDA_CHECK(cudaMemcpy2DAsync(rows.data(), sizeof(float) * d, x,
+                                               sizeof(float) * d * size_t(stride),
+                                               sizeof(float) * d, size_t(ns),
+                                               cudaMemcpyDeviceToHost, stream));
+        FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    } else {
+        for (idx_t i = 0; i < ns; i++)
+            std::copy(x + size_t(i * stride) * d, x + size_t(i * stride + 1) * d,
+                      rows.begin() + size_t(i) * d);
+    }
+    std::vector<double> centre(d);
+    for (int j = 0; j < d; j++) {
+        double mean = 0, var = 0;
+        for (idx_t i = 0; i < ns; i++) mean += rows[size_t(i) * d + j];
+        mean /= double(ns);
+        for (idx_t i = 0; i < ns; i++) var += std::pow(rows[size_t(i) * d + j] - mean, 2);
+        var /= double(ns);
+        if (!std::isfinite(mean) || !std::isfinite(var)) return fallback;
+        double c = mean;
+        if (var > 0) {
+            const double q = std::exp2(std::floor(std::log2(std::sqrt(var))));
+            c = q * std::nearbyint(mean / q);
+        }
+        centre[j] = double(float(c));  // what the kernels subtract
+    }
+    return centre;
+}
+
 void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatistics& st,
-                            cudaStream_t stream) {
+                            idx_t n, const float* x, bool x_on_device, cudaStream_t stream) {
     FAISS_GMM_CHECK(
         st.d == model.d && st.k == model.k && st.covariance_type == model.params.covariance_type,
         "statistics were reset for another model shape");
-    LogDensityTerms t(model, st.shift);
     d_ = model.d;
     k_ = model.k;
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
-    shift_.reserve(t.shift.size());
-    a_.reserve(t.a.size());
-    b_.reserve(t.b.size());
-    c_.reserve(t.c.size());
+    centre_ = choose_centre(n, x, x_on_device, st.shift, stream);
+    LogDensityTerms t(model, centre_);
     auto up = [&](DeviceBuffer<float>& dst, const std::vector<float>& src) {
+        dst.reserve(src.size());
         FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.size() * sizeof(float),
                                              cudaMemcpyHostToDevice, stream));
     };
-    up(shift_, t.shift);
-    up(a_, t.a);
-    up(b_, t.b);
-    up(c_, t.c);
+    if (use_mma_ && d_ <= kMmaMaxDim) {
+        // Log2 units, zero-padded tiles (MmaModelView's layout).
+        const double log2e = 1.4426950408889634;
+        const int dp = (d_ + 15) / 16 * 16, kp = (k_ + kMmaCompPad - 1) / kMmaCompPad * kMmaCompPad;
+        std::vector<float> sh(dp, 0.f), a(size_t(kp) * dp, 0.f), c(kp, -INFINITY),
+            b(spherical_ ? size_t(kp) : size_t(kp) * dp, 0.f);
+        for (int j = 0; j < d_; j++) sh[j] = t.shift[j];
+        for (int k = 0; k < k_; k++) {
+            c[k] = float(log2e * t.c[k]);
+            for (int j = 0; j < d_; j++) {
+                a[size_t(k) * dp + j] = float(log2e * t.a[size_t(k) * d_ + j]);
+                if (!spherical_) b[size_t(k) * dp + j] = float(-0.5 * log2e * t.b[size_t(k) * d_ + j]);
+            }
+            if (spherical_) b[k] = float(-0.5 * log2e * t.b[k]);
+        }
+        up(shift_, sh);
+        up(a_, a);
+        up(b_, b);
+        up(c_, c);
+        dp_ = dp;
+        kp_ = kp;
+    } else {
+        up(shift_, t.shift);
+        up(a_, t.a);
+        up(b_, t.b);
+        up(c_, t.c);
+    }
     const size_t nacc = size_t(k_) + size_t(k_) * d_ + st.sum_x2.size() + 2;
     acc_.reserve(nacc);
     FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(acc_.data(), 0, nacc * sizeof(double), stream));
@@ -54,6 +142,30 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
 }
 
 void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream) {
+    StatsView s;
+    s.nk = acc_.data();
+    s.sum_x = s.nk + k_;
+    s.sum_x2 = s.sum_x + size_t(k_) * d_;
+    s.sums = s.sum_x2 + (spherical_ ? size_t(k_) : size_t(k_) * d_);
+    if (use_mma_ && d_ <= kMmaMaxDim) {
+        MmaModelView mv;
+        mv.d = d_;
+        mv.k = k_;
+        mv.dp = dp_;
+        mv.kp = kp_;
+        mv.spherical = spherical_;
+        mv.shift = shift_.data();
+        mv.a = a_.data();
+        mv.b = spherical_ ? nullptr : b_.data();
+        mv.bsph = spherical_ ? b_.data() : nullptr;
+        mv.c = c_.data();
+        FAISS_GMM_CUDA_CHECK(
+            launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
+        FAISS_GMM_CUDA_CHECK(
+            launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
+        return;
+    }
+    // Wider rows: the fp32 SIMT kernels, whatever the precision asked.
     LogDensityView m;
     m.d = d_;
     m.k = k_;
@@ -62,11 +174,6 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
     m.a = a_.data();
     m.b = b_.data();
     m.c = c_.data();
-    StatsView s;
-    s.nk = acc_.data();
-    s.sum_x = s.nk + k_;
-    s.sum_x2 = s.sum_x + size_t(k_) * d_;
-    s.sums = s.sum_x2 + (spherical_ ? size_t(k_) : size_t(k_) * d_);
     launch_log_norm(x, n, w, m, lz, s, stream);
     FAISS_GMM_CUDA_CHECK(cudaGetLastError());
     launch_accumulate(x, n, w, lz, m, s, num_sms_, stream);
@@ -74,21 +181,37 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 }
 
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
+    const int d = d_, k = k_;
     const size_t nx2 = st.sum_x2.size();
-    std::vector<double> h(size_t(k_) + size_t(k_) * d_ + nx2 + 2);
+    std::vector<double> h(size_t(k) + size_t(k) * d + nx2 + 2);
     FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(h.data(), acc_.data(), h.size() * sizeof(double),
                                          cudaMemcpyDeviceToHost, stream));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    const double* p = h.data();
-    for (int c = 0; c < k_; c++) st.nk[c] += p[c];
-    p += k_;
-    for (size_t i = 0; i < st.sum_x.size(); i++) st.sum_x[i] += p[i];
-    p += st.sum_x.size();
-    for (size_t i = 0; i < nx2; i++) st.sum_x2[i] += p[i];
-    p += nx2;
-    st.sum_log_norm += p[0];
-    st.sum_weights += p[1];
-    FAISS_GMM_CHECK(std::isfinite(p[0]),
+    const double* nk = h.data();
+    const double* s1 = nk + k;
+    const double* s2 = s1 + size_t(k) * d;
+    const double* sums = s2 + nx2;
+    // Sums about centre_ moved to the caller's shift, in double:
+    // x - s = (x - centre) + delta.
+    std::vector<double> delta(d);
+    for (int j = 0; j < d; j++) delta[j] = centre_[j] - st.shift[j];
+    for (int c = 0; c < k; c++) {
+        st.nk[c] += nk[c];
+        double sph_extra = 0;
+        for (int j = 0; j < d; j++) {
+            const size_t i = size_t(c) * d + j;
+            st.sum_x[i] += s1[i] + nk[c] * delta[j];
+            const double extra = delta[j] * (2 * s1[i] + nk[c] * delta[j]);
+            if (spherical_)
+                sph_extra += extra;
+            else
+                st.sum_x2[i] += s2[i] + extra;
+        }
+        if (spherical_) st.sum_x2[c] += s2[c] + sph_extra;
+    }
+    st.sum_log_norm += sums[0];
+    st.sum_weights += sums[1];
+    FAISS_GMM_CHECK(std::isfinite(sums[0]),
                     "non-finite log-likelihood in the E-step (degenerate model?)");
 }
 
@@ -97,7 +220,7 @@ void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const fl
                                  SufficientStatistics& st, cudaStream_t stream) {
     FAISS_GMM_CHECK(log_norm_dev || n == 0, "accumulate_device needs a log_norm buffer");
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-    upload_model(model, st, stream);
+    upload_model(model, st, n, x_dev, true, stream);
     run_block(n, x_dev, weights_dev, log_norm_dev, stream);
     download_stats(st, stream);
 }
@@ -105,7 +228,7 @@ void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const fl
 void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
                           const float* weights, float* log_norm, SufficientStatistics& st) {
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-    upload_model(model, st, stream_);
+    upload_model(model, st, n, x, false, stream_);
     const size_t row_bytes = sizeof(float) * (size_t(model.d) + 2);
     const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes_ / row_bytes)));
     x_.reserve(size_t(bs) * model.d);

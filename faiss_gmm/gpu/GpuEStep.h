@@ -7,6 +7,9 @@
 #include <cuda_runtime_api.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/gpu/CudaUtils.h>
+#include <faiss_gmm/gpu/MmaPlan.h>
+
+#include <vector>
 
 namespace faiss_gmm {
 namespace gpu {
@@ -18,7 +21,8 @@ class GpuEStep : public EStepBackend {
      * device: CUDA ordinal (-1: the current one). block_bytes bounds the
      * device buffer for host rows copied per step.
      */
-    explicit GpuEStep(int device = -1, size_t block_bytes = size_t(256) << 20);
+    explicit GpuEStep(int device = -1, size_t block_bytes = size_t(256) << 20,
+                      Precision precision = Precision::Fp32);
     ~GpuEStep() override;
 
     std::string name() const override { return "gpu:" + std::to_string(device_); }
@@ -38,9 +42,20 @@ class GpuEStep : public EStepBackend {
 
     int device() const { return device_; }
 
+    /** The tensor-core plan a Precision maps to (used while d <= 128). */
+    static MmaPlan plan_for(Precision p);
+
+    /**
+     * Replace the plan (tests and benchmarks compare plans); use_mma = false
+     * forces the fp32 SIMT kernels. Throws for a plan not compiled in.
+     */
+    void set_kernel_plan(bool use_mma, const MmaPlan& plan);
+
    private:
-    void upload_model(const GaussianMixture& model, const SufficientStatistics& st,
-                      cudaStream_t stream);
+    std::vector<double> choose_centre(idx_t n, const float* x, bool x_on_device,
+                                      const std::vector<double>& fallback, cudaStream_t stream);
+    void upload_model(const GaussianMixture& model, const SufficientStatistics& st, idx_t n,
+                      const float* x, bool x_on_device, cudaStream_t stream);
     void run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream);
     void download_stats(SufficientStatistics& st, cudaStream_t stream);
 
@@ -49,7 +64,11 @@ class GpuEStep : public EStepBackend {
     size_t block_bytes_;
     cudaStream_t stream_ = nullptr;
     int d_ = 0, k_ = 0;
+    int dp_ = 0, kp_ = 0;  // padded tile shape of the tensor-core model terms
     bool spherical_ = true;
+    bool use_mma_ = true;  // tensor-core kernels when d <= kMmaMaxDim
+    MmaPlan plan_;
+    std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
     DeviceBuffer<float> shift_, a_, b_, c_;
     DeviceBuffer<double> acc_;  // nk | sum_x | sum_x2 | sums(2)
     DeviceBuffer<float> x_, w_, lz_;

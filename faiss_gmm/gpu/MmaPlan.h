@@ -1,0 +1,32 @@
+/**
+ * Precisions of the tensor-core E-step's two products (plain header: the
+ * kernels and the host code share it; no CUDA types).
+ */
+#pragma once
+
+namespace faiss_gmm {
+namespace gpu {
+
+/// Operand precision of one tensor-core product (mma.sync, fp32 accumulate).
+/// The x3 forms split each fp32 operand into a high and a low part and add
+/// hi*hi + hi*lo + lo*hi: about 22 (TF32) or 16 (bf16) significant bits.
+enum class MmaPrecision {
+    Tf32 = 0,    ///< m16n8k8 TF32, one product
+    Tf32x3 = 1,  ///< three TF32 products (float32-class accuracy)
+    Bf16 = 2,    ///< m16n8k16 bf16, one product
+    Bf16x3 = 3,  ///< three bf16 products
+};
+
+/// The precisions of the two products of the tensor-core E-step. Both
+/// passes recompute the log-densities with `logits`, so that a row's
+/// responsibilities sum to one.
+struct MmaPlan {
+    MmaPrecision logits = MmaPrecision::Tf32x3;      ///< x.a_k (and x^2.b_k)
+    MmaPrecision accumulate = MmaPrecision::Tf32x3;  ///< R^T x (and R^T x^2)
+};
+
+/** Whether the (logits, accumulate) pair is compiled in (kernels/EStepMmaKernels.cu). */
+bool mma_plan_supported(const MmaPlan& plan);
+
+}  // namespace gpu
+}  // namespace faiss_gmm

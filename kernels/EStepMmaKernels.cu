@@ -1,0 +1,595 @@
+// Fused GMM E-step on tensor cores (mma.sync: TF32 m16n8k8, bf16 m16n8k16,
+// and their 3-product split forms), for d <= kMmaMaxDim.
+//
+// Same two passes as the SIMT kernels (EStepKernels.cu), same outputs:
+// Pass 1 (log_norm_mma_kernel): a block owns BR1 = 128 rows (x - shift in
+// shared memory, fp32) and sweeps the components in tiles of BN1 = 64; each
+// warp computes a 16 x 64 tile of log2-densities with mma and keeps an
+// online log-sum-exp (base 2) per row.
+// Pass 2 (accumulate_mma_kernel): a block owns BC2 = 128 components (their
+// terms in shared memory) and a chunk of rows, streamed in tiles of
+// BR2 = 64. Each warp computes its 16 components x 64 rows of
+// log2-densities transposed (components as the mma's M), exponentiates them
+// in registers, and feeds the result straight back as the A operand of the
+// accumulation mma (R^T x'), the FlashAttention-2 trick: the C fragment of
+// one mma is, up to an agreed permutation of the summed rows, the A fragment
+// of the next. The responsibilities never leave registers.
+//
+// Operands are kept in shared memory as fp32 and rounded when fragments are
+// built, so one tile serves every precision and the split forms get their
+// low parts for free. log2(e) is folded into the model terms as they are
+// staged, so the exponentials are exp2.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdint>
+
+#include "EStepKernels.cuh"
+
+namespace faiss_gmm {
+namespace gpu {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int BR1 = 128;  // rows per block, pass 1 (16 per warp)
+constexpr int BN1 = 64;   // components per tile, pass 1
+constexpr int BC2 = 128;  // components per block, pass 2 (16 per warp)
+constexpr int BR2 = 64;   // rows per tile, pass 2
+constexpr int kMaxNd = kMmaMaxDim / 8;  // accumulator n-blocks (8 dims each)
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+constexpr int kTf32 = int(MmaPrecision::Tf32), kTf32x3 = int(MmaPrecision::Tf32x3),
+              kBf16 = int(MmaPrecision::Bf16), kBf16x3 = int(MmaPrecision::Bf16x3);
+
+__host__ __device__ constexpr bool is_bf16(int p) { return p == kBf16 || p == kBf16x3; }
+__host__ __device__ constexpr bool is_split(int p) { return p == kTf32x3 || p == kBf16x3; }
+/// K of one mma (and of one step over d or over rows).
+__host__ __device__ constexpr int mma_k(int p) { return is_bf16(p) ? 16 : 8; }
+/// fp32 values in an A fragment (4 registers) and a B fragment (2 registers).
+__host__ __device__ constexpr int na_values(int p) { return is_bf16(p) ? 8 : 4; }
+__host__ __device__ constexpr int nb_values(int p) { return is_bf16(p) ? 4 : 2; }
+
+// Fragment layouts (PTX ISA, mma.m16n8k8 .tf32 / m16n8k16 .bf16), with
+// g = lane / 4 and t = lane % 4: (row, column) of A value v, and the k of
+// B value v (its n is g). C value i sits at (g + 8 (i / 2), 2t + i % 2).
+template <int P>
+__device__ __forceinline__ int a_row(int v, int g) {
+    return g + 8 * (is_bf16(P) ? ((v >> 1) & 1) : (v & 1));
+}
+template <int P>
+__device__ __forceinline__ int a_col(int v, int t) {
+    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 2) : t + 4 * (v >> 1);
+}
+template <int P>
+__device__ __forceinline__ int b_k(int v, int t) {
+    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 1) : t + 4 * v;
+}
+
+/// TF32 rounding (to nearest, ties away) in two integer operations: the
+/// tensor cores read the top 19 bits of the register. cvt.rna.tf32.f32
+/// compiles to a longer sequence on sm_90.
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+}
+
+__device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) {
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+/// Round fp32 values into fragment registers; for split precisions also the
+/// rounded remainders (lo = round(v - hi)).
+template <int P, int NR>
+__device__ __forceinline__ void to_frag(const float* v, uint32_t (&hi)[NR], uint32_t (&lo)[NR]) {
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (is_bf16(P)) {
+            const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * r], v[2 * r + 1]);
+            hi[r] = bf16x2_bits(h);
+            if (is_split(P)) {
+                const float2 f = __bfloat1622float2(h);
+                lo[r] = bf16x2_bits(__floats2bfloat162_rn(v[2 * r] - f.x, v[2 * r + 1] - f.y));
+            }
+        } else {
+            hi[r] = to_tf32(v[r]);
+            // v - hi is exact; the tensor cores truncate it to TF32 (an
+            // error of 2^-11 of a part that is itself <= 2^-12 of v).
+            if (is_split(P)) lo[r] = __float_as_uint(v[r] - __uint_as_float(hi[r]));
+        }
+    }
+}
+
+template <int P>
+__device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    if (is_bf16(P))
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile(
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/// c += a * b at precision P (split: the two small cross terms first).
+template <int P>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4],
+                                    const uint32_t (&bh)[2], const uint32_t (&bl)[2]) {
+    if (is_split(P)) {
+        mma1<P>(c, al, bh);
+        mma1<P>(c, ah, bl);
+    }
+    mma1<P>(c, ah, bh);
+}
+
+/// A fragment (rows m0.., columns k0..) of a row-major fp32 tile with stride s.
+template <int P, bool kSquare = false>
+__device__ __forceinline__ void load_a(const float* tile, int s, int k0, int g, int t,
+                                       uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    float v[na_values(P)];
+#pragma unroll
+    for (int i = 0; i < na_values(P); i++) {
+        v[i] = tile[a_row<P>(i, g) * s + k0 + a_col<P>(i, t)];
+        if (kSquare) v[i] *= v[i];
+    }
+    to_frag<P>(v, hi, lo);
+}
+
+/// B fragment whose column n = g is row g of a row-major tile (k along the row).
+template <int P, bool kSquare = false>
+__device__ __forceinline__ void load_b(const float* tile, int s, int k0, int g, int t,
+                                       uint32_t (&hi)[2], uint32_t (&lo)[2]) {
+    float v[nb_values(P)];
+#pragma unroll
+    for (int i = 0; i < nb_values(P); i++) {
+        v[i] = tile[g * s + k0 + b_k<P>(i, t)];
+        if (kSquare) v[i] *= v[i];
+    }
+    to_frag<P>(v, hi, lo);
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+    const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+    const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/// Start copying rows [row0, row0 + nrows) of x (those before `end`) into a
+/// [nrows][s] tile, raw: 16-byte copies when rows are 16-byte aligned.
+__device__ __forceinline__ void load_rows_async(const float* __restrict__ x, int64_t end,
+                                                int64_t row0, int nrows, int d, bool vec16,
+                                                int s, float* tile) {
+    const int valid = int((int)min((int64_t)nrows, end - row0));
+    if (vec16) {
+        const int q = d / 4;
+        for (int e = threadIdx.x; e < valid * q; e += kThreads) {
+            const int r = e / q, j = (e - r * q) * 4;
+            cp_async16(tile + r * s + j, x + (row0 + r) * d + j);
+        }
+    } else {
+        for (int e = threadIdx.x; e < valid * d; e += kThreads) {
+            const int r = e / d, j = e - r * d;
+            cp_async4(tile + r * s + j, x + (row0 + r) * d + j);
+        }
+    }
+}
+
+/// Centre a landed raw tile: dst = raw - shift, zero past d and past `valid` rows.
+__device__ __forceinline__ void centre_rows(const float* raw, int valid, int nrows, int d, int dp,
+                                            int s, const float* shift, float* dst) {
+    for (int e = threadIdx.x; e < nrows * dp; e += kThreads) {
+        const int r = e / dp, j = e - r * dp;
+        dst[r * s + j] = (r < valid && j < d) ? raw[r * s + j] - shift[j] : 0.f;
+    }
+}
+
+/// Start copying components [c0, c0 + ncomp) of the formatted model (rows of
+/// a and b, and c / bsph) into shared memory.
+template <bool kDiag>
+__device__ __forceinline__ void load_model_async(const MmaModelView& m, int c0, int ncomp, int s,
+                                                 float* as, float* bs, float* cs, float* bsph) {
+    const int q = m.dp / 4;
+    for (int e = threadIdx.x; e < ncomp * q; e += kThreads) {
+        const int cc = e / q, j = (e - cc * q) * 4;
+        const size_t src = size_t(c0 + cc) * m.dp + j;
+        cp_async16(as + cc * s + j, m.a + src);
+        if (kDiag) cp_async16(bs + cc * s + j, m.b + src);
+    }
+    for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
+        cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
+        if (!kDiag) cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
+    }
+}
+
+/// Squared norms of the nrows rows of a staged tile (one warp per row).
+__device__ __forceinline__ void tile_norms(const float* tile, int nrows, int dp, int s,
+                                           float* norm) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < nrows; r += kWarps) {
+        float acc = 0;
+        for (int j = lane; j < dp; j += 32) acc = fmaf(tile[r * s + j], tile[r * s + j], acc);
+#pragma unroll
+        for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        if (lane == 0) norm[r] = acc;
+    }
+}
+
+template <int P, bool kDiag>
+__global__ void __launch_bounds__(kThreads)
+    log_norm_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                        MmaModelView m, bool vec16, float* __restrict__ log_norm,
+                        double* __restrict__ sums) {
+    extern __shared__ __align__(16) float smem[];
+    const int dp = m.dp, s = dp + 4;  // stride = 4 (mod 32) words: conflict-free TF32 fragments
+    // xs | model buffer 0 | model buffer 1; a buffer is a (and b) tiles.
+    float* xs = smem;
+    const int mtile = BN1 * s * (kDiag ? 2 : 1);
+    float* const mbuf0 = xs + BR1 * s;  // buffer b at mbuf0 + b * mtile
+    __shared__ __align__(16) float cs[2][BN1], bsph[2][BN1];
+    __shared__ float norm[BR1], shift[kMmaMaxDim];
+    __shared__ double red[2][kWarps];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int64_t row0 = int64_t(blockIdx.x) * BR1;
+    const int valid = (int)min((int64_t)BR1, n - row0);
+
+    load_rows_async(x, n, row0, BR1, m.d, vec16, s, xs);
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    load_model_async<kDiag>(m, 0, BN1, s, mbuf0, mbuf0 + BN1 * s, cs[0], bsph[0]);
+    cp_async_commit();
+    cp_async_wait<1>();  // the rows
+    __syncthreads();
+    centre_rows(xs, valid, BR1, m.d, dp, s, shift, xs);  // in place: same thread reads and writes
+    __syncthreads();
+    if (!kDiag) tile_norms(xs, BR1, dp, s, norm);
+    const float* xw = xs + warp * 16 * s;
+
+    float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
+    const int ntiles = (m.k + BN1 - 1) / BN1;
+    for (int tile = 0; tile < ntiles; tile++) {
+        const int buf = tile & 1;
+        if (tile + 1 < ntiles) {
+            // Prefetch the next tile into the other buffer (freed by the
+            // barrier at the end of the previous iteration).
+            float* nb = mbuf0 + (buf ^ 1) * mtile;
+            load_model_async<kDiag>(m, (tile + 1) * BN1, BN1, s, nb, nb + BN1 * s, cs[buf ^ 1],
+                                    bsph[buf ^ 1]);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const float* as = mbuf0 + buf * mtile;
+        const float* bs = as + BN1 * s;
+        float acc[BN1 / 8][4] = {};
+        for (int k0 = 0; k0 < dp; k0 += mma_k(P)) {
+            uint32_t ah[4], al[4], a2h[4], a2l[4];
+            load_a<P>(xw, s, k0, g, t, ah, al);
+            if (kDiag) load_a<P, true>(xw, s, k0, g, t, a2h, a2l);
+#pragma unroll
+            for (int nb = 0; nb < BN1 / 8; nb++) {
+                uint32_t bh[2], bl[2];
+                load_b<P>(as + nb * 8 * s, s, k0, g, t, bh, bl);
+                mma<P>(acc[nb], ah, al, bh, bl);
+                if (kDiag) {
+                    load_b<P>(bs + nb * 8 * s, s, k0, g, t, bh, bl);
+                    mma<P>(acc[nb], a2h, a2l, bh, bl);
+                }
+            }
+        }
+        // log2-densities and the online log-sum-exp of rows g and g + 8.
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nb = 0; nb < BN1 / 8; nb++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
+                float l = acc[nb][i] + cs[buf][col];
+                if (!kDiag) l = fmaf(bsph[buf][col], norm[warp * 16 + g + 8 * h], l);
+                acc[nb][i] = l;
+                mx[h] = fmaxf(mx[h], l);
+            }
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+            const float nm = fmaxf(run_m[h], mx[h]);
+            if (nm == -INFINITY) continue;  // nothing finite yet
+            float sum = 0;
+#pragma unroll
+            for (int nb = 0; nb < BN1 / 8; nb++)
+                sum += exp2f(acc[nb][2 * h] - nm) + exp2f(acc[nb][2 * h + 1] - nm);
+            run_s[h] = run_s[h] * exp2f(run_m[h] - nm) + sum;
+            run_m[h] = nm;
+        }
+        __syncthreads();  // this buffer is refilled two tiles on
+    }
+    double lz_sum = 0, w_sum = 0;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
+        const int64_t row = row0 + warp * 16 + g + 8 * h;
+        if (t == 0 && row < n) {
+            const float lz = (run_m[h] + log2f(run_s[h])) * kLn2;
+            log_norm[row] = lz;
+            const double wi = w ? w[row] : 1.0;
+            lz_sum += wi * lz;
+            w_sum += wi;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) {
+        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
+        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+    }
+    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
+    __syncthreads();
+    if (tid == 0) {
+        double a = 0, b = 0;
+        for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
+        atomicAdd(sums, a);
+        atomicAdd(sums + 1, b);
+    }
+}
+
+template <int PL, int PA, bool kDiag>
+__global__ void __launch_bounds__(kThreads, 1)
+    accumulate_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                          const float* __restrict__ log_norm, MmaModelView m, StatsView st,
+                          bool vec16, int64_t rows_per_chunk) {
+    extern __shared__ __align__(16) float smem[];
+    const int dp = m.dp, s = dp + 4;
+    // am | bm (diagonal) | xs (centred rows) | raw (the next rows, landing)
+    float* am = smem;
+    float* bm = am + BC2 * s;
+    float* xs = bm + (kDiag ? BC2 * s : 0);
+    float* raw = xs + BR2 * s;
+    __shared__ __align__(16) float cs[BC2], bsph[BC2];
+    __shared__ float norm[BR2], rowc[BR2], raw_lz[BR2], raw_w[BR2], shift[kMmaMaxDim];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int c0 = blockIdx.x * BC2;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+    const int nd_used = dp / 8;
+
+    // Rows (with their log Z and weight) land in `raw` while the previous
+    // tile is being computed on.
+    auto load_tile = [&](int64_t row0) {
+        load_rows_async(x, end, row0, BR2, m.d, vec16, s, raw);
+        const int64_t row = row0 + tid;
+        if (tid < BR2 && row < end) {
+            cp_async4(raw_lz + tid, log_norm + row);
+            if (w) cp_async4(raw_w + tid, w + row);
+        }
+        cp_async_commit();
+    };
+    load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    if (begin < end) load_tile(begin);
+    const float* aw = am + warp * 16 * s;
+    const float* bw = bm + warp * 16 * s;
+
+    float accx[kMaxNd][4] = {}, accx2[kDiag ? kMaxNd : 1][4] = {};
+    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
+
+    for (int64_t row0 = begin; row0 < end; row0 += BR2) {
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed; the previous tile's reads of xs are done
+        const int valid = (int)min((int64_t)BR2, end - row0);
+        centre_rows(raw, valid, BR2, m.d, dp, s, shift, xs);
+        if (tid < BR2) {
+            // Per-row term: r = w exp(l - log Z) = exp2(l' + log2 w - log2e log Z).
+            float rc = -INFINITY;
+            if (tid < valid) {
+                const float wi = w ? raw_w[tid] : 1.f;
+                if (wi > 0.f) rc = log2f(wi) - kLog2e * raw_lz[tid];
+            }
+            rowc[tid] = rc;
+        }
+        __syncthreads();
+        if (row0 + BR2 < end) load_tile(row0 + BR2);  // raw is free again
+        if (!kDiag) {
+            tile_norms(xs, BR2, dp, s, norm);
+            __syncthreads();
+        }
+        // Log2-densities, transposed: this warp's 16 components x BR2 rows.
+        float lg[BR2 / 8][4] = {};
+        for (int k0 = 0; k0 < dp; k0 += mma_k(PL)) {
+            uint32_t ah[4], al[4], a2h[4], a2l[4];
+            load_a<PL>(aw, s, k0, g, t, ah, al);
+            if (kDiag) load_a<PL>(bw, s, k0, g, t, a2h, a2l);
+#pragma unroll
+            for (int nb = 0; nb < BR2 / 8; nb++) {
+                uint32_t bh[2], bl[2];
+                load_b<PL>(xs + nb * 8 * s, s, k0, g, t, bh, bl);
+                mma<PL>(lg[nb], ah, al, bh, bl);
+                if (kDiag) {
+                    load_b<PL, true>(xs + nb * 8 * s, s, k0, g, t, bh, bl);
+                    mma<PL>(lg[nb], a2h, a2l, bh, bl);
+                }
+            }
+        }
+        // Responsibilities, in place.
+#pragma unroll
+        for (int nb = 0; nb < BR2 / 8; nb++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
+                float l = lg[nb][i] + cs[cl] + rowc[r];
+                if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
+                const float resp = exp2f(l);
+                lg[nb][i] = resp;
+                nkp[i >> 1] += resp;
+                if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
+            }
+        // R^T x' (and R^T x'^2): the summed index is the row.
+        constexpr int RS = mma_k(PA);
+#pragma unroll
+        for (int ks = 0; ks < BR2 / RS; ks++) {
+            float av[na_values(PA)];
+            int rows[nb_values(PA)];
+#pragma unroll
+            for (int v = 0; v < na_values(PA); v++)
+                av[v] = is_bf16(PA) ? lg[2 * ks + (v >> 2)][((v >> 1) & 1) * 2 + (v & 1)]
+                                    : lg[ks][(v & 1) * 2 + (v >> 1)];
+            // TF32: A's k = t + 4q holds C column 2t + q, so B's k = t + 4q
+            // must read row 2t + q of the 8-row step.
+#pragma unroll
+            for (int v = 0; v < nb_values(PA); v++)
+                rows[v] = is_bf16(PA) ? ks * 16 + b_k<PA>(v, t) : ks * 8 + 2 * t + v;
+            uint32_t ah[4], al[4];
+            to_frag<PA>(av, ah, al);
+#pragma unroll
+            for (int nd = 0; nd < kMaxNd; nd++) {
+                if (nd >= nd_used) break;
+                float bv[nb_values(PA)];
+#pragma unroll
+                for (int v = 0; v < nb_values(PA); v++) bv[v] = xs[rows[v] * s + nd * 8 + g];
+                uint32_t bh[2], bl[2];
+                to_frag<PA>(bv, bh, bl);
+                mma<PA>(accx[nd], ah, al, bh, bl);
+                if (kDiag) {
+#pragma unroll
+                    for (int v = 0; v < nb_values(PA); v++) bv[v] *= bv[v];
+                    to_frag<PA>(bv, bh, bl);
+                    mma<PA>(accx2[kDiag ? nd : 0], ah, al, bh, bl);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int nd = 0; nd < kMaxNd; nd++) {
+        if (nd >= nd_used) break;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int comp = c0 + warp * 16 + g + 8 * (i >> 1), j = nd * 8 + 2 * t + (i & 1);
+            if (comp >= m.k || j >= m.d) continue;
+            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[nd][i]));
+            if (kDiag) atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[kDiag ? nd : 0][i]));
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        for (int o = 1; o <= 2; o <<= 1) {
+            nkp[h] += __shfl_xor_sync(0xffffffffu, nkp[h], o);
+            sx2p[h] += __shfl_xor_sync(0xffffffffu, sx2p[h], o);
+        }
+        const int comp = c0 + warp * 16 + g + 8 * h;
+        if (t == 0 && comp < m.k) {
+            atomicAdd(st.nk + comp, double(nkp[h]));
+            if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[h]));
+        }
+    }
+}
+
+template <int P, bool kDiag>
+cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
+                         float* log_norm, const StatsView& stats, cudaStream_t stream) {
+    const size_t bytes = sizeof(float) * size_t(BR1 + 2 * BN1 * (kDiag ? 2 : 1)) * (m.dp + 4);
+    auto kernel = log_norm_mma_kernel<P, kDiag>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const dim3 grid{unsigned((n + BR1 - 1) / BR1)};
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, m, vec16, log_norm, stats.sums);
+    return cudaGetLastError();
+}
+
+template <int PL, int PA, bool kDiag>
+cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights,
+                           const float* log_norm, const MmaModelView& m, const StatsView& stats,
+                           int num_sms, cudaStream_t stream) {
+    const size_t bytes = sizeof(float) * size_t(BC2 * (kDiag ? 2 : 1) + 2 * BR2) * (m.dp + 4);
+    auto kernel = accumulate_mma_kernel<PL, PA, kDiag>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    // One block per SM (shared memory and registers allow no more): split
+    // the rows so that the component tiles x row chunks fill the SMs once.
+    const int ctiles = (m.k + BC2 - 1) / BC2;
+    const int64_t row_tiles = (n + BR2 - 1) / BR2;
+    int64_t chunks = std::max<int64_t>(1, std::max(num_sms, 1) / ctiles);
+    chunks = std::min(chunks, std::min<int64_t>(row_tiles, 65535));
+    const int64_t rows_per_chunk = ((row_tiles + chunks - 1) / chunks) * BR2;
+    chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
+    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const dim3 grid{unsigned(ctiles), unsigned(chunks)};
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
+                                              rows_per_chunk);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
+                                const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                const StatsView& stats, cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+#define FAISS_GMM_LN(P)                                                                  \
+    case MmaPrecision::P:                                                                \
+        return m.spherical                                                               \
+                   ? log_norm_mma<k##P, false>(x, n, weights, m, log_norm, stats, stream) \
+                   : log_norm_mma<k##P, true>(x, n, weights, m, log_norm, stats, stream);
+    switch (logits) {
+        FAISS_GMM_LN(Tf32)
+        FAISS_GMM_LN(Tf32x3)
+        FAISS_GMM_LN(Bf16)
+        FAISS_GMM_LN(Bf16x3)
+    }
+#undef FAISS_GMM_LN
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,
+                                  const float* log_norm, const MmaModelView& m,
+                                  const MmaPlan& plan, const StatsView& stats, int num_sms,
+                                  cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+    // The instantiated (logits, accumulate) pairs; see mma_plan_supported.
+#define FAISS_GMM_ACC(PL, PA)                                                                 \
+    if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)               \
+        return m.spherical ? accumulate_mma<k##PL, k##PA, false>(x, n, weights, log_norm, m,  \
+                                                                 stats, num_sms, stream)      \
+                           : accumulate_mma<k##PL, k##PA, true>(x, n, weights, log_norm, m,   \
+                                                                stats, num_sms, stream);
+    FAISS_GMM_ACC(Tf32x3, Tf32x3)
+    FAISS_GMM_ACC(Tf32x3, Tf32)
+    FAISS_GMM_ACC(Tf32, Tf32)
+    FAISS_GMM_ACC(Bf16x3, Tf32)
+    FAISS_GMM_ACC(Bf16x3, Bf16)
+    FAISS_GMM_ACC(Bf16, Bf16)
+#undef FAISS_GMM_ACC
+    return cudaErrorInvalidValue;
+}
+
+bool mma_plan_supported(const MmaPlan& p) {
+    using M = MmaPrecision;
+    const M l = p.logits, a = p.accumulate;
+    return (l == M::Tf32x3 && (a == M::Tf32x3 || a == M::Tf32)) || (l == M::Tf32 && a == M::Tf32) ||
+           (l == M::Bf16x3 && (a == M::Tf32 || a == M::Bf16)) || (l == M::Bf16 && a == M::Bf16);
+}
+
+}  // namespace gpu
+}  // namespace faiss_gmm
