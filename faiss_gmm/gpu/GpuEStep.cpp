@@ -47,10 +47,13 @@ GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision)
     FAISS_GMM_CUDA_CHECK(
         cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_));
     FAISS_GMM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    FAISS_GMM_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    for (int s = 0; s < 2; s++) copied_[s].create(), done_[s].create();
 }
 
 GpuEStep::~GpuEStep() {
     if (stream_) cudaStreamDestroy(stream_);
+    if (copy_stream_) cudaStreamDestroy(copy_stream_);
 }
 
 std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_device,
@@ -233,27 +236,54 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
                           const float* weights, float* log_norm, SufficientStatistics& st) {
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
     upload_model(model, st, n, x, false, stream_);
-    const size_t row_bytes = sizeof(float) * (size_t(model.d) + 2);
+    const int d = model.d;
+    const size_t row_bytes = sizeof(float) * (size_t(d) + 2);
     const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes_ / row_bytes)));
-    x_.reserve(size_t(bs) * model.d);
-    lz_.reserve(size_t(bs));
-    if (weights) w_.reserve(size_t(bs));
-    // Simple copy-then-compute on one stream (the pipelined, pinned,
-    // double-buffered path is the streaming issue's work).
-    for (idx_t i0 = 0; i0 < n; i0 += bs) {
-        const idx_t nb = std::min(bs, n - i0);
-        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(x_.data(), x + size_t(i0) * model.d,
-                                             sizeof(float) * size_t(nb) * model.d,
-                                             cudaMemcpyHostToDevice, stream_));
-        if (weights)
-            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(w_.data(), weights + i0, sizeof(float) * nb,
-                                                 cudaMemcpyHostToDevice, stream_));
-        run_block(nb, x_.data(), weights ? w_.data() : nullptr, lz_.data(), stream_);
-        if (log_norm)
-            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(log_norm + i0, lz_.data(), sizeof(float) * nb,
-                                                 cudaMemcpyDeviceToHost, stream_));
-        FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int s = 0; s < 2 && s < (n + bs - 1) / bs; s++) {
+        x_[s].reserve(size_t(bs) * d);
+        hx_[s].reserve(size_t(bs) * d);
+        lz_[s].reserve(size_t(bs));
+        if (log_norm) hlz_[s].reserve(size_t(bs));
+        if (weights) {
+            w_[s].reserve(size_t(bs));
+            hw_[s].reserve(size_t(bs));
+        }
     }
+    // Slot s holds block `first[s]` (rows) until its `done_` event fires.
+    idx_t first[2] = {-1, -1}, count[2] = {0, 0};
+    auto retire = [&](int s) {
+        if (first[s] < 0) return;
+        FAISS_GMM_CUDA_CHECK(cudaEventSynchronize(done_[s].get()));
+        if (log_norm) std::copy(hlz_[s].data(), hlz_[s].data() + count[s], log_norm + first[s]);
+        first[s] = -1;
+    };
+    idx_t block = 0;
+    for (idx_t i0 = 0; i0 < n; i0 += bs, block++) {
+        const int s = int(block & 1);
+        const idx_t nb = std::min(bs, n - i0);
+        retire(s);  // the slot's previous block is computed and read back
+        // Packing into page-locked memory overlaps the other slot's kernels.
+        std::copy(x + size_t(i0) * d, x + size_t(i0 + nb) * d, hx_[s].data());
+        if (weights) std::copy(weights + i0, weights + i0 + nb, hw_[s].data());
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(x_[s].data(), hx_[s].data(),
+                                             sizeof(float) * size_t(nb) * d,
+                                             cudaMemcpyHostToDevice, copy_stream_));
+        if (weights)
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(w_[s].data(), hw_[s].data(), sizeof(float) * nb,
+                                                 cudaMemcpyHostToDevice, copy_stream_));
+        FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[s].get(), copy_stream_));
+        FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
+        run_block(nb, x_[s].data(), weights ? w_[s].data() : nullptr, lz_[s].data(), stream_);
+        if (log_norm)
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hlz_[s].data(), lz_[s].data(),
+                                                 sizeof(float) * nb, cudaMemcpyDeviceToHost,
+                                                 stream_));
+        FAISS_GMM_CUDA_CHECK(cudaEventRecord(done_[s].get(), stream_));
+        first[s] = i0;
+        count[s] = nb;
+    }
+    retire(int(block & 1));
+    retire(int((block + 1) & 1));
     download_stats(st, stream_);
 }
 

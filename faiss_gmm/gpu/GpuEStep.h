@@ -18,16 +18,21 @@ namespace gpu {
 class GpuEStep : public EStepBackend {
    public:
     /**
-     * device: CUDA ordinal (-1: the current one). block_bytes bounds the
-     * device buffer for host rows copied per step.
+     * device: CUDA ordinal (-1: the current one). block_bytes bounds one of
+     * the two row blocks of the host-pointer path (each has a page-locked
+     * host copy and a device copy). precision picks the kernels' plan.
      */
-    explicit GpuEStep(int device = -1, size_t block_bytes = size_t(256) << 20,
+    explicit GpuEStep(int device = -1, size_t block_bytes = size_t(64) << 20,
                       Precision precision = Precision::Fp32);
     ~GpuEStep() override;
 
     std::string name() const override { return "gpu:" + std::to_string(device_); }
 
-    /** Host-pointer path: rows are copied to the device block by block. */
+    /**
+     * Host-pointer path, double-buffered: while the kernels run on one
+     * block, the host packs the next into page-locked memory and a second
+     * stream copies it to the device.
+     */
     void accumulate(const GaussianMixture& model, idx_t n, const float* x, const float* weights,
                     float* log_norm, SufficientStatistics& stats) override;
 
@@ -62,7 +67,8 @@ class GpuEStep : public EStepBackend {
     int device_ = 0;
     int num_sms_ = 1;
     size_t block_bytes_;
-    cudaStream_t stream_ = nullptr;
+    cudaStream_t stream_ = nullptr;       // kernels (and the host path's results)
+    cudaStream_t copy_stream_ = nullptr;  // the host path's uploads
     int d_ = 0, k_ = 0;
     int dp_ = 0, kp_ = 0;  // padded tile shape of the tensor-core model terms
     bool spherical_ = true;
@@ -71,7 +77,10 @@ class GpuEStep : public EStepBackend {
     std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
     DeviceBuffer<float> shift_, a_, b_, c_;
     DeviceBuffer<double> acc_;  // nk | sum_x | sum_x2 | sums(2)
-    DeviceBuffer<float> x_, w_, lz_;
+    // The host path's two slots: page-locked staging, device copies, events.
+    DeviceBuffer<float> x_[2], w_[2], lz_[2];
+    PinnedBuffer<float> hx_[2], hw_[2], hlz_[2];
+    Event copied_[2], done_[2];
 };
 
 }  // namespace gpu
