@@ -128,6 +128,11 @@ void BM_GpuEStepHost(benchmark::State& state) {
     }
     GaussianMixture m = make_model(d, k, cov, x);
     gpu::GpuEStep backend(-1, size_t(64) << 20, precision);
+    {  // untimed warm-up: page-locked and device buffers are allocated once
+        SufficientStatistics st;
+        st.reset(d, k, cov, mixture_center(m));
+        backend.accumulate(m, std::min<int64_t>(n, 200000), x.data(), nullptr, nullptr, st);
+    }
     for (auto _ : state) {
         SufficientStatistics st;
         st.reset(d, k, cov, mixture_center(m));

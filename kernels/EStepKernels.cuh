@@ -63,6 +63,10 @@ struct MmaModelView {
     int dp = 0;                    ///< d rounded up to 16 (row stride of a and b)
     int kp = 0;                    ///< k rounded up to kMmaCompPad
     bool spherical = true;         ///< b is bsph (per component) instead of a kp x dp tile
+    /// a and b rows pre-split for 3xbf16 log-densities (required exactly when
+    /// the plan's logits are Bf16x3): each row of dp words holds dp bf16 high
+    /// parts, then dp bf16 low parts (v = hi + lo to ~16 bits).
+    bool split_bf16 = false;
     const float* shift = nullptr;  ///< dp: the centre, zero past d
     const float* a = nullptr;      ///< kp x dp: log2(e) a_k, zero past d and past k
     const float* b = nullptr;      ///< kp x dp (diagonal): -log2(e)/2 b_k, zero-padded

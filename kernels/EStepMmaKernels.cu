@@ -155,6 +155,42 @@ __device__ __forceinline__ void load_b(const float* tile, int s, int k0, int g, 
     to_frag<P>(v, hi, lo);
 }
 
+/// Four 8x8 b16 matrices (or 8x4 32-bit ones): lane l names row l % 8 of
+/// matrix l / 8; register i receives matrix i's (row g, word t).
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* row_addr) {
+    const unsigned a = unsigned(__cvta_generic_to_shared(row_addr));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/// A fragment (rows 0..15 of `tile`, k0..k0+15) of a pre-split bf16 tile:
+/// one ldmatrix for the high parts, one for the low.
+__device__ __forceinline__ void ldsm_a_split(const float* tile, int s, int dp, int k0, int lane,
+                                             uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    const int mat = lane >> 3;
+    const float* p = tile + ((lane & 7) + 8 * (mat & 1)) * s + k0 / 2 + 4 * (mat >> 1);
+    ldsm_x4(hi, p);
+    ldsm_x4(lo, p + dp / 2);
+}
+
+/// B fragments of two 8-row blocks (rows 0..15 of `tile`, k0..k0+15) of a
+/// pre-split bf16 tile: {b0, b1} of the first block in regs 0-1, the second in 2-3.
+__device__ __forceinline__ void ldsm_b2_split(const float* tile, int s, int dp, int k0, int lane,
+                                              uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    const int mat = lane >> 3;
+    const float* p = tile + ((lane & 7) + 8 * (mat >> 1)) * s + k0 / 2 + 4 * (mat & 1);
+    ldsm_x4(hi, p);
+    ldsm_x4(lo, p + dp / 2);
+}
+
+/// Round v to bf16 hi + lo and store them at half-word j of a split row.
+__device__ __forceinline__ void store_split(float v, __nv_bfloat16* row, int dp, int j) {
+    const __nv_bfloat16 h = __float2bfloat16_rn(v);
+    row[j] = h;
+    row[dp + j] = __float2bfloat16_rn(v - __bfloat162float(h));
+}
+
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
     const unsigned s = unsigned(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
@@ -282,14 +318,38 @@ __global__ void __launch_bounds__(kThreads)
             uint32_t ah[4], al[4], a2h[4], a2l[4];
             load_a<P>(xw, s, k0, g, t, ah, al);
             if (kDiag) load_a<P, true>(xw, s, k0, g, t, a2h, a2l);
+            if (P == kBf16x3) {
+                // Pre-split model: two 8-component blocks per ldmatrix pair.
 #pragma unroll
-            for (int nb = 0; nb < BN1 / 8; nb++) {
-                uint32_t bh[2], bl[2];
-                load_b<P>(as + nb * 8 * s, s, k0, g, t, bh, bl);
-                mma<P>(acc[nb], ah, al, bh, bl);
-                if (kDiag) {
-                    load_b<P>(bs + nb * 8 * s, s, k0, g, t, bh, bl);
-                    mma<P>(acc[nb], a2h, a2l, bh, bl);
+                for (int nb = 0; nb < BN1 / 8; nb += 2) {
+                    uint32_t h4[4], l4[4];
+                    ldsm_b2_split(as + nb * 8 * s, s, dp, k0, lane, h4, l4);
+#pragma unroll
+                    for (int q = 0; q < 2; q++) {
+                        const uint32_t bh[2] = {h4[2 * q], h4[2 * q + 1]},
+                                       bl[2] = {l4[2 * q], l4[2 * q + 1]};
+                        mma<P>(acc[nb + q], ah, al, bh, bl);
+                    }
+                    if (kDiag) {
+                        ldsm_b2_split(bs + nb * 8 * s, s, dp, k0, lane, h4, l4);
+#pragma unroll
+                        for (int q = 0; q < 2; q++) {
+                            const uint32_t bh[2] = {h4[2 * q], h4[2 * q + 1]},
+                                           bl[2] = {l4[2 * q], l4[2 * q + 1]};
+                            mma<P>(acc[nb + q], a2h, a2l, bh, bl);
+                        }
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int nb = 0; nb < BN1 / 8; nb++) {
+                    uint32_t bh[2], bl[2];
+                    load_b<P>(as + nb * 8 * s, s, k0, g, t, bh, bl);
+                    mma<P>(acc[nb], ah, al, bh, bl);
+                    if (kDiag) {
+                        load_b<P>(bs + nb * 8 * s, s, k0, g, t, bh, bl);
+                        mma<P>(acc[nb], a2h, a2l, bh, bl);
+                    }
                 }
             }
         }
@@ -501,6 +561,253 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 }
 
+/// Rows per tile of the pre-split pass 2 (shared memory: the diagonal
+/// kernel holds two model tiles and five row tiles).
+template <bool kDiag>
+__host__ __device__ constexpr int split_rows() {
+    return kDiag ? 32 : 64;
+}
+
+/// Pass 2 for 3xbf16 log-densities: as accumulate_mma_kernel, but every
+/// operand is rounded once per tile (not once per warp and use): the model
+/// arrives pre-split, each row tile is centred into a split bf16 tile (the
+/// log-densities' B operand) and into the accumulation's B operand, TF32
+/// (row-major) or bf16 (transposed, row pairs in one word).
+template <int PA, bool kDiag>
+__global__ void __launch_bounds__(kThreads, 1)
+    accumulate_split_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                            const float* __restrict__ log_norm, MmaModelView m, StatsView st,
+                            bool vec16, int64_t rows_per_chunk) {
+    constexpr int R = split_rows<kDiag>();
+    constexpr int PL = kBf16x3;
+    constexpr bool kAccBf16 = is_bf16(PA);
+    extern __shared__ __align__(16) float smem[];
+    const int dp = m.dp, s = dp + 4;
+    // Accumulation operand tiles, transposed ([dimension][rows], sa words
+    // per dimension, = 4 mod 32 for conflict-free ldmatrix): bf16 row pairs
+    // per word, or TF32 words with the rows of each 8-row step permuted
+    // (row 2t + q at position t + 4q, the order the A fragment sums in).
+    const int sa = kAccBf16 ? (R + 8) / 2 : R + 4;
+    const int acc_words = dp * sa;
+    float* am = smem;
+    float* bm = am + BC2 * s;
+    float* raw = bm + (kDiag ? BC2 * s : 0);
+    float* xsp = raw + R * s;
+    float* x2sp = xsp + R * s;
+    float* xa = x2sp + (kDiag ? R * s : 0);
+    float* x2a = xa + acc_words;
+    __shared__ __align__(16) float cs[BC2], bsph[BC2];
+    __shared__ float norm[R], rowc[R], raw_lz[R], raw_w[R], shift[kMmaMaxDim];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int c0 = blockIdx.x * BC2;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+    const int nd_used = dp / 8;
+
+    auto load_tile = [&](int64_t row0) {
+        load_rows_async(x, end, row0, R, m.d, vec16, s, raw);
+        const int64_t row = row0 + tid;
+        if (tid < R && row < end) {
+            cp_async4(raw_lz + tid, log_norm + row);
+            if (w) cp_async4(raw_w + tid, w + row);
+        }
+        cp_async_commit();
+    };
+    load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    if (begin < end) load_tile(begin);
+    const float* aw = am + warp * 16 * s;
+    const float* bw = bm + warp * 16 * s;
+
+    float accx[kMaxNd][4] = {}, accx2[kDiag ? kMaxNd : 1][4] = {};
+    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
+
+    for (int64_t row0 = begin; row0 < end; row0 += R) {
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed; the previous tile's operand reads are done
+        const int valid = (int)min((int64_t)R, end - row0);
+        for (int e = tid; e < R * dp; e += kThreads) {
+            const int r = e / dp, j = e - r * dp;
+            const float v = (r < valid && j < m.d) ? raw[r * s + j] - shift[j] : 0.f;
+            store_split(v, reinterpret_cast<__nv_bfloat16*>(xsp + r * s), dp, j);
+            if (kDiag) store_split(v * v, reinterpret_cast<__nv_bfloat16*>(x2sp + r * s), dp, j);
+            if (kAccBf16) {
+                __nv_bfloat16* xt = reinterpret_cast<__nv_bfloat16*>(xa);
+                xt[j * 2 * sa + r] = __float2bfloat16_rn(v);
+                if (kDiag)
+                    reinterpret_cast<__nv_bfloat16*>(x2a)[j * 2 * sa + r] =
+                        __float2bfloat16_rn(v * v);
+            } else {
+                const int pos = (r & ~7) + ((r & 7) >> 1) + 4 * (r & 1);
+                xa[j * sa + pos] = __uint_as_float(to_tf32(v));
+                if (kDiag) x2a[j * sa + pos] = __uint_as_float(to_tf32(v * v));
+            }
+        }
+        if (!kDiag) {
+            // Norms from the fp32 rows, as pass 1 computes them.
+            for (int r = warp; r < R; r += kWarps) {
+                float acc = 0;
+                if (r < valid)
+                    for (int j = lane; j < m.d; j += 32) {
+                        const float v = raw[r * s + j] - shift[j];
+                        acc = fmaf(v, v, acc);
+                    }
+#pragma unroll
+                for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+                if (lane == 0) norm[r] = acc;
+            }
+        }
+        if (tid < R) {
+            float rc = -INFINITY;
+            if (tid < valid) {
+                const float wi = w ? raw_w[tid] : 1.f;
+                if (wi > 0.f) rc = log2f(wi) - kLog2e * raw_lz[tid];
+            }
+            rowc[tid] = rc;
+        }
+        __syncthreads();
+        if (row0 + R < end) load_tile(row0 + R);  // raw is free again
+
+        // Log2-densities, transposed: this warp's 16 components x R rows.
+        float lg[R / 8][4] = {};
+        for (int k0 = 0; k0 < dp; k0 += 16) {
+            uint32_t ah[4], al[4], a2h[4], a2l[4];
+            ldsm_a_split(aw, s, dp, k0, lane, ah, al);
+            if (kDiag) ldsm_a_split(bw, s, dp, k0, lane, a2h, a2l);
+#pragma unroll
+            for (int nb = 0; nb < R / 8; nb += 2) {
+                uint32_t h4[4], l4[4];
+                ldsm_b2_split(xsp + nb * 8 * s, s, dp, k0, lane, h4, l4);
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    const uint32_t bh[2] = {h4[2 * q], h4[2 * q + 1]},
+                                   bl[2] = {l4[2 * q], l4[2 * q + 1]};
+                    mma<PL>(lg[nb + q], ah, al, bh, bl);
+                }
+                if (kDiag) {
+                    ldsm_b2_split(x2sp + nb * 8 * s, s, dp, k0, lane, h4, l4);
+#pragma unroll
+                    for (int q = 0; q < 2; q++) {
+                        const uint32_t bh[2] = {h4[2 * q], h4[2 * q + 1]},
+                                       bl[2] = {l4[2 * q], l4[2 * q + 1]};
+                        mma<PL>(lg[nb + q], a2h, a2l, bh, bl);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int nb = 0; nb < R / 8; nb++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
+                float l = lg[nb][i] + cs[cl] + rowc[r];
+                if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
+                const float resp = exp2f(l);
+                lg[nb][i] = resp;
+                nkp[i >> 1] += resp;
+                if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
+            }
+        // R^T x' (and R^T x'^2) from the pre-rounded operand tiles.
+        constexpr int RS = mma_k(PA);
+        // ldmatrix rows: dimension nd*8 + lane % 8 (+8 for matrices 2-3), words
+        // 8 ks (+4 for matrices 1, 3): the same 8 words are 16 bf16 rows or 8
+        // TF32 rows.
+        const int mat = lane >> 3;
+        const int lrow = (lane & 7) + 8 * (mat >> 1), lword = 4 * (mat & 1);
+#pragma unroll
+        for (int ks = 0; ks < R / RS; ks++) {
+            float av[na_values(PA)];
+#pragma unroll
+            for (int v = 0; v < na_values(PA); v++)
+                av[v] = kAccBf16 ? lg[2 * ks + (v >> 2)][((v >> 1) & 1) * 2 + (v & 1)]
+                                 : lg[ks][(v & 1) * 2 + (v >> 1)];
+            uint32_t ah[4], al[4];
+            to_frag<PA>(av, ah, al);
+#pragma unroll
+            for (int nd = 0; nd < kMaxNd; nd += 2) {
+                if (nd >= nd_used) break;  // dp is a multiple of 16: nd_used is even
+                const int at = (nd * 8 + lrow) * sa + 8 * ks + lword;
+                uint32_t b4[4], bl[2];
+                ldsm_x4(b4, xa + at);
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    const uint32_t bh[2] = {b4[2 * q], b4[2 * q + 1]};
+                    mma<PA>(accx[nd + q], ah, al, bh, bl);
+                }
+                if (kDiag) {
+                    ldsm_x4(b4, x2a + at);
+#pragma unroll
+                    for (int q = 0; q < 2; q++) {
+                        const uint32_t bh[2] = {b4[2 * q], b4[2 * q + 1]};
+                        mma<PA>(accx2[kDiag ? nd + q : 0], ah, al, bh, bl);
+                    }
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int nd = 0; nd < kMaxNd; nd++) {
+        if (nd >= nd_used) break;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int comp = c0 + warp * 16 + g + 8 * (i >> 1), j = nd * 8 + 2 * t + (i & 1);
+            if (comp >= m.k || j >= m.d) continue;
+            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[nd][i]));
+            if (kDiag)
+                atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[kDiag ? nd : 0][i]));
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        for (int o = 1; o <= 2; o <<= 1) {
+            nkp[h] += __shfl_xor_sync(0xffffffffu, nkp[h], o);
+            sx2p[h] += __shfl_xor_sync(0xffffffffu, sx2p[h], o);
+        }
+        const int comp = c0 + warp * 16 + g + 8 * h;
+        if (t == 0 && comp < m.k) {
+            atomicAdd(st.nk + comp, double(nkp[h]));
+            if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[h]));
+        }
+    }
+}
+
+/// Grid of pass 2: component tiles x row chunks filling the SMs once (one
+/// block per SM: shared memory and registers allow no more).
+dim3 pass2_grid(const MmaModelView& m, int64_t n, int rows_per_tile, int num_sms,
+                int64_t& rows_per_chunk) {
+    const int ctiles = (m.k + BC2 - 1) / BC2;
+    const int64_t row_tiles = (n + rows_per_tile - 1) / rows_per_tile;
+    int64_t chunks = std::max<int64_t>(1, std::max(num_sms, 1) / ctiles);
+    chunks = std::min(chunks, std::min<int64_t>(row_tiles, 65535));
+    rows_per_chunk = ((row_tiles + chunks - 1) / chunks) * rows_per_tile;
+    chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
+    return dim3{unsigned(ctiles), unsigned(chunks)};
+}
+
+template <int PA, bool kDiag>
+cudaError_t accumulate_split(const float* x, int64_t n, const float* weights,
+                             const float* log_norm, const MmaModelView& m, const StatsView& stats,
+                             int num_sms, cudaStream_t stream) {
+    constexpr int R = split_rows<kDiag>();
+    const int s = m.dp + 4;
+    const int acc_words = m.dp * (is_bf16(PA) ? (R + 8) / 2 : R + 4);
+    const size_t words = size_t(BC2) * s * (kDiag ? 2 : 1) + size_t(R) * s * (kDiag ? 3 : 2) +
+                         size_t(acc_words) * (kDiag ? 2 : 1);
+    const size_t bytes = sizeof(float) * words;
+    auto kernel = accumulate_split_kernel<PA, kDiag>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    int64_t rows_per_chunk = 0;
+    const dim3 grid = pass2_grid(m, n, R, num_sms, rows_per_chunk);
+    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
+                                              rows_per_chunk);
+    return cudaGetLastError();
+}
+
 template <int P, bool kDiag>
 cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
                          float* log_norm, const StatsView& stats, cudaStream_t stream) {
@@ -546,6 +853,7 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
                                 const StatsView& stats, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+    if (m.split_bf16 != (logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
 #define FAISS_GMM_LN(P)                                                                  \
     case MmaPrecision::P:                                                                \
         return m.spherical                                                               \
@@ -567,6 +875,7 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
                                   cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+    if (m.split_bf16 != (plan.logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
     // The instantiated (logits, accumulate) pairs; see mma_plan_supported.
 #define FAISS_GMM_ACC(PL, PA)                                                                 \
     if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)               \
@@ -577,10 +886,19 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
     FAISS_GMM_ACC(Tf32x3, Tf32x3)
     FAISS_GMM_ACC(Tf32x3, Tf32)
     FAISS_GMM_ACC(Tf32, Tf32)
-    FAISS_GMM_ACC(Bf16x3, Tf32)
-    FAISS_GMM_ACC(Bf16x3, Bf16)
     FAISS_GMM_ACC(Bf16, Bf16)
 #undef FAISS_GMM_ACC
+    // 3xbf16 log-densities: the pre-split kernel (the model must be split).
+    if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Tf32)
+        return m.spherical ? accumulate_split<kTf32, false>(x, n, weights, log_norm, m, stats,
+                                                            num_sms, stream)
+                           : accumulate_split<kTf32, true>(x, n, weights, log_norm, m, stats,
+                                                           num_sms, stream);
+    if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Bf16)
+        return m.spherical ? accumulate_split<kBf16, false>(x, n, weights, log_norm, m, stats,
+                                                            num_sms, stream)
+                           : accumulate_split<kBf16, true>(x, n, weights, log_norm, m, stats,
+                                                           num_sms, stream);
     return cudaErrorInvalidValue;
 }
 

@@ -70,7 +70,8 @@ class GpuEStep : public EStepBackend {
     cudaStream_t stream_ = nullptr;       // kernels (and the host path's results)
     cudaStream_t copy_stream_ = nullptr;  // the host path's uploads
     int d_ = 0, k_ = 0;
-    int dp_ = 0, kp_ = 0;  // padded tile shape of the tensor-core model terms
+    int dp_ = 0, kp_ = 0;      // padded tile shape of the tensor-core model terms
+    bool split_bf16_ = false;  // a_ / b_ hold bf16 hi | lo rows (3xbf16 plans)
     bool spherical_ = true;
     bool use_mma_ = true;  // tensor-core kernels when d <= kMmaMaxDim
     MmaPlan plan_;
