@@ -76,6 +76,14 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
     return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
 }
 
+/// 2^x on the SFU (max error ~2 ulp; denormal results flush to zero, far
+/// below what a responsibility or a partial log-sum-exp can use).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
@@ -184,11 +192,30 @@ __device__ __forceinline__ void ldsm_b2_split(const float* tile, int s, int dp, 
     ldsm_x4(lo, p + dp / 2);
 }
 
-/// Round v to bf16 hi + lo and store them at half-word j of a split row.
-__device__ __forceinline__ void store_split(float v, __nv_bfloat16* row, int dp, int j) {
-    const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    row[j] = h;
-    row[dp + j] = __float2bfloat16_rn(v - __bfloat162float(h));
+/// Four centred values (r, j..j+3) of a landed raw tile: zero past d and
+/// past `valid` rows (raw holds garbage there). j is a multiple of 4.
+__device__ __forceinline__ void centre4(const float* raw, int s, int r, int j, int valid, int d,
+                                        const float* shift, float (&v)[4]) {
+    const float4 x4 = *reinterpret_cast<const float4*>(raw + r * s + j);
+    const float4 s4 = *reinterpret_cast<const float4*>(shift + j);
+    const float xs[4] = {x4.x - s4.x, x4.y - s4.y, x4.z - s4.z, x4.w - s4.w};
+#pragma unroll
+    for (int q = 0; q < 4; q++) v[q] = (r < valid && j + q < d) ? xs[q] : 0.f;
+}
+
+/// Split four values into bf16 hi / lo and store them at half-words
+/// j..j+3 and dp + j.. of a split row (8-byte stores).
+__device__ __forceinline__ void store_split4(const float (&v)[4], __nv_bfloat16* row, int dp,
+                                             int j) {
+    __nv_bfloat162 h[2], l[2];
+#pragma unroll
+    for (int q = 0; q < 2; q++) {
+        h[q] = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
+        const float2 f = __bfloat1622float2(h[q]);
+        l[q] = __floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y);
+    }
+    *reinterpret_cast<uint2*>(row + j) = make_uint2(bf16x2_bits(h[0]), bf16x2_bits(h[1]));
+    *reinterpret_cast<uint2*>(row + dp + j) = make_uint2(bf16x2_bits(l[0]), bf16x2_bits(l[1]));
 }
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
@@ -265,45 +292,95 @@ __device__ __forceinline__ void tile_norms(const float* tile, int nrows, int dp,
     }
 }
 
+/// Components per tile of pass 1: 32 for diagonal 3xbf16, whose split x'
+/// and x'^2 tiles leave room for no more (shared memory).
+__host__ __device__ constexpr int pass1_comps(int p, bool diag) {
+    return (p == kBf16x3 && diag) ? BN1 / 2 : BN1;
+}
+
 template <int P, bool kDiag>
 __global__ void __launch_bounds__(kThreads)
     log_norm_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                         MmaModelView m, bool vec16, float* __restrict__ log_norm,
                         double* __restrict__ sums) {
+    // 3xbf16: the rows are centred once into split bf16 tiles read by
+    // ldmatrix; otherwise they stay fp32 and are rounded per fragment.
+    constexpr bool kSplitX = P == kBf16x3;
+    constexpr int BN = pass1_comps(P, kDiag);
     extern __shared__ __align__(16) float smem[];
-    const int dp = m.dp, s = dp + 4;  // stride = 4 (mod 32) words: conflict-free TF32 fragments
-    // xs | model buffer 0 | model buffer 1; a buffer is a (and b) tiles.
+    const int dp = m.dp, s = dp + 4;  // stride = 4 (mod 32) words: conflict-free fragments
+    // xs (fp32 rows, or split x' | split x'^2) | model buffer 0 | model
+    // buffer 1; a buffer is the a (and b) tiles. Split rows land raw in the
+    // model buffers first.
     float* xs = smem;
-    const int mtile = BN1 * s * (kDiag ? 2 : 1);
-    float* const mbuf0 = xs + BR1 * s;  // buffer b at mbuf0 + b * mtile
+    float* x2s = xs + BR1 * s;
+    const int mtile = BN * s * (kDiag ? 2 : 1);
+    float* const mbuf0 = xs + BR1 * s * ((kSplitX && kDiag) ? 2 : 1);  // buffer b: + b * mtile
     __shared__ __align__(16) float cs[2][BN1], bsph[2][BN1];
-    __shared__ float norm[BR1], shift[kMmaMaxDim];
+    __shared__ float norm[BR1];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
     __shared__ double red[2][kWarps];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int64_t row0 = int64_t(blockIdx.x) * BR1;
     const int valid = (int)min((int64_t)BR1, n - row0);
 
-    load_rows_async(x, n, row0, BR1, m.d, vec16, s, xs);
-    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
-    cp_async_commit();
-    load_model_async<kDiag>(m, 0, BN1, s, mbuf0, mbuf0 + BN1 * s, cs[0], bsph[0]);
-    cp_async_commit();
-    cp_async_wait<1>();  // the rows
-    __syncthreads();
-    centre_rows(xs, valid, BR1, m.d, dp, s, shift, xs);  // in place: same thread reads and writes
-    __syncthreads();
-    if (!kDiag) tile_norms(xs, BR1, dp, s, norm);
+    if (kSplitX) {
+        float* raw = mbuf0;
+        load_rows_async(x, n, row0, BR1, m.d, vec16, s, raw);
+        for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();
+        const int q4 = dp / 4;
+        for (int e = tid; e < BR1 * q4; e += kThreads) {
+            const int r = e / q4, j = (e - r * q4) * 4;
+            float v[4];
+            centre4(raw, s, r, j, valid, m.d, shift, v);
+            store_split4(v, reinterpret_cast<__nv_bfloat16*>(xs + r * s), dp, j);
+            if (kDiag) {
+                const float v2[4] = {v[0] * v[0], v[1] * v[1], v[2] * v[2], v[3] * v[3]};
+                store_split4(v2, reinterpret_cast<__nv_bfloat16*>(x2s + r * s), dp, j);
+            }
+        }
+        if (!kDiag)
+            for (int r = warp; r < BR1; r += kWarps) {
+                float acc = 0;
+                if (r < valid)
+                    for (int j = lane; j < m.d; j += 32) {
+                        const float v = raw[r * s + j] - shift[j];
+                        acc = fmaf(v, v, acc);
+                    }
+#pragma unroll
+                for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+                if (lane == 0) norm[r] = acc;
+            }
+        __syncthreads();  // raw (the model buffers) is free
+        load_model_async<kDiag>(m, 0, BN, s, mbuf0, mbuf0 + BN * s, cs[0], bsph[0]);
+        cp_async_commit();
+    } else {
+        load_rows_async(x, n, row0, BR1, m.d, vec16, s, xs);
+        for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+        cp_async_commit();
+        load_model_async<kDiag>(m, 0, BN, s, mbuf0, mbuf0 + BN * s, cs[0], bsph[0]);
+        cp_async_commit();
+        cp_async_wait<1>();  // the rows
+        __syncthreads();
+        centre_rows(xs, valid, BR1, m.d, dp, s, shift, xs);  // in place: same thread reads and writes
+        __syncthreads();
+        if (!kDiag) tile_norms(xs, BR1, dp, s, norm);
+    }
     const float* xw = xs + warp * 16 * s;
+    const float* x2w = x2s + warp * 16 * s;
 
     float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
-    const int ntiles = (m.k + BN1 - 1) / BN1;
+    const int ntiles = (m.k + BN - 1) / BN;
     for (int tile = 0; tile < ntiles; tile++) {
         const int buf = tile & 1;
         if (tile + 1 < ntiles) {
             // Prefetch the next tile into the other buffer (freed by the
             // barrier at the end of the previous iteration).
             float* nb = mbuf0 + (buf ^ 1) * mtile;
-            load_model_async<kDiag>(m, (tile + 1) * BN1, BN1, s, nb, nb + BN1 * s, cs[buf ^ 1],
+            load_model_async<kDiag>(m, (tile + 1) * BN, BN, s, nb, nb + BN * s, cs[buf ^ 1],
                                     bsph[buf ^ 1]);
             cp_async_commit();
             cp_async_wait<1>();
@@ -312,16 +389,21 @@ __global__ void __launch_bounds__(kThreads)
         }
         __syncthreads();
         const float* as = mbuf0 + buf * mtile;
-        const float* bs = as + BN1 * s;
-        float acc[BN1 / 8][4] = {};
+        const float* bs = as + BN * s;
+        float acc[BN / 8][4] = {};
         for (int k0 = 0; k0 < dp; k0 += mma_k(P)) {
             uint32_t ah[4], al[4], a2h[4], a2l[4];
-            load_a<P>(xw, s, k0, g, t, ah, al);
-            if (kDiag) load_a<P, true>(xw, s, k0, g, t, a2h, a2l);
+            if (kSplitX) {
+                ldsm_a_split(xw, s, dp, k0, lane, ah, al);
+                if (kDiag) ldsm_a_split(x2w, s, dp, k0, lane, a2h, a2l);
+            } else {
+                load_a<P>(xw, s, k0, g, t, ah, al);
+                if (kDiag) load_a<P, true>(xw, s, k0, g, t, a2h, a2l);
+            }
             if (P == kBf16x3) {
                 // Pre-split model: two 8-component blocks per ldmatrix pair.
 #pragma unroll
-                for (int nb = 0; nb < BN1 / 8; nb += 2) {
+                for (int nb = 0; nb < BN / 8; nb += 2) {
                     uint32_t h4[4], l4[4];
                     ldsm_b2_split(as + nb * 8 * s, s, dp, k0, lane, h4, l4);
 #pragma unroll
@@ -342,7 +424,7 @@ __global__ void __launch_bounds__(kThreads)
                 }
             } else {
 #pragma unroll
-                for (int nb = 0; nb < BN1 / 8; nb++) {
+                for (int nb = 0; nb < BN / 8; nb++) {
                     uint32_t bh[2], bl[2];
                     load_b<P>(as + nb * 8 * s, s, k0, g, t, bh, bl);
                     mma<P>(acc[nb], ah, al, bh, bl);
@@ -356,7 +438,7 @@ __global__ void __launch_bounds__(kThreads)
         // log2-densities and the online log-sum-exp of rows g and g + 8.
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int nb = 0; nb < BN1 / 8; nb++)
+        for (int nb = 0; nb < BN / 8; nb++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
@@ -373,9 +455,9 @@ __global__ void __launch_bounds__(kThreads)
             if (nm == -INFINITY) continue;  // nothing finite yet
             float sum = 0;
 #pragma unroll
-            for (int nb = 0; nb < BN1 / 8; nb++)
-                sum += exp2f(acc[nb][2 * h] - nm) + exp2f(acc[nb][2 * h + 1] - nm);
-            run_s[h] = run_s[h] * exp2f(run_m[h] - nm) + sum;
+            for (int nb = 0; nb < BN / 8; nb++)
+                sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
+            run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
             run_m[h] = nm;
         }
         __syncthreads();  // this buffer is refilled two tiles on
@@ -495,7 +577,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
                 float l = lg[nb][i] + cs[cl] + rowc[r];
                 if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
-                const float resp = exp2f(l);
+                const float resp = fast_exp2(l);
                 lg[nb][i] = resp;
                 nkp[i >> 1] += resp;
                 if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
@@ -597,7 +679,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     float* xa = x2sp + (kDiag ? R * s : 0);
     float* x2a = xa + acc_words;
     __shared__ __align__(16) float cs[BC2], bsph[BC2];
-    __shared__ float norm[R], rowc[R], raw_lz[R], raw_w[R], shift[kMmaMaxDim];
+    __shared__ float norm[R], rowc[R], raw_lz[R], raw_w[R];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int c0 = blockIdx.x * BC2;
     const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
@@ -627,21 +710,28 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_wait<0>();
         __syncthreads();  // raw landed; the previous tile's operand reads are done
         const int valid = (int)min((int64_t)R, end - row0);
-        for (int e = tid; e < R * dp; e += kThreads) {
-            const int r = e / dp, j = e - r * dp;
-            const float v = (r < valid && j < m.d) ? raw[r * s + j] - shift[j] : 0.f;
-            store_split(v, reinterpret_cast<__nv_bfloat16*>(xsp + r * s), dp, j);
-            if (kDiag) store_split(v * v, reinterpret_cast<__nv_bfloat16*>(x2sp + r * s), dp, j);
-            if (kAccBf16) {
-                __nv_bfloat16* xt = reinterpret_cast<__nv_bfloat16*>(xa);
-                xt[j * 2 * sa + r] = __float2bfloat16_rn(v);
-                if (kDiag)
-                    reinterpret_cast<__nv_bfloat16*>(x2a)[j * 2 * sa + r] =
-                        __float2bfloat16_rn(v * v);
-            } else {
-                const int pos = (r & ~7) + ((r & 7) >> 1) + 4 * (r & 1);
-                xa[j * sa + pos] = __uint_as_float(to_tf32(v));
-                if (kDiag) x2a[j * sa + pos] = __uint_as_float(to_tf32(v * v));
+        const int q4 = dp / 4;
+        for (int e = tid; e < R * q4; e += kThreads) {
+            const int r = e / q4, j = (e - r * q4) * 4;
+            float v[4], v2[4];
+            centre4(raw, s, r, j, valid, m.d, shift, v);
+#pragma unroll
+            for (int q = 0; q < 4; q++) v2[q] = v[q] * v[q];
+            store_split4(v, reinterpret_cast<__nv_bfloat16*>(xsp + r * s), dp, j);
+            if (kDiag) store_split4(v2, reinterpret_cast<__nv_bfloat16*>(x2sp + r * s), dp, j);
+            const int pos = kAccBf16 ? r : (r & ~7) + ((r & 7) >> 1) + 4 * (r & 1);
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                if (kAccBf16) {
+                    reinterpret_cast<__nv_bfloat16*>(xa)[(j + q) * 2 * sa + pos] =
+                        __float2bfloat16_rn(v[q]);
+                    if (kDiag)
+                        reinterpret_cast<__nv_bfloat16*>(x2a)[(j + q) * 2 * sa + pos] =
+                            __float2bfloat16_rn(v2[q]);
+                } else {
+                    xa[(j + q) * sa + pos] = __uint_as_float(to_tf32(v[q]));
+                    if (kDiag) x2a[(j + q) * sa + pos] = __uint_as_float(to_tf32(v2[q]));
+                }
             }
         }
         if (!kDiag) {
@@ -703,7 +793,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
                 float l = lg[nb][i] + cs[cl] + rowc[r];
                 if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
-                const float resp = exp2f(l);
+                const float resp = fast_exp2(l);
                 lg[nb][i] = resp;
                 nkp[i >> 1] += resp;
                 if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
@@ -811,7 +901,10 @@ cudaError_t accumulate_split(const float* x, int64_t n, const float* weights,
 template <int P, bool kDiag>
 cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
                          float* log_norm, const StatsView& stats, cudaStream_t stream) {
-    const size_t bytes = sizeof(float) * size_t(BR1 + 2 * BN1 * (kDiag ? 2 : 1)) * (m.dp + 4);
+    const int x_tiles = (P == kBf16x3 && kDiag) ? 2 : 1;
+    const size_t bytes = sizeof(float) *
+                         size_t(BR1 * x_tiles + 2 * pass1_comps(P, kDiag) * (kDiag ? 2 : 1)) *
+                         (m.dp + 4);
     auto kernel = log_norm_mma_kernel<P, kDiag>;
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));

@@ -89,9 +89,10 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     const idx_t ns = std::min<idx_t>(n, 1024);
     if (ns == 0) return fallback;
     const idx_t stride = n / ns;
-    std::vector<float> rows(size_t(ns) * d);
+    sample_.reserve(size_t(ns) * d);
+    float* rows = sample_.data();
     if (x_on_device) {
-        FAISS_GMM_CUDA_CHECK(cudaMemcpy2DAsync(rows.data(), sizeof(float) * d, x,
+        FAISS_GMM_CUDA_CHECK(cudaMemcpy2DAsync(rows, sizeof(float) * d, x,
                                                sizeof(float) * d * size_t(stride),
                                                sizeof(float) * d, size_t(ns),
                                                cudaMemcpyDeviceToHost, stream));
@@ -99,7 +100,7 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     } else {
         for (idx_t i = 0; i < ns; i++)
             std::copy(x + size_t(i * stride) * d, x + size_t(i * stride + 1) * d,
-                      rows.begin() + size_t(i) * d);
+                      rows + size_t(i) * d);
     }
     std::vector<double> centre(d);
     for (int j = 0; j < d; j++) {
@@ -129,10 +130,25 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
     centre_ = choose_centre(n, x, x_on_device, st.shift, stream);
     LogDensityTerms t(model, centre_);
+    // Uploads go through one page-locked staging area (pageable copies of
+    // the K x D terms cost milliseconds per call at K = 4096).
+    std::vector<std::pair<DeviceBuffer<float>*, const std::vector<float>*>> pending;
     auto up = [&](DeviceBuffer<float>& dst, const std::vector<float>& src) {
-        dst.reserve(src.size());
-        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.size() * sizeof(float),
-                                             cudaMemcpyHostToDevice, stream));
+        pending.emplace_back(&dst, &src);
+    };
+    auto flush = [&]() {
+        size_t total = 0;
+        for (auto& p : pending) total += p.second->size();
+        hmodel_.reserve(total);
+        float* h = hmodel_.data();
+        for (auto& p : pending) {
+            p.first->reserve(p.second->size());
+            std::copy(p.second->begin(), p.second->end(), h);
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(p.first->data(), h,
+                                                 p.second->size() * sizeof(float),
+                                                 cudaMemcpyHostToDevice, stream));
+            h += p.second->size();
+        }
     };
     if (use_mma_ && d_ <= kMmaMaxDim) {
         // Log2 units, zero-padded tiles (MmaModelView's layout).
@@ -154,6 +170,7 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
             h[j] = hi;
             h[dp + j] = bf16_bits(float(v - double(bf16_value(hi))));
         };
+#pragma omp parallel for schedule(static) if (size_t(k_) * d_ > 65536)
         for (int k = 0; k < k_; k++) {
             c[k] = float(log2e * t.c[k]);
             for (int j = 0; j < d_; j++) {
@@ -167,6 +184,8 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
         up(a_, a);
         up(b_, b);
         up(c_, c);
+        flush();
+        pending.clear();
         dp_ = dp;
         kp_ = kp;
     } else {
@@ -174,6 +193,7 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
         up(a_, t.a);
         up(b_, t.b);
         up(c_, t.c);
+        flush();
     }
     const size_t nacc = size_t(k_) + size_t(k_) * d_ + st.sum_x2.size() + 2;
     acc_.reserve(nacc);
@@ -225,11 +245,12 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
     const int d = d_, k = k_;
     const size_t nx2 = st.sum_x2.size();
-    std::vector<double> h(size_t(k) + size_t(k) * d + nx2 + 2);
-    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(h.data(), acc_.data(), h.size() * sizeof(double),
+    const size_t total = size_t(k) + size_t(k) * d + nx2 + 2;
+    hstats_.reserve(total);
+    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc_.data(), total * sizeof(double),
                                          cudaMemcpyDeviceToHost, stream));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    const double* nk = h.data();
+    const double* nk = hstats_.data();
     const double* s1 = nk + k;
     const double* s2 = s1 + size_t(k) * d;
     const double* sums = s2 + nx2;
@@ -237,6 +258,7 @@ void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
     // x - s = (x - centre) + delta.
     std::vector<double> delta(d);
     for (int j = 0; j < d; j++) delta[j] = centre_[j] - st.shift[j];
+#pragma omp parallel for schedule(static) if (size_t(k) * d > 65536)
     for (int c = 0; c < k; c++) {
         st.nk[c] += nk[c];
         double sph_extra = 0;

@@ -82,6 +82,9 @@ class GpuEStep : public EStepBackend {
     DeviceBuffer<float> x_[2], w_[2], lz_[2];
     PinnedBuffer<float> hx_[2], hw_[2], hlz_[2];
     Event copied_[2], done_[2];
+    // Page-locked staging of the model terms, the statistics and the centre's sample.
+    PinnedBuffer<float> hmodel_, sample_;
+    PinnedBuffer<double> hstats_;
 };
 
 }  // namespace gpu

@@ -42,17 +42,21 @@ LogDensityTerms::LogDensityTerms(const GaussianMixture& model, const std::vector
     b.resize(model.n_variances());
     c.resize(k);
     const bool spherical = covariance_type == CovarianceType::Spherical;
+    // O(K * D) per E-step, with a log per variance: threads over components.
+#pragma omp parallel for schedule(static) if (size_t(k) * d > 65536)
     for (int ci = 0; ci < k; ci++) {
         const float* mu = model.means.data() + size_t(ci) * d;
         double log_pi = std::log(std::max(double(model.weights[ci]), 1e-300));
-        double quad = 0, log_det = 0;
+        double quad = 0, log_det = spherical ? d * std::log(double(model.variances[ci])) : 0;
         for (int j = 0; j < d; j++) {
             double var = spherical ? model.variances[ci] : model.variances[size_t(ci) * d + j];
             double m = double(mu[j]) - sh[j];
             a[size_t(ci) * d + j] = float(m / var);
             quad += m * m / var;
-            log_det += std::log(var);
-            if (!spherical) b[size_t(ci) * d + j] = float(1.0 / var);
+            if (!spherical) {
+                log_det += std::log(var);
+                b[size_t(ci) * d + j] = float(1.0 / var);
+            }
         }
         if (spherical) b[ci] = float(1.0 / model.variances[ci]);
         c[ci] = float(log_pi - 0.5 * (d * kLog2Pi + log_det + quad));
