@@ -167,6 +167,43 @@ TEST(GpuEStep, PlanAccuracyTable) {
 #endif
 }
 
+// The extremes of the range: K = 65,536 (512 component tiles, a
+// single row chunk) and d = 784 (MNIST width: the fp32 SIMT kernels, whatever
+// the precision), every precision against float64.
+TEST(GpuEStep, ExtremeShapes) {
+    SKIP_WITHOUT_GPU();
+#ifdef FAISS_GMM_WITH_CUDA
+    std::mt19937_64 rng(fresh_seed());
+    struct Shape {
+        int d, k;
+        int64_t n;
+    };
+    for (Shape sh : {Shape{24, 65536, 701}, Shape{784, 37, 503}})
+        for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
+            auto x = random_rows(sh.n, sh.d, true, rng);
+            GaussianMixture m = random_model(sh.d, sh.k, cov, x, rng);
+            NaiveStats ref = naive_estep(m, sh.n, x.data());
+            for (auto p : {Precision::Fp32, Precision::Tf32, Precision::Bf16}) {
+                SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) + " " +
+                             to_string(cov) + " " + to_string(p));
+                gpu::GpuEStep g(-1, size_t(64) << 20, p);
+                SufficientStatistics st;
+                st.reset(sh.d, sh.k, cov, mixture_center(m));
+                std::vector<float> lz(sh.n, NAN);
+                g.accumulate(m, sh.n, x.data(), nullptr, lz.data(), st);
+                NaiveStats got = to_absolute(st);
+                const double tol = p == Precision::Fp32 ? 1e-4 : p == Precision::Tf32 ? 1e-3 : 5e-3;
+                const double e = std::max({rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
+                                           rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
+                                           rel_err(got.sum_x2, ref.sum_x2)});
+                printf("d %3d k %5d %-9s %-4s worst rel err %.2e\n", sh.d, sh.k, to_string(cov),
+                       to_string(p), e);
+                EXPECT_LT(e, tol);
+            }
+        }
+#endif
+}
+
 TEST(GpuEStep, BadDeviceIsAnError) {
     SKIP_WITHOUT_GPU();
 #ifdef FAISS_GMM_WITH_CUDA
