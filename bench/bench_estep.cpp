@@ -26,6 +26,19 @@ GaussianMixture make_model(int d, int k, CovarianceType cov, const std::vector<f
     return m;
 }
 
+/// count i.i.d. standard normal floats, in parallel (one stream per 64k block).
+std::vector<float> normal_values(size_t count, uint64_t seed) {
+    std::vector<float> h(count);
+#pragma omp parallel for
+    for (int64_t c = 0; c < int64_t((count + 65535) / 65536); c++) {
+        std::mt19937_64 rng(seed + c);
+        std::normal_distribution<float> g;
+        for (size_t i = size_t(c) * 65536; i < std::min(count, size_t(c + 1) * 65536); i++)
+            h[i] = g(rng);
+    }
+    return h;
+}
+
 void BM_CpuEStep(benchmark::State& state) {
     const int64_t n = state.range(0);
     const int k = int(state.range(1)), d = int(state.range(2));
@@ -51,7 +64,7 @@ void BM_CpuEStep(benchmark::State& state) {
 }
 
 #ifdef FAISS_GMM_WITH_CUDA
-/// Device-resident E-step: rows already on the GPU (cuRAND normal data).
+/// Device-resident E-step: rows already on the GPU (i.i.d. normal, made on the host).
 void BM_GpuEStep(benchmark::State& state) {
     if (!gpu_backend_available()) {
         state.SkipWithError("no GPU");
@@ -67,14 +80,7 @@ void BM_GpuEStep(benchmark::State& state) {
     static size_t x_len = 0;
     const size_t need = size_t(n) * d;
     if (x_len < need) {
-        std::vector<float> h(need);
-#pragma omp parallel for
-        for (int64_t c = 0; c < int64_t((need + 65535) / 65536); c++) {
-            std::mt19937_64 rng(1234 + c);
-            std::normal_distribution<float> g;
-            for (size_t i = size_t(c) * 65536; i < std::min(need, size_t(c + 1) * 65536); i++)
-                h[i] = g(rng);
-        }
+        std::vector<float> h = normal_values(need, 1234);
         x.reserve(need);
         FAISS_GMM_CUDA_CHECK(cudaMemcpy(x.data(), h.data(), need * 4, cudaMemcpyHostToDevice));
         x_len = need;
@@ -118,14 +124,7 @@ void BM_GpuEStepHost(benchmark::State& state) {
     const int k = int(state.range(1)), d = int(state.range(2));
     const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
     const auto precision = Precision(state.range(4));
-    std::vector<float> x(size_t(n) * d);
-#pragma omp parallel for
-    for (int64_t c = 0; c < int64_t((x.size() + 65535) / 65536); c++) {
-        std::mt19937_64 rng(99 + c);
-        std::normal_distribution<float> g;
-        for (size_t i = size_t(c) * 65536; i < std::min(x.size(), size_t(c + 1) * 65536); i++)
-            x[i] = g(rng);
-    }
+    const std::vector<float> x = normal_values(size_t(n) * d, 99);
     GaussianMixture m = make_model(d, k, cov, x);
     gpu::GpuEStep backend(-1, size_t(64) << 20, precision);
     {  // untimed warm-up: page-locked and device buffers are allocated once

@@ -292,6 +292,111 @@ __device__ __forceinline__ void tile_norms(const float* tile, int nrows, int dp,
     }
 }
 
+/// Start copying rows [row0, row0 + nrows) before `end` into `raw`, with
+/// their log Z and weight; one commit group.
+__device__ __forceinline__ void load_tile_async(const float* __restrict__ x,
+                                                const float* __restrict__ w,
+                                                const float* __restrict__ log_norm, int64_t end,
+                                                int64_t row0, int nrows, int d, bool vec16, int s,
+                                                float* raw, float* raw_lz, float* raw_w) {
+    load_rows_async(x, end, row0, nrows, d, vec16, s, raw);
+    const int64_t row = row0 + threadIdx.x;
+    if (int(threadIdx.x) < nrows && row < end) {
+        cp_async4(raw_lz + threadIdx.x, log_norm + row);
+        if (w) cp_async4(raw_w + threadIdx.x, w + row);
+    }
+    cp_async_commit();
+}
+
+/// Per-row term of a landed tile: r = w exp(l - log Z) = exp2(l' + rowc),
+/// rowc = log2 w - log2(e) log Z (-inf for weight 0 and past `valid`).
+__device__ __forceinline__ void row_terms(int valid, int nrows, bool weighted, const float* raw_w,
+                                          const float* raw_lz, float* rowc) {
+    const int i = threadIdx.x;
+    if (i >= nrows) return;
+    float rc = -INFINITY;
+    if (i < valid) {
+        const float wi = weighted ? raw_w[i] : 1.f;
+        if (wi > 0.f) rc = log2f(wi) - kLog2e * raw_lz[i];
+    }
+    rowc[i] = rc;
+}
+
+/// ||x - shift||^2 of the first `valid` rows of a landed raw tile (zero
+/// after), one warp per row, from fp32 values as pass 1 computes them.
+__device__ __forceinline__ void raw_norms(const float* raw, int s, int valid, int nrows, int d,
+                                          const float* shift, float* norm) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < nrows; r += kWarps) {
+        float acc = 0;
+        if (r < valid)
+            for (int j = lane; j < d; j += 32) {
+                const float v = raw[r * s + j] - shift[j];
+                acc = fmaf(v, v, acc);
+            }
+#pragma unroll
+        for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        if (lane == 0) norm[r] = acc;
+    }
+}
+
+/// Log2-densities of a warp's 16 components x NB*8 rows (transposed C
+/// fragments) into responsibilities in place; adds Nk (and the spherical
+/// second moment) of rows g and g + 8 into nkp / sx2p.
+template <int NB, bool kDiag>
+__device__ __forceinline__ void responsibilities(float (&lg)[NB][4], const float* cs,
+                                                 const float* bsph, const float* norm,
+                                                 const float* rowc, int warp, int g, int t,
+                                                 float (&nkp)[2], float (&sx2p)[2]) {
+#pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
+            float l = lg[nb][i] + cs[cl] + rowc[r];
+            if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
+            const float resp = fast_exp2(l);
+            lg[nb][i] = resp;
+            nkp[i >> 1] += resp;
+            if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
+        }
+}
+
+/// A block's register accumulators into the double statistics: one atomic
+/// per accumulator (C fragments: component rows g / g + 8, dimensions 2t, 2t + 1).
+template <bool kDiag>
+__device__ __forceinline__ void flush_stats(const float (&accx)[kMaxNd][4],
+                                            const float (&accx2)[kDiag ? kMaxNd : 1][4],
+                                            float (&nkp)[2], float (&sx2p)[2],
+                                            const MmaModelView& m, const StatsView& st, int c0,
+                                            int warp, int g, int t) {
+    const int nd_used = m.dp / 8;
+#pragma unroll
+    for (int nd = 0; nd < kMaxNd; nd++) {
+        if (nd >= nd_used) break;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int comp = c0 + warp * 16 + g + 8 * (i >> 1), j = nd * 8 + 2 * t + (i & 1);
+            if (comp >= m.k || j >= m.d) continue;
+            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[nd][i]));
+            if (kDiag)
+                atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[kDiag ? nd : 0][i]));
+        }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        for (int o = 1; o <= 2; o <<= 1) {
+            nkp[h] += __shfl_xor_sync(0xffffffffu, nkp[h], o);
+            sx2p[h] += __shfl_xor_sync(0xffffffffu, sx2p[h], o);
+        }
+        const int comp = c0 + warp * 16 + g + 8 * h;
+        if (t == 0 && comp < m.k) {
+            atomicAdd(st.nk + comp, double(nkp[h]));
+            if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[h]));
+        }
+    }
+}
+
 /// Components per tile of pass 1: 32 for diagonal 3xbf16, whose split x'
 /// and x'^2 tiles leave room for no more (shared memory).
 __host__ __device__ constexpr int pass1_comps(int p, bool diag) {
@@ -342,18 +447,7 @@ __global__ void __launch_bounds__(kThreads)
                 store_split4(v2, reinterpret_cast<__nv_bfloat16*>(x2s + r * s), dp, j);
             }
         }
-        if (!kDiag)
-            for (int r = warp; r < BR1; r += kWarps) {
-                float acc = 0;
-                if (r < valid)
-                    for (int j = lane; j < m.d; j += 32) {
-                        const float v = raw[r * s + j] - shift[j];
-                        acc = fmaf(v, v, acc);
-                    }
-#pragma unroll
-                for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-                if (lane == 0) norm[r] = acc;
-            }
+        if (!kDiag) raw_norms(raw, s, valid, BR1, m.d, shift, norm);
         __syncthreads();  // raw (the model buffers) is free
         load_model_async<kDiag>(m, 0, BN, s, mbuf0, mbuf0 + BN * s, cs[0], bsph[0]);
         cp_async_commit();
@@ -514,13 +608,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Rows (with their log Z and weight) land in `raw` while the previous
     // tile is being computed on.
     auto load_tile = [&](int64_t row0) {
-        load_rows_async(x, end, row0, BR2, m.d, vec16, s, raw);
-        const int64_t row = row0 + tid;
-        if (tid < BR2 && row < end) {
-            cp_async4(raw_lz + tid, log_norm + row);
-            if (w) cp_async4(raw_w + tid, w + row);
-        }
-        cp_async_commit();
+        load_tile_async(x, w, log_norm, end, row0, BR2, m.d, vec16, s, raw, raw_lz, raw_w);
     };
     load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
@@ -537,15 +625,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();  // raw landed; the previous tile's reads of xs are done
         const int valid = (int)min((int64_t)BR2, end - row0);
         centre_rows(raw, valid, BR2, m.d, dp, s, shift, xs);
-        if (tid < BR2) {
-            // Per-row term: r = w exp(l - log Z) = exp2(l' + log2 w - log2e log Z).
-            float rc = -INFINITY;
-            if (tid < valid) {
-                const float wi = w ? raw_w[tid] : 1.f;
-                if (wi > 0.f) rc = log2f(wi) - kLog2e * raw_lz[tid];
-            }
-            rowc[tid] = rc;
-        }
+        row_terms(valid, BR2, w != nullptr, raw_w, raw_lz, rowc);
         __syncthreads();
         if (row0 + BR2 < end) load_tile(row0 + BR2);  // raw is free again
         if (!kDiag) {
@@ -569,19 +649,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        // Responsibilities, in place.
-#pragma unroll
-        for (int nb = 0; nb < BR2 / 8; nb++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
-                float l = lg[nb][i] + cs[cl] + rowc[r];
-                if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
-                const float resp = fast_exp2(l);
-                lg[nb][i] = resp;
-                nkp[i >> 1] += resp;
-                if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
-            }
+        responsibilities<BR2 / 8, kDiag>(lg, cs, bsph, norm, rowc, warp, g, t, nkp, sx2p);
         // R^T x' (and R^T x'^2): the summed index is the row.
         constexpr int RS = mma_k(PA);
 #pragma unroll
@@ -618,29 +686,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
     }
 
-#pragma unroll
-    for (int nd = 0; nd < kMaxNd; nd++) {
-        if (nd >= nd_used) break;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int comp = c0 + warp * 16 + g + 8 * (i >> 1), j = nd * 8 + 2 * t + (i & 1);
-            if (comp >= m.k || j >= m.d) continue;
-            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[nd][i]));
-            if (kDiag) atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[kDiag ? nd : 0][i]));
-        }
-    }
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        for (int o = 1; o <= 2; o <<= 1) {
-            nkp[h] += __shfl_xor_sync(0xffffffffu, nkp[h], o);
-            sx2p[h] += __shfl_xor_sync(0xffffffffu, sx2p[h], o);
-        }
-        const int comp = c0 + warp * 16 + g + 8 * h;
-        if (t == 0 && comp < m.k) {
-            atomicAdd(st.nk + comp, double(nkp[h]));
-            if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[h]));
-        }
-    }
+    flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
 }
 
 /// Rows per tile of the pre-split pass 2 (shared memory: the diagonal
@@ -688,13 +734,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int nd_used = dp / 8;
 
     auto load_tile = [&](int64_t row0) {
-        load_rows_async(x, end, row0, R, m.d, vec16, s, raw);
-        const int64_t row = row0 + tid;
-        if (tid < R && row < end) {
-            cp_async4(raw_lz + tid, log_norm + row);
-            if (w) cp_async4(raw_w + tid, w + row);
-        }
-        cp_async_commit();
+        load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
     };
     load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
@@ -734,28 +774,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        if (!kDiag) {
-            // Norms from the fp32 rows, as pass 1 computes them.
-            for (int r = warp; r < R; r += kWarps) {
-                float acc = 0;
-                if (r < valid)
-                    for (int j = lane; j < m.d; j += 32) {
-                        const float v = raw[r * s + j] - shift[j];
-                        acc = fmaf(v, v, acc);
-                    }
-#pragma unroll
-                for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-                if (lane == 0) norm[r] = acc;
-            }
-        }
-        if (tid < R) {
-            float rc = -INFINITY;
-            if (tid < valid) {
-                const float wi = w ? raw_w[tid] : 1.f;
-                if (wi > 0.f) rc = log2f(wi) - kLog2e * raw_lz[tid];
-            }
-            rowc[tid] = rc;
-        }
+        if (!kDiag) raw_norms(raw, s, valid, R, m.d, shift, norm);
+        row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc);
         __syncthreads();
         if (row0 + R < end) load_tile(row0 + R);  // raw is free again
 
@@ -786,18 +806,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-#pragma unroll
-        for (int nb = 0; nb < R / 8; nb++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
-                float l = lg[nb][i] + cs[cl] + rowc[r];
-                if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
-                const float resp = fast_exp2(l);
-                lg[nb][i] = resp;
-                nkp[i >> 1] += resp;
-                if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
-            }
+        responsibilities<R / 8, kDiag>(lg, cs, bsph, norm, rowc, warp, g, t, nkp, sx2p);
         // R^T x' (and R^T x'^2) from the pre-rounded operand tiles.
         constexpr int RS = mma_k(PA);
         // ldmatrix rows: dimension nd*8 + lane % 8 (+8 for matrices 2-3), words
@@ -837,30 +846,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
     }
 
-#pragma unroll
-    for (int nd = 0; nd < kMaxNd; nd++) {
-        if (nd >= nd_used) break;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int comp = c0 + warp * 16 + g + 8 * (i >> 1), j = nd * 8 + 2 * t + (i & 1);
-            if (comp >= m.k || j >= m.d) continue;
-            atomicAdd(st.sum_x + size_t(comp) * m.d + j, double(accx[nd][i]));
-            if (kDiag)
-                atomicAdd(st.sum_x2 + size_t(comp) * m.d + j, double(accx2[kDiag ? nd : 0][i]));
-        }
-    }
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        for (int o = 1; o <= 2; o <<= 1) {
-            nkp[h] += __shfl_xor_sync(0xffffffffu, nkp[h], o);
-            sx2p[h] += __shfl_xor_sync(0xffffffffu, sx2p[h], o);
-        }
-        const int comp = c0 + warp * 16 + g + 8 * h;
-        if (t == 0 && comp < m.k) {
-            atomicAdd(st.nk + comp, double(nkp[h]));
-            if (!kDiag) atomicAdd(st.sum_x2 + comp, double(sx2p[h]));
-        }
-    }
+    flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
 }
 
 /// Grid of pass 2: component tiles x row chunks filling the SMs once (one
