@@ -141,8 +141,8 @@ void BM_GpuEStepHost(benchmark::State& state) {
     const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
     state.counters["TFLOP/s"] =
         benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
-    state.counters["host_GB/s"] = benchmark::Counter(4.0 * n * d * state.iterations() / 1e9,
-                                                     benchmark::Counter::kIsRate);
+    state.counters["host_GB/s"] =
+        benchmark::Counter(4.0 * n * d * state.iterations() / 1e9, benchmark::Counter::kIsRate);
     // Two row blocks (rows and log Z) on the device, as GpuEStep sizes them.
     const double bs = std::min<double>(n, double(size_t(64) << 20) / (4.0 * (d + 2)));
     state.counters["scratch_MB"] = 2.0 * bs * 4.0 * (d + 1) / 1e6;
@@ -156,8 +156,8 @@ void BM_GpuEStepHost(benchmark::State& state) {
 // prec: 0 fp32, 1 tf32, 2 bf16 (faiss_gmm::Precision).
 BENCHMARK(BM_GpuEStep)
     ->ArgNames({"N", "K", "D", "diag", "prec"})
-    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1},
-                   {0, 1, 2}})
+    ->ArgsProduct(
+        {{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif

@@ -267,8 +267,7 @@ void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
 }
 
 void GaussianMixture::init_from_hard_assignment(idx_t n, const float* x, const float* w,
-                                                const float* mu,
-                                                const std::vector<double>& shift) {
+                                                const float* mu, const std::vector<double>& shift) {
     // Nearest mean by FAISS's exact search, then the same M-step as EM with
     // one-hot responsibilities: weights, means and variances all consistent.
     faiss::IndexFlatL2 index(d);

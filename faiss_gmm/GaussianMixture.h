@@ -81,9 +81,9 @@ struct GaussianMixtureParameters {
     bool normalize_means = false;  ///< L2-normalise means after each M-step (inner-product IVF, as
                                    ///< FAISS's spherical k-means)
     Device device = Device::Auto;  ///< which E-step backend runs
-    Precision precision =
-        Precision::Fp32;  ///< GPU E-step accuracy class (the CPU is always fp32); d > 128 runs fp32 SIMT kernels
-    int gpu_device = -1;  ///< GPU ordinal; -1 picks the current device
+    Precision precision = Precision::Fp32;  ///< GPU E-step accuracy class (the CPU is always fp32);
+                                            ///< d > 128 runs fp32 SIMT kernels
+    int gpu_device = -1;                    ///< GPU ordinal; -1 picks the current device
     size_t max_block_bytes =
         size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
     bool verbose = false;  ///< print per-iteration progress on stderr

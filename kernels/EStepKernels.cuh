@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cuda_runtime.h>
-
 #include <faiss_gmm/gpu/MmaPlan.h>
 
 #include <cstdint>
@@ -58,11 +57,11 @@ constexpr int kMmaCompPad = 128;
 /// The model as the tensor-core kernels read it: log2 units, zero-padded so
 /// that tiles are plain 16-byte copies. Built by the host once per E-step.
 struct MmaModelView {
-    int d = 0;                     ///< dimension
-    int k = 0;                     ///< components
-    int dp = 0;                    ///< d rounded up to 16 (row stride of a and b)
-    int kp = 0;                    ///< k rounded up to kMmaCompPad
-    bool spherical = true;         ///< b is bsph (per component) instead of a kp x dp tile
+    int d = 0;              ///< dimension
+    int k = 0;              ///< components
+    int dp = 0;             ///< d rounded up to 16 (row stride of a and b)
+    int kp = 0;             ///< k rounded up to kMmaCompPad
+    bool spherical = true;  ///< b is bsph (per component) instead of a kp x dp tile
     /// a and b rows pre-split for 3xbf16 log-densities (required exactly when
     /// the plan's logits are Bf16x3): each row of dp words holds dp bf16 high
     /// parts, then dp bf16 low parts (v = hi + lo to ~16 bits).
@@ -88,9 +87,8 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
  * (cudaErrorInvalidValue for d > kMmaMaxDim or a plan not compiled in).
  */
 cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,
-                                  const float* log_norm, const MmaModelView& m,
-                                  const MmaPlan& plan, const StatsView& stats, int num_sms,
-                                  cudaStream_t stream);
+                                  const float* log_norm, const MmaModelView& m, const MmaPlan& plan,
+                                  const StatsView& stats, int num_sms, cudaStream_t stream);
 
 }  // namespace gpu
 }  // namespace faiss_gmm

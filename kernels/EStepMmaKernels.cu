@@ -34,10 +34,10 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int BR1 = 128;  // rows per block, pass 1 (16 per warp)
-constexpr int BN1 = 64;   // components per tile, pass 1
-constexpr int BC2 = 128;  // components per block, pass 2 (16 per warp)
-constexpr int BR2 = 64;   // rows per tile, pass 2
+constexpr int BR1 = 128;                // rows per block, pass 1 (16 per warp)
+constexpr int BN1 = 64;                 // components per tile, pass 1
+constexpr int BC2 = 128;                // components per block, pass 2 (16 per warp)
+constexpr int BR2 = 64;                 // rows per tile, pass 2
 constexpr int kMaxNd = kMmaMaxDim / 8;  // accumulator n-blocks (8 dims each)
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -111,7 +111,8 @@ __device__ __forceinline__ void to_frag(const float* v, uint32_t (&hi)[NR], uint
 }
 
 template <int P>
-__device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+__device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4],
+                                     const uint32_t (&b)[2]) {
     if (is_bf16(P))
         asm volatile(
             "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
@@ -235,8 +236,8 @@ __device__ __forceinline__ void cp_async_wait() {
 /// Start copying rows [row0, row0 + nrows) of x (those before `end`) into a
 /// [nrows][s] tile, raw: 16-byte copies when rows are 16-byte aligned.
 __device__ __forceinline__ void load_rows_async(const float* __restrict__ x, int64_t end,
-                                                int64_t row0, int nrows, int d, bool vec16,
-                                                int s, float* tile) {
+                                                int64_t row0, int nrows, int d, bool vec16, int s,
+                                                float* tile) {
     const int valid = int((int)min((int64_t)nrows, end - row0));
     if (vec16) {
         const int q = d / 4;
@@ -459,7 +460,8 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_commit();
         cp_async_wait<1>();  // the rows
         __syncthreads();
-        centre_rows(xs, valid, BR1, m.d, dp, s, shift, xs);  // in place: same thread reads and writes
+        centre_rows(xs, valid, BR1, m.d, dp, s, shift,
+                    xs);  // in place: same thread reads and writes
         __syncthreads();
         if (!kDiag) tile_norms(xs, BR1, dp, s, norm);
     }
@@ -660,8 +662,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             for (int v = 0; v < na_values(PA); v++)
                 av[v] = is_bf16(PA) ? lg[2 * ks + (v >> 2)][((v >> 1) & 1) * 2 + (v & 1)]
                                     : lg[ks][(v & 1) * 2 + (v >> 1)];
-            // TF32: A's k = t + 4q holds C column 2t + q, so B's k = t + 4q
-            // must read row 2t + q of the 8-row step.
+                // TF32: A's k = t + 4q holds C column 2t + q, so B's k = t + 4q
+                // must read row 2t + q of the 8-row step.
 #pragma unroll
             for (int v = 0; v < nb_values(PA); v++)
                 rows[v] = is_bf16(PA) ? ks * 16 + b_k<PA>(v, t) : ks * 8 + 2 * t + v;
@@ -863,9 +865,9 @@ dim3 pass2_grid(const MmaModelView& m, int64_t n, int rows_per_tile, int num_sms
 }
 
 template <int PA, bool kDiag>
-cudaError_t accumulate_split(const float* x, int64_t n, const float* weights,
-                             const float* log_norm, const MmaModelView& m, const StatsView& stats,
-                             int num_sms, cudaStream_t stream) {
+cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, const float* log_norm,
+                             const MmaModelView& m, const StatsView& stats, int num_sms,
+                             cudaStream_t stream) {
     constexpr int R = split_rows<kDiag>();
     const int s = m.dp + 4;
     const int acc_words = m.dp * (is_bf16(PA) ? (R + 8) / 2 : R + 4);
@@ -902,9 +904,9 @@ cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const 
 }
 
 template <int PL, int PA, bool kDiag>
-cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights,
-                           const float* log_norm, const MmaModelView& m, const StatsView& stats,
-                           int num_sms, cudaStream_t stream) {
+cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights, const float* log_norm,
+                           const MmaModelView& m, const StatsView& stats, int num_sms,
+                           cudaStream_t stream) {
     const size_t bytes = sizeof(float) * size_t(BC2 * (kDiag ? 2 : 1) + 2 * BR2) * (m.dp + 4);
     auto kernel = accumulate_mma_kernel<PL, PA, kDiag>;
     cudaError_t e =
@@ -933,11 +935,10 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (m.split_bf16 != (logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
-#define FAISS_GMM_LN(P)                                                                  \
-    case MmaPrecision::P:                                                                \
-        return m.spherical                                                               \
-                   ? log_norm_mma<k##P, false>(x, n, weights, m, log_norm, stats, stream) \
-                   : log_norm_mma<k##P, true>(x, n, weights, m, log_norm, stats, stream);
+#define FAISS_GMM_LN(P)                                                                           \
+    case MmaPrecision::P:                                                                         \
+        return m.spherical ? log_norm_mma<k##P, false>(x, n, weights, m, log_norm, stats, stream) \
+                           : log_norm_mma<k##P, true>(x, n, weights, m, log_norm, stats, stream);
     switch (logits) {
         FAISS_GMM_LN(Tf32)
         FAISS_GMM_LN(Tf32x3)
@@ -949,19 +950,18 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
 }
 
 cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,
-                                  const float* log_norm, const MmaModelView& m,
-                                  const MmaPlan& plan, const StatsView& stats, int num_sms,
-                                  cudaStream_t stream) {
+                                  const float* log_norm, const MmaModelView& m, const MmaPlan& plan,
+                                  const StatsView& stats, int num_sms, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (m.split_bf16 != (plan.logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
-    // The instantiated (logits, accumulate) pairs; see mma_plan_supported.
-#define FAISS_GMM_ACC(PL, PA)                                                                 \
-    if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)               \
-        return m.spherical ? accumulate_mma<k##PL, k##PA, false>(x, n, weights, log_norm, m,  \
-                                                                 stats, num_sms, stream)      \
-                           : accumulate_mma<k##PL, k##PA, true>(x, n, weights, log_norm, m,   \
-                                                                stats, num_sms, stream);
+        // The instantiated (logits, accumulate) pairs; see mma_plan_supported.
+#define FAISS_GMM_ACC(PL, PA)                                                                      \
+    if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)                    \
+        return m.spherical ? accumulate_mma<k##PL, k##PA, false>(x, n, weights, log_norm, m,       \
+                                                                 stats, num_sms, stream)           \
+                           : accumulate_mma<k##PL, k##PA, true>(x, n, weights, log_norm, m, stats, \
+                                                                num_sms, stream);
     FAISS_GMM_ACC(Tf32x3, Tf32x3)
     FAISS_GMM_ACC(Tf32x3, Tf32)
     FAISS_GMM_ACC(Tf32, Tf32)

@@ -149,17 +149,17 @@ TEST(GpuEStep, PlanAccuracyTable) {
                     std::vector<float> lz(n, NAN);
                     g.accumulate(m, n, x.data(), nullptr, lz.data(), st);
                     NaiveStats got = to_absolute(st);
-                    const double e = std::max(
-                        {rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
-                         rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                         rel_err(got.sum_x2, ref.sum_x2)});
-                    printf("%-9s %-6s logits %-6s accumulate %-6s worst rel err %.2e "
-                           "(logZ %.1e Nk %.1e x %.1e x2 %.1e)\n",
-                           to_string(cov), sift ? "sift" : "normal",
-                           pl < 0 ? "simt" : names[pl], pl < 0 ? "simt" : names[pa], e,
-                           rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
-                           rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                           rel_err(got.sum_x2, ref.sum_x2));
+                    const double e = std::max({rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
+                                               rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
+                                               rel_err(got.sum_x2, ref.sum_x2)});
+                    printf(
+                        "%-9s %-6s logits %-6s accumulate %-6s worst rel err %.2e "
+                        "(logZ %.1e Nk %.1e x %.1e x2 %.1e)\n",
+                        to_string(cov), sift ? "sift" : "normal", pl < 0 ? "simt" : names[pl],
+                        pl < 0 ? "simt" : names[pa], e, rel_err(lz, ref.log_norm),
+                        rel_err(got.nk, ref.nk),
+                        rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
+                        rel_err(got.sum_x2, ref.sum_x2));
                     // Loose: every plan must at least be a working E-step.
                     EXPECT_LT(e, 0.2);
                 }

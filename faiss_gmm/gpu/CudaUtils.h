@@ -69,8 +69,8 @@ class PinnedBuffer {
         if (p_) cudaFreeHost(p_);
         p_ = nullptr;
         n_ = 0;
-        cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&p_), n * sizeof(T),
-                                      cudaHostAllocDefault);
+        cudaError_t e =
+            cudaHostAlloc(reinterpret_cast<void**>(&p_), n * sizeof(T), cudaHostAllocDefault);
         if (e != cudaSuccess) {
             cudaGetLastError();
             throw Error("faiss-gmm: cannot allocate " + std::to_string(n * sizeof(T)) +

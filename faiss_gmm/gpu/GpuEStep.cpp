@@ -92,10 +92,9 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     sample_.reserve(size_t(ns) * d);
     float* rows = sample_.data();
     if (x_on_device) {
-        FAISS_GMM_CUDA_CHECK(cudaMemcpy2DAsync(rows, sizeof(float) * d, x,
-                                               sizeof(float) * d * size_t(stride),
-                                               sizeof(float) * d, size_t(ns),
-                                               cudaMemcpyDeviceToHost, stream));
+        FAISS_GMM_CUDA_CHECK(
+            cudaMemcpy2DAsync(rows, sizeof(float) * d, x, sizeof(float) * d * size_t(stride),
+                              sizeof(float) * d, size_t(ns), cudaMemcpyDeviceToHost, stream));
         FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
     } else {
         for (idx_t i = 0; i < ns; i++)
@@ -120,8 +119,8 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     return centre;
 }
 
-void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatistics& st,
-                            idx_t n, const float* x, bool x_on_device, cudaStream_t stream) {
+void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatistics& st, idx_t n,
+                            const float* x, bool x_on_device, cudaStream_t stream) {
     FAISS_GMM_CHECK(
         st.d == model.d && st.k == model.k && st.covariance_type == model.params.covariance_type,
         "statistics were reset for another model shape");
@@ -221,10 +220,8 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.b = spherical_ ? nullptr : b_.data();
         mv.bsph = spherical_ ? b_.data() : nullptr;
         mv.c = c_.data();
-        FAISS_GMM_CUDA_CHECK(
-            launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
-        FAISS_GMM_CUDA_CHECK(
-            launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
+        FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
+        FAISS_GMM_CUDA_CHECK(launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
         return;
     }
     // Wider rows: the fp32 SIMT kernels, whatever the precision asked.
@@ -329,8 +326,8 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
             std::copy(src + c * chunk, src + std::min(total, (c + 1) * chunk), dst + c * chunk);
         if (weights) std::copy(weights + i0, weights + i0 + nb, hw_[s].data());
         FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(x_[s].data(), hx_[s].data(),
-                                             sizeof(float) * size_t(nb) * d,
-                                             cudaMemcpyHostToDevice, copy_stream_));
+                                             sizeof(float) * size_t(nb) * d, cudaMemcpyHostToDevice,
+                                             copy_stream_));
         if (weights)
             FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(w_[s].data(), hw_[s].data(), sizeof(float) * nb,
                                                  cudaMemcpyHostToDevice, copy_stream_));
@@ -338,9 +335,8 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
         FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
         run_block(nb, x_[s].data(), weights ? w_[s].data() : nullptr, lz_[s].data(), stream_);
         if (log_norm)
-            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hlz_[s].data(), lz_[s].data(),
-                                                 sizeof(float) * nb, cudaMemcpyDeviceToHost,
-                                                 stream_));
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hlz_[s].data(), lz_[s].data(), sizeof(float) * nb,
+                                                 cudaMemcpyDeviceToHost, stream_));
         FAISS_GMM_CUDA_CHECK(cudaEventRecord(done_[s].get(), stream_));
         first[s] = i0;
         count[s] = nb;
