@@ -39,25 +39,55 @@ std::vector<float> normal_values(size_t count, uint64_t seed) {
     return h;
 }
 
-void BM_CpuEStep(benchmark::State& state) {
-    const int64_t n = state.range(0);
-    const int k = int(state.range(1)), d = int(state.range(2));
-    const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
-    std::mt19937_64 rng(1);
-    std::normal_distribution<float> g;
-    std::vector<float> x(size_t(n) * d);
-    for (auto& v : x) v = g(rng);
-    GaussianMixture m = make_model(d, k, cov, x);
-    CpuEStep backend;
+/// The benchmark arguments: N, K, D, diag (0/1) and, for GPU rows, prec
+/// (faiss_gmm::Precision).
+struct EStepArgs {
+    int64_t n;
+    int k, d;
+    CovarianceType cov;
+    Precision precision;
+    EStepArgs(const benchmark::State& state, bool has_precision)
+        : n(state.range(0)),
+          k(int(state.range(1))),
+          d(int(state.range(2))),
+          cov(state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical),
+          precision(has_precision ? Precision(state.range(4)) : Precision::Fp32) {}
+};
+
+/// Zeroed statistics for m about its mixture centre, as each EM iteration starts.
+SufficientStatistics fresh_stats(const GaussianMixture& m) {
+    SufficientStatistics st;
+    st.reset(m.d, m.k, m.params.covariance_type, mixture_center(m));
+    return st;
+}
+
+/// Times one E-step per benchmark iteration (`estep` fills fresh statistics
+/// over n rows) and sets the TFLOP/s counter at the 4*N*K*D floor (8 for
+/// diagonal).
+template <class EStepCall>
+void time_estep(benchmark::State& state, const GaussianMixture& m, int64_t n, EStepCall&& estep) {
     for (auto _ : state) {
-        SufficientStatistics st;
-        st.reset(d, k, cov, mixture_center(m));
-        backend.accumulate(m, n, x.data(), nullptr, nullptr, st);
+        SufficientStatistics st = fresh_stats(m);
+        estep(st);
         benchmark::DoNotOptimize(st.sum_log_norm);
     }
-    const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
+    const bool diag = m.params.covariance_type == CovarianceType::Diagonal;
+    const double flops = 4.0 * n * m.k * m.d * (diag ? 2 : 1);
     state.counters["TFLOP/s"] =
         benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
+}
+
+void BM_CpuEStep(benchmark::State& state) {
+    const EStepArgs a(state, false);
+    const int64_t n = a.n;
+    const int k = a.k, d = a.d;
+    const auto cov = a.cov;
+    const std::vector<float> x = normal_values(size_t(n) * d, 1);
+    GaussianMixture m = make_model(d, k, cov, x);
+    CpuEStep backend;
+    time_estep(state, m, n, [&](SufficientStatistics& st) {
+        backend.accumulate(m, n, x.data(), nullptr, nullptr, st);
+    });
     const idx_t rows = std::min<idx_t>(n, backend.block_rows(d, k));
     state.counters["scratch_MB"] = 4.0 * (size_t(rows) * (k + 2 * d + 2) + size_t(k) * d) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " fp32 cpu");
@@ -70,10 +100,11 @@ void BM_GpuEStep(benchmark::State& state) {
         state.SkipWithError("no GPU");
         return;
     }
-    const int64_t n = state.range(0);
-    const int k = int(state.range(1)), d = int(state.range(2));
-    const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
-    const auto precision = Precision(state.range(4));
+    const EStepArgs a(state, true);
+    const int64_t n = a.n;
+    const int k = a.k, d = a.d;
+    const auto cov = a.cov;
+    const auto precision = a.precision;
     // One device buffer of i.i.d. normal values, filled once; any prefix of
     // it is an i.i.d. n x d matrix.
     static gpu::DeviceBuffer<float> x;
@@ -96,18 +127,12 @@ void BM_GpuEStep(benchmark::State& state) {
     FAISS_GMM_CUDA_CHECK(cudaStreamCreate(&stream));
     size_t free0, total;
     FAISS_GMM_CUDA_CHECK(cudaMemGetInfo(&free0, &total));
-    for (auto _ : state) {
-        SufficientStatistics st;
-        st.reset(d, k, cov, mixture_center(m));
+    time_estep(state, m, n, [&](SufficientStatistics& st) {
         backend.accumulate_device(m, n, x.data(), nullptr, lz.data(), st, stream);
-        benchmark::DoNotOptimize(st.sum_log_norm);
-    }
+    });
     size_t free1;
     FAISS_GMM_CUDA_CHECK(cudaMemGetInfo(&free1, &total));
     FAISS_GMM_CUDA_CHECK(cudaStreamDestroy(stream));
-    const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
-    state.counters["TFLOP/s"] =
-        benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
     // Extra memory: log Z (N floats, the caller's) + what the backend allocated.
     state.counters["scratch_MB"] = (4.0 * n + double(free0 - free1)) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " " + to_string(precision) + " gpu");
@@ -120,31 +145,26 @@ void BM_GpuEStepHost(benchmark::State& state) {
         state.SkipWithError("no GPU");
         return;
     }
-    const int64_t n = state.range(0);
-    const int k = int(state.range(1)), d = int(state.range(2));
-    const auto cov = state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical;
-    const auto precision = Precision(state.range(4));
+    const EStepArgs a(state, true);
+    const int64_t n = a.n;
+    const int k = a.k, d = a.d;
+    const auto cov = a.cov;
+    const auto precision = a.precision;
     const std::vector<float> x = normal_values(size_t(n) * d, 99);
     GaussianMixture m = make_model(d, k, cov, x);
-    gpu::GpuEStep backend(-1, size_t(64) << 20, precision);
+    gpu::GpuEStep backend(-1, gpu::GpuEStep::kDefaultBlockBytes, precision);
     {  // untimed warm-up: page-locked and device buffers are allocated once
-        SufficientStatistics st;
-        st.reset(d, k, cov, mixture_center(m));
+        SufficientStatistics st = fresh_stats(m);
         backend.accumulate(m, std::min<int64_t>(n, 200000), x.data(), nullptr, nullptr, st);
     }
-    for (auto _ : state) {
-        SufficientStatistics st;
-        st.reset(d, k, cov, mixture_center(m));
+    time_estep(state, m, n, [&](SufficientStatistics& st) {
         backend.accumulate(m, n, x.data(), nullptr, nullptr, st);
-        benchmark::DoNotOptimize(st.sum_log_norm);
-    }
-    const double flops = 4.0 * n * k * d * (cov == CovarianceType::Diagonal ? 2 : 1);
-    state.counters["TFLOP/s"] =
-        benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
+    });
     state.counters["host_GB/s"] =
         benchmark::Counter(4.0 * n * d * state.iterations() / 1e9, benchmark::Counter::kIsRate);
     // Two row blocks (rows and log Z) on the device, as GpuEStep sizes them.
-    const double bs = std::min<double>(n, double(size_t(64) << 20) / (4.0 * (d + 2)));
+    const double bs =
+        std::min<double>(n, double(gpu::GpuEStep::kDefaultBlockBytes) / (4.0 * (d + 2)));
     state.counters["scratch_MB"] = 2.0 * bs * 4.0 * (d + 1) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " " + to_string(precision) + " gpu-host");
 }

@@ -64,7 +64,8 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
     }
 #ifdef FAISS_GMM_WITH_CUDA
     if (p.device != Device::Cpu && gpu_backend_available())
-        return std::make_unique<gpu::GpuEStep>(p.gpu_device, size_t(64) << 20, p.precision);
+        return std::make_unique<gpu::GpuEStep>(p.gpu_device, gpu::GpuEStep::kDefaultBlockBytes,
+                                               p.precision);
 #endif
     return std::make_unique<CpuEStep>(p.max_block_bytes);
 }

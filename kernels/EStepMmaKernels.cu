@@ -280,19 +280,6 @@ __device__ __forceinline__ void load_model_async(const MmaModelView& m, int c0, 
     }
 }
 
-/// Squared norms of the nrows rows of a staged tile (one warp per row).
-__device__ __forceinline__ void tile_norms(const float* tile, int nrows, int dp, int s,
-                                           float* norm) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int r = warp; r < nrows; r += kWarps) {
-        float acc = 0;
-        for (int j = lane; j < dp; j += 32) acc = fmaf(tile[r * s + j], tile[r * s + j], acc);
-#pragma unroll
-        for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-        if (lane == 0) norm[r] = acc;
-    }
-}
-
 /// Start copying rows [row0, row0 + nrows) before `end` into `raw`, with
 /// their log Z and weight; one commit group.
 __device__ __forceinline__ void load_tile_async(const float* __restrict__ x,
@@ -460,10 +447,13 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_commit();
         cp_async_wait<1>();  // the rows
         __syncthreads();
-        centre_rows(xs, valid, BR1, m.d, dp, s, shift,
-                    xs);  // in place: same thread reads and writes
-        __syncthreads();
-        if (!kDiag) tile_norms(xs, BR1, dp, s, norm);
+        if (!kDiag) {
+            raw_norms(xs, s, valid, BR1, m.d, shift, norm);
+            __syncthreads();  // norms read rows across threads; centring rewrites them
+        }
+        // In place (each element read and written by one thread); the barrier
+        // at the top of the component loop publishes it.
+        centre_rows(xs, valid, BR1, m.d, dp, s, shift, xs);
     }
     const float* xw = xs + warp * 16 * s;
     const float* x2w = x2s + warp * 16 * s;
@@ -627,13 +617,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();  // raw landed; the previous tile's reads of xs are done
         const int valid = (int)min((int64_t)BR2, end - row0);
         centre_rows(raw, valid, BR2, m.d, dp, s, shift, xs);
+        if (!kDiag) raw_norms(raw, s, valid, BR2, m.d, shift, norm);
         row_terms(valid, BR2, w != nullptr, raw_w, raw_lz, rowc);
         __syncthreads();
         if (row0 + BR2 < end) load_tile(row0 + BR2);  // raw is free again
-        if (!kDiag) {
-            tile_norms(xs, BR2, dp, s, norm);
-            __syncthreads();
-        }
         // Log2-densities, transposed: this warp's 16 components x BR2 rows.
         float lg[BR2 / 8][4] = {};
         for (int k0 = 0; k0 < dp; k0 += mma_k(PL)) {
@@ -864,6 +851,11 @@ dim3 pass2_grid(const MmaModelView& m, int64_t n, int rows_per_tile, int num_sms
     return dim3{unsigned(ctiles), unsigned(chunks)};
 }
 
+/// Whether every row of x starts 16-byte aligned (16-byte cp.async copies).
+bool rows_vec16(const float* x, int d) {
+    return d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
 template <int PA, bool kDiag>
 cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, const float* log_norm,
                              const MmaModelView& m, const StatsView& stats, int num_sms,
@@ -880,7 +872,7 @@ cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, co
     if (e != cudaSuccess) return e;
     int64_t rows_per_chunk = 0;
     const dim3 grid = pass2_grid(m, n, R, num_sms, rows_per_chunk);
-    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const bool vec16 = rows_vec16(x, m.d);
     kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
                                               rows_per_chunk);
     return cudaGetLastError();
@@ -897,7 +889,7 @@ cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const 
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
-    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const bool vec16 = rows_vec16(x, m.d);
     const dim3 grid{unsigned((n + BR1 - 1) / BR1)};
     kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, m, vec16, log_norm, stats.sums);
     return cudaGetLastError();
@@ -912,16 +904,9 @@ cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights, cons
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
-    // One block per SM (shared memory and registers allow no more): split
-    // the rows so that the component tiles x row chunks fill the SMs once.
-    const int ctiles = (m.k + BC2 - 1) / BC2;
-    const int64_t row_tiles = (n + BR2 - 1) / BR2;
-    int64_t chunks = std::max<int64_t>(1, std::max(num_sms, 1) / ctiles);
-    chunks = std::min(chunks, std::min<int64_t>(row_tiles, 65535));
-    const int64_t rows_per_chunk = ((row_tiles + chunks - 1) / chunks) * BR2;
-    chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
-    const bool vec16 = m.d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-    const dim3 grid{unsigned(ctiles), unsigned(chunks)};
+    int64_t rows_per_chunk = 0;
+    const dim3 grid = pass2_grid(m, n, BR2, num_sms, rows_per_chunk);
+    const bool vec16 = rows_vec16(x, m.d);
     kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
                                               rows_per_chunk);
     return cudaGetLastError();

@@ -22,6 +22,30 @@ struct GShape {
     bool sift_like;
 };
 
+#ifdef FAISS_GMM_WITH_CUDA
+/// One host-path E-step on g (statistics about the model's mixture centre,
+/// log Z poisoned first) and its max relative errors against float64.
+struct GpuRun {
+    SufficientStatistics st;
+    std::vector<float> lz;
+    double e_lz, e_nk, e_x, e_x2;
+    double worst() const { return std::max({e_lz, e_nk, e_x, e_x2}); }
+};
+GpuRun run_against(gpu::GpuEStep& g, const GaussianMixture& m, int64_t n, const float* x,
+                   const float* w, const NaiveStats& ref) {
+    GpuRun r;
+    r.st.reset(m.d, m.k, m.params.covariance_type, mixture_center(m));
+    r.lz.assign(n, NAN);
+    g.accumulate(m, n, x, w, r.lz.data(), r.st);
+    NaiveStats got = to_absolute(r.st);
+    r.e_lz = rel_err(r.lz, ref.log_norm);
+    r.e_nk = rel_err(got.nk, ref.nk);
+    r.e_x = rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x);
+    r.e_x2 = rel_err(got.sum_x2, ref.sum_x2);
+    return r;
+}
+#endif
+
 class GpuEStepShapes : public testing::TestWithParam<GShape> {};
 
 TEST_P(GpuEStepShapes, MatchesFloat64ReferenceAndCpu) {
@@ -56,20 +80,14 @@ TEST_P(GpuEStepShapes, MatchesFloat64ReferenceAndCpu) {
         SCOPED_TRACE(std::string("precision ") + to_string(c.p));
         // Small row blocks so the host path crosses block boundaries.
         gpu::GpuEStep g(-1, sizeof(float) * (s.d + 2) * 1000, c.p);
-        SufficientStatistics st;
-        st.reset(s.d, s.k, s.cov, mixture_center(m));
-        std::vector<float> lz(n, NAN);  // poisoned
-        g.accumulate(m, n, x.data(), w.data(), lz.data(), st);
-        NaiveStats got = to_absolute(st);
-        const double e_lz = rel_err(lz, ref.log_norm), e_nk = rel_err(got.nk, ref.nk),
-                     e_x = rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                     e_x2 = rel_err(got.sum_x2, ref.sum_x2);
+        const GpuRun r = run_against(g, m, n, x.data(), w.data(), ref);
+        const SufficientStatistics& st = r.st;
         printf("%-5s max rel err  logZ %.2e  Nk %.2e  sum_x %.2e  sum_x2 %.2e\n", to_string(c.p),
-               e_lz, e_nk, e_x, e_x2);
-        EXPECT_LT(e_lz, c.tol);
-        EXPECT_LT(e_nk, c.tol);
-        EXPECT_LT(e_x, c.tol);
-        EXPECT_LT(e_x2, c.tol);
+               r.e_lz, r.e_nk, r.e_x, r.e_x2);
+        EXPECT_LT(r.e_lz, c.tol);
+        EXPECT_LT(r.e_nk, c.tol);
+        EXPECT_LT(r.e_x, c.tol);
+        EXPECT_LT(r.e_x2, c.tol);
         EXPECT_NEAR(st.sum_log_norm, ref.sum_log_norm, c.tol * std::abs(ref.sum_log_norm) + 1e-3);
         if (c.p == Precision::Fp32) {
             EXPECT_LT(rel_err(st.sum_x, cst.sum_x), 1e-4);
@@ -144,22 +162,13 @@ TEST(GpuEStep, PlanAccuracyTable) {
                     if (pl < 0 && pa > 0) continue;
                     gpu::GpuEStep g;
                     g.set_kernel_plan(pl >= 0, plan);
-                    SufficientStatistics st;
-                    st.reset(d, k, cov, mixture_center(m));
-                    std::vector<float> lz(n, NAN);
-                    g.accumulate(m, n, x.data(), nullptr, lz.data(), st);
-                    NaiveStats got = to_absolute(st);
-                    const double e = std::max({rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
-                                               rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                                               rel_err(got.sum_x2, ref.sum_x2)});
+                    const GpuRun r = run_against(g, m, n, x.data(), nullptr, ref);
+                    const double e = r.worst();
                     printf(
                         "%-9s %-6s logits %-6s accumulate %-6s worst rel err %.2e "
                         "(logZ %.1e Nk %.1e x %.1e x2 %.1e)\n",
                         to_string(cov), sift ? "sift" : "normal", pl < 0 ? "simt" : names[pl],
-                        pl < 0 ? "simt" : names[pa], e, rel_err(lz, ref.log_norm),
-                        rel_err(got.nk, ref.nk),
-                        rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                        rel_err(got.sum_x2, ref.sum_x2));
+                        pl < 0 ? "simt" : names[pa], e, r.e_lz, r.e_nk, r.e_x, r.e_x2);
                     // Loose: every plan must at least be a working E-step.
                     EXPECT_LT(e, 0.2);
                 }
@@ -186,16 +195,9 @@ TEST(GpuEStep, ExtremeShapes) {
             for (auto p : {Precision::Fp32, Precision::Tf32, Precision::Bf16}) {
                 SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) + " " +
                              to_string(cov) + " " + to_string(p));
-                gpu::GpuEStep g(-1, size_t(64) << 20, p);
-                SufficientStatistics st;
-                st.reset(sh.d, sh.k, cov, mixture_center(m));
-                std::vector<float> lz(sh.n, NAN);
-                g.accumulate(m, sh.n, x.data(), nullptr, lz.data(), st);
-                NaiveStats got = to_absolute(st);
+                gpu::GpuEStep g(-1, gpu::GpuEStep::kDefaultBlockBytes, p);
                 const double tol = p == Precision::Fp32 ? 1e-4 : p == Precision::Tf32 ? 1e-3 : 5e-3;
-                const double e = std::max({rel_err(lz, ref.log_norm), rel_err(got.nk, ref.nk),
-                                           rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                                           rel_err(got.sum_x2, ref.sum_x2)});
+                const double e = run_against(g, m, sh.n, x.data(), nullptr, ref).worst();
                 printf("d %3d k %5d %-9s %-4s worst rel err %.2e\n", sh.d, sh.k, to_string(cov),
                        to_string(p), e);
                 EXPECT_LT(e, tol);

@@ -129,75 +129,66 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
     centre_ = choose_centre(n, x, x_on_device, st.shift, stream);
     LogDensityTerms t(model, centre_);
-    // Uploads go through one page-locked staging area (pageable copies of
-    // the K x D terms cost milliseconds per call at K = 4096).
-    std::vector<std::pair<DeviceBuffer<float>*, const std::vector<float>*>> pending;
-    auto up = [&](DeviceBuffer<float>& dst, const std::vector<float>& src) {
-        pending.emplace_back(&dst, &src);
-    };
-    auto flush = [&]() {
-        size_t total = 0;
-        for (auto& p : pending) total += p.second->size();
-        hmodel_.reserve(total);
-        float* h = hmodel_.data();
-        for (auto& p : pending) {
-            p.first->reserve(p.second->size());
-            std::copy(p.second->begin(), p.second->end(), h);
-            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(p.first->data(), h,
-                                                 p.second->size() * sizeof(float),
-                                                 cudaMemcpyHostToDevice, stream));
-            h += p.second->size();
-        }
-    };
-    if (use_mma_ && d_ <= kMmaMaxDim) {
-        // Log2 units, zero-padded tiles (MmaModelView's layout).
+    // The terms are written straight into one page-locked staging area
+    // (pageable copies of the K x D terms cost milliseconds per call at
+    // K = 4096): shift | a | b | c, in the layout the kernels read.
+    const bool mma = use_mma_ && d_ <= kMmaMaxDim;
+    dp_ = mma ? (d_ + 15) / 16 * 16 : d_;
+    kp_ = mma ? (k_ + kMmaCompPad - 1) / kMmaCompPad * kMmaCompPad : k_;
+    const size_t ns = dp_, na = size_t(kp_) * dp_, nb = spherical_ ? size_t(kp_) : na, nc = kp_;
+    hmodel_.reserve(ns + na + nb + nc);
+    float* const hs = hmodel_.data();
+    float* const ha = hs + ns;
+    float* const hb = ha + na;
+    float* const hc = hb + nb;
+    if (mma) {
+        // Log2 units, zero-padded tiles (MmaModelView's layout). 3xbf16
+        // log-densities read a and b pre-split: per row, dp bf16 high parts
+        // then dp low parts (MmaModelView::split_bf16).
         const double log2e = 1.4426950408889634;
-        const int dp = (d_ + 15) / 16 * 16, kp = (k_ + kMmaCompPad - 1) / kMmaCompPad * kMmaCompPad;
-        std::vector<float> sh(dp, 0.f), a(size_t(kp) * dp, 0.f), c(kp, -INFINITY),
-            b(spherical_ ? size_t(kp) : size_t(kp) * dp, 0.f);
-        for (int j = 0; j < d_; j++) sh[j] = t.shift[j];
-        // 3xbf16 log-densities read a and b pre-split: per row, dp bf16 high
-        // parts then dp low parts (MmaModelView::split_bf16).
+        const int dp = dp_;
         const bool split = plan_.logits == MmaPrecision::Bf16x3;
-        auto put = [&](std::vector<float>& dst, size_t row, int j, double v) {
+        std::fill(hs, hc, 0.f);
+        std::fill(hc, hc + nc, -INFINITY);
+        std::copy(t.shift.begin(), t.shift.end(), hs);
+        auto put = [&](float* dst, size_t row, int j, double v) {
             if (!split) {
                 dst[row * dp + j] = float(v);
                 return;
             }
-            uint16_t* h = reinterpret_cast<uint16_t*>(dst.data() + row * dp);
+            uint16_t* h = reinterpret_cast<uint16_t*>(dst + row * dp);
             const uint16_t hi = bf16_bits(float(v));
             h[j] = hi;
             h[dp + j] = bf16_bits(float(v - double(bf16_value(hi))));
         };
 #pragma omp parallel for schedule(static) if (size_t(k_) * d_ > 65536)
         for (int k = 0; k < k_; k++) {
-            c[k] = float(log2e * t.c[k]);
+            hc[k] = float(log2e * t.c[k]);
             for (int j = 0; j < d_; j++) {
-                put(a, k, j, log2e * t.a[size_t(k) * d_ + j]);
-                if (!spherical_) put(b, k, j, -0.5 * log2e * t.b[size_t(k) * d_ + j]);
+                put(ha, k, j, log2e * t.a[size_t(k) * d_ + j]);
+                if (!spherical_) put(hb, k, j, -0.5 * log2e * t.b[size_t(k) * d_ + j]);
             }
-            if (spherical_) b[k] = float(-0.5 * log2e * t.b[k]);
+            if (spherical_) hb[k] = float(-0.5 * log2e * t.b[k]);
         }
-        split_bf16_ = split;
-        up(shift_, sh);
-        up(a_, a);
-        up(b_, b);
-        up(c_, c);
-        flush();
-        pending.clear();
-        dp_ = dp;
-        kp_ = kp;
     } else {
-        up(shift_, t.shift);
-        up(a_, t.a);
-        up(b_, t.b);
-        up(c_, t.c);
-        flush();
+        std::copy(t.shift.begin(), t.shift.end(), hs);
+        std::copy(t.a.begin(), t.a.end(), ha);
+        std::copy(t.b.begin(), t.b.end(), hb);
+        std::copy(t.c.begin(), t.c.end(), hc);
+    }
+    const std::pair<DeviceBuffer<float>*, size_t> slices[] = {
+        {&shift_, ns}, {&a_, na}, {&b_, nb}, {&c_, nc}};
+    const float* h = hs;
+    for (const auto& sl : slices) {
+        sl.first->reserve(sl.second);
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(sl.first->data(), h, sl.second * sizeof(float),
+                                             cudaMemcpyHostToDevice, stream));
+        h += sl.second;
     }
     const size_t nacc = size_t(k_) + size_t(k_) * d_ + st.sum_x2.size() + 2;
     acc_.reserve(nacc);
     FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(acc_.data(), 0, nacc * sizeof(double), stream));
-    // The host-side terms go out of scope: finish the copies first.
+    // The staging area is rewritten by the next call: finish the copies first.
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
@@ -214,7 +205,7 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.dp = dp_;
         mv.kp = kp_;
         mv.spherical = spherical_;
-        mv.split_bf16 = split_bf16_;
+        mv.split_bf16 = plan_.logits == MmaPrecision::Bf16x3;  // as upload_model formatted
         mv.shift = shift_.data();
         mv.a = a_.data();
         mv.b = spherical_ ? nullptr : b_.data();

@@ -17,12 +17,15 @@ namespace gpu {
 /** Fused CUDA E-step on one device. */
 class GpuEStep : public EStepBackend {
    public:
+    /// Default bound of one host-path row block (two are allocated).
+    static constexpr size_t kDefaultBlockBytes = size_t(64) << 20;
+
     /**
      * device: CUDA ordinal (-1: the current one). block_bytes bounds one of
      * the two row blocks of the host-pointer path (each has a page-locked
      * host copy and a device copy). precision picks the kernels' plan.
      */
-    explicit GpuEStep(int device = -1, size_t block_bytes = size_t(64) << 20,
+    explicit GpuEStep(int device = -1, size_t block_bytes = kDefaultBlockBytes,
                       Precision precision = Precision::Fp32);
     ~GpuEStep() override;
 
@@ -70,8 +73,7 @@ class GpuEStep : public EStepBackend {
     cudaStream_t stream_ = nullptr;       // kernels (and the host path's results)
     cudaStream_t copy_stream_ = nullptr;  // the host path's uploads
     int d_ = 0, k_ = 0;
-    int dp_ = 0, kp_ = 0;      // padded tile shape of the tensor-core model terms
-    bool split_bf16_ = false;  // a_ / b_ hold bf16 hi | lo rows (3xbf16 plans)
+    int dp_ = 0, kp_ = 0;  // row length and row count of the uploaded a_ (padded for the mma path)
     bool spherical_ = true;
     bool use_mma_ = true;  // tensor-core kernels when d <= kMmaMaxDim
     MmaPlan plan_;
