@@ -120,6 +120,12 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("covariance"), std::string::npos) << r.out;
 
+    r = cli("train --data " + data + " -k 4 --precision fp64 --means-out " +
+            (dir / "p_means.fvecs"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("unknown precision 'fp64'"), std::string::npos) << r.out;
+    EXPECT_FALSE(exists(dir / "p_means.fvecs"));
+
     r = cli("--help");
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("build"), std::string::npos);
