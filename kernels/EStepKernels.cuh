@@ -90,5 +90,21 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
                                   const float* log_norm, const MmaModelView& m, const MmaPlan& plan,
                                   const StatsView& stats, int num_sms, cudaStream_t stream);
 
+/**
+ * Pass 1 on Hopper's warpgroup tensor-core instructions (3xbf16 logits; the
+ * model split as MmaModelView::split_bf16): as launch_log_norm_mma.
+ */
+cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
+                                  const MmaModelView& m, float* log_norm, const StatsView& stats,
+                                  cudaStream_t stream);
+
+/**
+ * Pass 2 on Hopper's warpgroup tensor-core instructions (3xbf16 logits, bf16
+ * accumulation): as launch_accumulate_mma.
+ */
+cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
+                                    const float* log_norm, const MmaModelView& m,
+                                    const StatsView& stats, int num_sms, cudaStream_t stream);
+
 }  // namespace gpu
 }  // namespace faiss_gmm

@@ -206,6 +206,48 @@ TEST(GpuEStep, ExtremeShapes) {
 #endif
 }
 
+// The bf16 class has two kernel families: Hopper's wgmma kernels (where
+// wgmma_available) and the mma.sync ones. Both against float64 on awkward
+// shapes (a row count that fills no tile, d not a multiple of 16, k not of
+// the component tile).
+TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheBf16Bound) {
+    SKIP_WITHOUT_GPU();
+#ifdef FAISS_GMM_WITH_CUDA
+    const gpu::MmaPlan plan = gpu::GpuEStep::plan_for(Precision::Bf16);
+    if (!gpu::wgmma_available(plan)) printf("wgmma not available here: mma.sync twice\n");
+    std::mt19937_64 rng(fresh_seed());
+    struct Shape {
+        int d, k;
+        int64_t n;
+    };
+    for (Shape sh :
+         {Shape{3, 7, 1001}, Shape{100, 129, 2049}, Shape{128, 1000, 3001}, Shape{40, 4096, 517}})
+        for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal})
+            for (bool sift : {false, true}) {
+                auto x = random_rows(sh.n, sh.d, sift, rng);
+                GaussianMixture m = random_model(sh.d, sh.k, cov, x, rng);
+                std::vector<float> w(sh.n);
+                std::uniform_real_distribution<float> uw(0.5f, 2.f);
+                for (auto& v : w) v = uw(rng);
+                NaiveStats ref = naive_estep(m, sh.n, x.data(), w.data());
+                for (bool wg : {true, false}) {
+                    SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) + " " +
+                                 to_string(cov) + (sift ? " sift" : " normal") +
+                                 (wg ? " wgmma" : " mma.sync"));
+                    gpu::GpuEStep g(-1, sizeof(float) * (sh.d + 2) * 700, Precision::Bf16);
+                    g.set_kernel_plan(true, plan, wg);
+                    const GpuRun r = run_against(g, m, sh.n, x.data(), w.data(), ref);
+                    printf("d %3d k %4d %-9s %-6s %-8s logZ %.1e Nk %.1e x %.1e x2 %.1e\n", sh.d,
+                           sh.k, to_string(cov), sift ? "sift" : "normal",
+                           wg ? "wgmma" : "mma.sync", r.e_lz, r.e_nk, r.e_x, r.e_x2);
+                    EXPECT_LT(r.worst(), 5e-3);
+                    EXPECT_NEAR(r.st.sum_log_norm, ref.sum_log_norm,
+                                5e-3 * std::abs(ref.sum_log_norm) + 1e-3);
+                }
+            }
+#endif
+}
+
 TEST(GpuEStep, BadDeviceIsAnError) {
     SKIP_WITHOUT_GPU();
 #ifdef FAISS_GMM_WITH_CUDA

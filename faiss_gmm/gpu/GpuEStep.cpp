@@ -48,10 +48,11 @@ MmaPlan GpuEStep::plan_for(Precision p) {
     return plan;
 }
 
-void GpuEStep::set_kernel_plan(bool use_mma, const MmaPlan& plan) {
+void GpuEStep::set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma) {
     FAISS_GMM_CHECK(!use_mma || mma_plan_supported(plan),
                     "this (logits, accumulate) tensor-core precision pair is not compiled in");
     use_mma_ = use_mma;
+    use_wgmma_ = use_wgmma;
     plan_ = plan;
 }
 
@@ -211,6 +212,11 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.b = spherical_ ? nullptr : b_.data();
         mv.bsph = spherical_ ? b_.data() : nullptr;
         mv.c = c_.data();
+        if (use_wgmma_ && wgmma_available(plan_)) {
+            FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, lz, s, stream));
+            FAISS_GMM_CUDA_CHECK(launch_accumulate_wgmma(x, n, w, lz, mv, s, num_sms_, stream));
+            return;
+        }
         FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
         FAISS_GMM_CUDA_CHECK(launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
         return;

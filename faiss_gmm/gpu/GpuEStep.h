@@ -55,9 +55,11 @@ class GpuEStep : public EStepBackend {
 
     /**
      * Replace the plan (tests and benchmarks compare plans); use_mma = false
-     * forces the fp32 SIMT kernels. Throws for a plan not compiled in.
+     * forces the fp32 SIMT kernels, use_wgmma = false the mma.sync kernels
+     * where the wgmma ones would run (wgmma_available). Throws for a plan
+     * not compiled in.
      */
-    void set_kernel_plan(bool use_mma, const MmaPlan& plan);
+    void set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma = true);
 
    private:
     std::vector<double> choose_centre(idx_t n, const float* x, bool x_on_device,
@@ -75,7 +77,8 @@ class GpuEStep : public EStepBackend {
     int d_ = 0, k_ = 0;
     int dp_ = 0, kp_ = 0;  // row length and row count of the uploaded a_ (padded for the mma path)
     bool spherical_ = true;
-    bool use_mma_ = true;  // tensor-core kernels when d <= kMmaMaxDim
+    bool use_mma_ = true;    // tensor-core kernels when d <= kMmaMaxDim
+    bool use_wgmma_ = true;  // Hopper's wgmma kernels where they take the plan
     MmaPlan plan_;
     std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
     DeviceBuffer<float> shift_, a_, b_, c_;

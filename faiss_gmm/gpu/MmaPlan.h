@@ -28,5 +28,13 @@ struct MmaPlan {
 /** Whether the (logits, accumulate) pair is compiled in (kernels/EStepMmaKernels.cu). */
 bool mma_plan_supported(const MmaPlan& plan);
 
+/**
+ * Whether the wgmma kernels (kernels/EStepWgmmaKernels.cu, built for sm_90a)
+ * run `plan` on the current device: 3xbf16 log-densities with bf16
+ * accumulation, on a compute-capability 9.0 GPU. Elsewhere the mma.sync
+ * kernels run it.
+ */
+bool wgmma_available(const MmaPlan& plan);
+
 }  // namespace gpu
 }  // namespace faiss_gmm

@@ -1,0 +1,733 @@
+// Fused GMM E-step on Hopper's warpgroup tensor-core instructions (wgmma,
+// sm_90a), for 3xbf16 log-densities with bf16 accumulation (the bf16
+// precision class), d <= kMmaMaxDim. Same two passes and outputs as the
+// mma.sync kernels (EStepMmaKernels.cu); what changes is the tile a single
+// instruction covers: a warpgroup (4 warps) multiplies 64 x N x 16 at once,
+// from operands in shared memory, so each operand byte read from shared
+// memory feeds 4x more flops than an m16n8k16 fragment, and the issue slots
+// that mma.sync spent on fragment loads are free for the exponentials.
+//
+// Operand tiles are bf16 in the no-swizzle "core matrix" layout wgmma reads:
+// 8 rows x 16 bytes stored as one 128-byte block, blocks along k 128 bytes
+// apart, blocks along rows `sbo` bytes apart (cm_offset). The centred rows
+// are written once per tile in that layout, split into high and low bf16
+// parts; the model is pre-split by the host and rearranged as it is copied.
+//
+// Pass 1 (log_norm_wgmma_kernel): a block owns 128 rows (64 per warpgroup,
+// the wgmma's M) and sweeps the components in tiles of 64 (32 diagonal),
+// the wgmma's N; online log-sum-exp in base 2 as in the mma.sync kernel.
+// Pass 2 (accumulate_wgmma_kernel): a block owns 128 components (64 per
+// warpgroup) and streams row tiles of 64 (32 diagonal). The transposed
+// log-densities (components x rows) are exponentiated in registers and, as
+// the A operand from registers, multiply the same row tile read MN-major:
+// R^T x' without the responsibilities leaving registers. The row tile is
+// stored once and read both ways (K-major for the log-densities, MN-major
+// for the accumulation) by two descriptors.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+
+#include "EStepKernels.cuh"
+#include "MmaCommon.cuh"
+
+namespace faiss_gmm {
+namespace gpu {
+
+namespace {
+
+using namespace mma_common;
+
+/// Bytes between 8-row blocks of a row tile (its dimensions padded to
+/// kMmaMaxDim, so that the accumulation's N is always 128).
+constexpr int kXsbo = kMmaMaxDim / 8 * 128;
+
+/// Byte offset of element (row r, column j) of a bf16 tile in the no-swizzle
+/// core-matrix layout with 8-row blocks `sbo` bytes apart.
+__device__ __forceinline__ uint32_t cm_offset(int r, int j, int sbo) {
+    return (r >> 3) * sbo + (j >> 3) * 128 + (r & 7) * 16 + (j & 7) * 2;
+}
+
+/// wgmma shared-memory descriptor, no swizzle: lbo = bytes between core
+/// matrices along k, sbo = along M / N.
+__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint32_t sbo) {
+    const uint32_t a = uint32_t(__cvta_generic_to_shared(p));
+    return uint64_t((a & 0x3ffff) >> 4) | (uint64_t((lbo >> 4) & 0x3fff) << 16) |
+           (uint64_t((sbo >> 4) & 0x3fff) << 32);
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/// Shared memory written by ordinary stores is read next by wgmma (the
+/// async proxy): each writing thread fences before the barrier.
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+/// Pins register values in place across wgmma fences and waits: the
+/// compiler may otherwise sink a register write past wgmma.fence (and the
+/// wgmmas get serialised, C7515) or hoist a read above the wait.
+template <int NB>
+__device__ __forceinline__ void fence_regs(float (&d)[NB][4]) {
+#pragma unroll
+    for (int j = 0; j < NB; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) asm volatile("" : "+f"(d[j][i])::"memory");
+}
+
+/// d (64 x 32, fp32) = A * B (+ d when accumulate), bf16 operands from
+/// shared memory (both K-major).
+__device__ __forceinline__ void wgmma_ss_n32(float (&d)[4][4], uint64_t desc_a, uint64_t desc_b,
+                                             int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, "
+        "1, 0, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+        : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+/// d (64 x 64, fp32) = A * B (+ d when accumulate), bf16 operands from
+/// shared memory (both K-major).
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b,
+                                             int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, "
+        "0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+          "+f"(d[7][2]), "+f"(d[7][3])
+        : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+/// d (64 x 128, fp32) += A * B, bf16 A from registers (the C-fragment
+/// layout of the previous product), B from shared memory MN-major.
+__device__ __forceinline__ void wgmma_rs_n128_mn(float (&d)[16][4], const uint32_t (&a)[4],
+                                                 uint64_t desc_b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, "
+        "%37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
+        "%55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+          "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]),
+          "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]),
+          "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]),
+          "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]),
+          "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+/// d (64 x 64, fp32) += A * B, bf16 A from registers (ldmatrix of a
+/// core-matrix tile), B from shared memory K-major.
+__device__ __forceinline__ void wgmma_rs_n64_k(float (&d)[8][4], const uint32_t (&a)[4],
+                                               uint64_t desc_b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, "
+        "%36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+          "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+template <int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int acc) {
+    if constexpr (N == 64)
+        wgmma_ss_n64(d, a, b, acc);
+    else
+        wgmma_ss_n32(d, a, b, acc);
+}
+
+/// 3xbf16 product of split tiles: lo*hi + hi*lo + hi*hi, 3 async wgmmas.
+template <int N>
+__device__ __forceinline__ void wgmma_split(float (&d)[N / 8][4], const uint8_t* a_hi,
+                                            const uint8_t* a_lo, int a_sbo, const uint8_t* b_hi,
+                                            const uint8_t* b_lo, int b_sbo, uint32_t koff,
+                                            int acc) {
+    const uint64_t ah = smem_desc(a_hi + koff, 128, a_sbo), al = smem_desc(a_lo + koff, 128, a_sbo);
+    const uint64_t bh = smem_desc(b_hi + koff, 128, b_sbo), bl = smem_desc(b_lo + koff, 128, b_sbo);
+    wgmma_ss<N>(d, al, bh, acc);
+    wgmma_ss<N>(d, ah, bl, 1);
+    wgmma_ss<N>(d, ah, bh, 1);
+}
+
+/// Split 8 values into bf16 high and low parts (16 bytes each).
+__device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo) {
+    uint32_t h[4], l[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const __nv_bfloat162 b = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
+        const float2 f = __bfloat1622float2(b);
+        h[q] = bf16x2_bits(b);
+        l[q] = bf16x2_bits(__floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y));
+    }
+    hi = make_uint4(h[0], h[1], h[2], h[3]);
+    lo = make_uint4(l[0], l[1], l[2], l[3]);
+}
+
+/// Centre rows [0, nrows) of a landed raw tile (zero past d and past
+/// `valid`) into split bf16 core-matrix tiles: x' into xh / xl and, for the
+/// diagonal, x'^2 into x2h / x2l. Row r goes to tile row r + row_off;
+/// `chunks` 16-byte column chunks are written (zeros past dp). Lanes take
+/// the 8 rows of one block, so a warp stores 512 contiguous bytes.
+template <bool kDiag>
+__device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nrows, int valid,
+                                                 int d, int dp, int chunks, const float* shift,
+                                                 uint8_t* xh, uint8_t* xl, uint8_t* x2h,
+                                                 uint8_t* x2l, int sbo, int row_off) {
+    for (int e = threadIdx.x; e < nrows * chunks; e += kThreads) {
+        const int r = (e & 7) + 8 * (e / (8 * chunks)), c = (e >> 3) % chunks;
+        float v[8];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int j = 8 * c + 4 * h;
+            float v4[4] = {0.f, 0.f, 0.f, 0.f};
+            if (j < dp) centre4(raw, s, r, j, valid, d, shift, v4);
+#pragma unroll
+            for (int q = 0; q < 4; q++) v[4 * h + q] = v4[q];
+        }
+        const uint32_t off = cm_offset(r + row_off, 8 * c, sbo);
+        uint4 hi, lo;
+        split8(v, hi, lo);
+        *reinterpret_cast<uint4*>(xh + off) = hi;
+        *reinterpret_cast<uint4*>(xl + off) = lo;
+        if (kDiag) {
+#pragma unroll
+            for (int q = 0; q < 8; q++) v[q] *= v[q];
+            split8(v, hi, lo);
+            *reinterpret_cast<uint4*>(x2h + off) = hi;
+            *reinterpret_cast<uint4*>(x2l + off) = lo;
+        }
+    }
+}
+
+/// Start copying components [c0, c0 + ncomp) of the pre-split model into
+/// core-matrix tiles (a high, a low, and b high, b low for the diagonal:
+/// each ncomp x dp bf16), with c (and bsph) into cs (bsph).
+template <bool kDiag>
+__device__ __forceinline__ void load_split_model_async(const MmaModelView& m, int c0, int ncomp,
+                                                       uint8_t* tiles, float* cs, float* bsph) {
+    const int dp = m.dp, q8 = dp / 8, sbo = dp * 16, tile = ncomp * dp * 2;
+    for (int e = threadIdx.x; e < ncomp * q8; e += kThreads) {
+        const int cc = e / q8, q = e - cc * q8;
+        const size_t src = size_t(c0 + cc) * dp + 4 * q;  // words: dp bf16 high parts, then low
+        const uint32_t off = cm_offset(cc, 8 * q, sbo);
+        cp_async16(tiles + off, m.a + src);
+        cp_async16(tiles + tile + off, m.a + src + dp / 2);
+        if (kDiag) {
+            cp_async16(tiles + 2 * tile + off, m.b + src);
+            cp_async16(tiles + 3 * tile + off, m.b + src + dp / 2);
+        }
+    }
+    for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
+        cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
+        if (!kDiag) cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
+    }
+}
+
+/// Components per model tile of pass 1 (the wgmma's N).
+template <bool kDiag>
+__host__ __device__ constexpr int wg_pass1_comps() {
+    return kDiag ? 32 : 64;
+}
+/// Rows per tile of pass 2 (the first product's N, the second's K).
+template <bool kDiag>
+__host__ __device__ constexpr int wg_pass2_rows() {
+    return kDiag ? 32 : 64;
+}
+constexpr int kWgRows1 = 128;   // rows per block, pass 1 (64 per warpgroup)
+constexpr int kWgComps2 = 128;  // components per block, pass 2 (64 per warpgroup)
+
+/// Shared memory of pass 1: split row tiles (x', and x'^2 for the diagonal)
+/// for 128 rows, then two model buffers. Rows land raw (fp32, 64 at a time)
+/// in the model buffers before the sweep.
+template <bool kDiag>
+size_t wg_pass1_bytes(int dp) {
+    const size_t xtile = size_t(kWgRows1) * dp * 2,
+                 mtile = size_t(wg_pass1_comps<kDiag>()) * dp * 2;
+    const size_t mbufs = 2 * mtile * (kDiag ? 4 : 2);
+    const size_t raw = sizeof(float) * 64 * (dp + 4);
+    return xtile * (kDiag ? 4 : 2) + std::max(mbufs, raw);
+}
+
+template <bool kDiag>
+__global__ void __launch_bounds__(kThreads, 1)
+    log_norm_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                          MmaModelView m, bool vec16, float* __restrict__ log_norm,
+                          double* __restrict__ sums) {
+    constexpr int BN = wg_pass1_comps<kDiag>();
+    // Spherical: the warp's x' fragments (hi and lo, all of d) live in
+    // registers for the whole sweep, so that each wgmma reads only the model
+    // tile from shared memory. The diagonal's x'^2 would not fit as well.
+    constexpr bool kRegA = !kDiag;
+    constexpr int KS = kMmaMaxDim / 16;
+    extern __shared__ __align__(128) uint8_t smem[];
+    const int dp = m.dp, s = dp + 4, sbo = dp * 16;
+    const int xtile = kWgRows1 * dp * 2, mtile = BN * dp * 2;
+    uint8_t* const xh = smem;
+    uint8_t* const xl = xh + xtile;
+    uint8_t* const x2h = xl + xtile;  // diagonal only
+    uint8_t* const x2l = x2h + xtile;
+    uint8_t* const mbuf0 = smem + xtile * (kDiag ? 4 : 2);
+    const int mbuf_bytes = mtile * (kDiag ? 4 : 2);
+    float* const raw = reinterpret_cast<float*>(mbuf0);
+    // Three sets of per-component terms: the log-sum-exp of tile t - 1 reads
+    // its set while tile t + 1's lands.
+    __shared__ __align__(16) float cs[3][BN], bsph[3][BN];
+    __shared__ float norm[kWgRows1];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
+    __shared__ double red[2][kWarps];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int wg = warp / 4;
+    const int64_t row0 = int64_t(blockIdx.x) * kWgRows1;
+
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    // Rows in two halves of 64 through the raw buffer.
+    for (int half = 0; half < 2; half++) {
+        const int64_t r0 = row0 + 64 * half;
+        const int valid = (int)max((int64_t)0, min((int64_t)64, n - r0));
+        if (valid > 0) load_rows_async(x, n, r0, 64, m.d, vec16, s, raw);
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed (and shift, the first time)
+        stage_split_rows<kDiag>(raw, s, 64, valid, m.d, dp, dp / 8, shift, xh, xl, x2h, x2l, sbo,
+                                64 * half);
+        if (!kDiag) raw_norms(raw, s, valid, 64, m.d, shift, norm + 64 * half);
+        __syncthreads();  // raw is free; the split rows are complete
+    }
+    load_split_model_async<kDiag>(m, 0, BN, mbuf0, cs[0], bsph[0]);
+    cp_async_commit();
+
+    // This warpgroup's 64 rows: 8 row blocks from row block 8 wg.
+    const uint8_t* const wxh = xh + 8 * wg * sbo;
+    const uint8_t* const wxl = xl + 8 * wg * sbo;
+    const uint8_t* const wx2h = x2h + 8 * wg * sbo;
+    const uint8_t* const wx2l = x2l + 8 * wg * sbo;
+    uint32_t xa_h[kRegA ? KS : 1][4], xa_l[kRegA ? KS : 1][4];
+    if constexpr (kRegA) {
+        // ldmatrix.x4: lane l addresses row (l % 8) + 8 ((l / 8) % 2) of the
+        // warp's 16, k chunk l / 16: registers a0..a3 of the A fragment.
+        const int row = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+            if (16 * ks >= dp) break;
+            const uint32_t off = cm_offset(row, 16 * ks + 8 * (lane >> 4), sbo);
+            ldsm_x4(xa_h[ks], xh + off);
+            ldsm_x4(xa_l[ks], xl + off);
+        }
+    }
+
+    float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
+    float acc0[BN / 8][4], acc1[BN / 8][4];
+    // Log2-densities of model tile `tile` into acc: async, one commit group.
+    auto issue = [&](float(&acc)[BN / 8][4], int tile) {
+        const uint8_t* const ah = mbuf0 + (tile & 1) * mbuf_bytes;
+        const uint8_t* const al = ah + mtile;
+        const uint8_t* const bh = al + mtile;
+        const uint8_t* const bl = bh + mtile;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+        fence_regs(acc);
+        wgmma_fence();
+        if constexpr (kRegA) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                if (16 * ks >= dp) break;
+                const uint32_t koff = ks * 256;
+                const uint64_t dh = smem_desc(ah + koff, 128, sbo),
+                               dl = smem_desc(al + koff, 128, sbo);
+                wgmma_rs_n64_k(acc, xa_l[ks], dh);
+                wgmma_rs_n64_k(acc, xa_h[ks], dl);
+                wgmma_rs_n64_k(acc, xa_h[ks], dh);
+            }
+        } else {
+            for (int k0 = 0; k0 < dp; k0 += 16) {
+                const uint32_t koff = (k0 / 8) * 128;
+                wgmma_split<BN>(acc, wxh, wxl, sbo, ah, al, sbo, koff, 1);
+                if (kDiag) wgmma_split<BN>(acc, wx2h, wx2l, sbo, bh, bl, sbo, koff, 1);
+            }
+        }
+        wgmma_commit();
+    };
+    // Online log-sum-exp (base 2) of rows g and g + 8 over tile `tile`.
+    auto lse = [&](float(&acc)[BN / 8][4], int tile) {
+        const float* const ct = cs[tile % 3];
+        const float* const bt = bsph[tile % 3];
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nb = 0; nb < BN / 8; nb++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
+                float l = acc[nb][i] + ct[col];
+                if (!kDiag) l = fmaf(bt[col], norm[warp * 16 + g + 8 * h], l);
+                acc[nb][i] = l;
+                mx[h] = fmaxf(mx[h], l);
+            }
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+            const float nm = fmaxf(run_m[h], mx[h]);
+            if (nm == -INFINITY) continue;  // nothing finite yet
+            float sum = 0;
+#pragma unroll
+            for (int nb = 0; nb < BN / 8; nb++)
+                sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
+            run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
+            run_m[h] = nm;
+        }
+    };
+    // Tile t's products run while tile t - 1's log-sum-exp is computed (two
+    // accumulator sets, alternating).
+    const int ntiles = (m.k + BN - 1) / BN;
+    for (int tile = 0; tile < ntiles; tile++) {
+        cp_async_wait<0>();
+        fence_proxy_async();  // the split rows (first tile) and model tile `tile`
+        __syncthreads();      // ... visible; tile - 1's products are done everywhere
+        if (tile + 1 < ntiles) {
+            const int nt = tile + 1;
+            load_split_model_async<kDiag>(m, nt * BN, BN, mbuf0 + (nt & 1) * mbuf_bytes, cs[nt % 3],
+                                          bsph[nt % 3]);
+            cp_async_commit();
+        }
+        if (tile & 1) {
+            issue(acc1, tile);
+            lse(acc0, tile - 1);
+        } else {
+            issue(acc0, tile);
+            if (tile > 0) lse(acc1, tile - 1);
+        }
+        wgmma_wait<0>();
+        fence_regs(acc0);
+        fence_regs(acc1);
+    }
+    if ((ntiles - 1) & 1)
+        lse(acc1, ntiles - 1);
+    else
+        lse(acc0, ntiles - 1);
+
+    double lz_sum = 0, w_sum = 0;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
+        const int64_t row = row0 + warp * 16 + g + 8 * h;
+        if (t == 0 && row < n) {
+            const float lz = (run_m[h] + log2f(run_s[h])) * kLn2;
+            log_norm[row] = lz;
+            const double wi = w ? w[row] : 1.0;
+            lz_sum += wi * lz;
+            w_sum += wi;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) {
+        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
+        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+    }
+    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
+    __syncthreads();
+    if (tid == 0) {
+        double a = 0, b = 0;
+        for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
+        atomicAdd(sums, a);
+        atomicAdd(sums + 1, b);
+    }
+}
+
+/// Shared memory of pass 2: the split model tiles of 128 components, two
+/// sets of split row tiles (padded to kMmaMaxDim columns: one is staged
+/// while the accumulation reads the other), the raw landing tile.
+template <bool kDiag>
+size_t wg_pass2_bytes(int dp) {
+    constexpr int R = wg_pass2_rows<kDiag>();
+    const size_t mtile = size_t(kWgComps2) * dp * 2, xtile = size_t(R) * kMmaMaxDim * 2;
+    return (mtile + 2 * xtile) * (kDiag ? 4 : 2) + sizeof(float) * R * (dp + 4);
+}
+
+/// Pass 2's staging of one landed row tile: R rows, kThreads / R threads
+/// per row (lanes of one row 32 / TPR apart, so that a quarter-warp's
+/// 16-byte reads of the raw rows hit distinct banks), each centring and
+/// splitting 16 / TPR column chunks into the core-matrix tiles (zeros past
+/// dp), and for the spherical case summing ||x'||^2 of its row (fp32, as
+/// pass 1's raw_norms) into norm.
+template <bool kDiag, int R>
+__device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int valid, int d, int dp,
+                                                 const float* shift, uint8_t* xh, uint8_t* xl,
+                                                 uint8_t* x2h, uint8_t* x2l, float* norm) {
+    constexpr int TPR = kThreads / R, RPW = 32 / TPR, CPT = (kMmaMaxDim / 8) / TPR;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int r = warp * RPW + lane % RPW, cg = lane / RPW;
+    float nrm = 0.f;
+#pragma unroll
+    for (int i = 0; i < CPT; i++) {
+        const int c = cg * CPT + i;
+        float v[8];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int j = 8 * c + 4 * h;
+            float v4[4] = {0.f, 0.f, 0.f, 0.f};
+            if (j < dp) centre4(raw, s, r, j, valid, d, shift, v4);
+#pragma unroll
+            for (int q = 0; q < 4; q++) v[4 * h + q] = v4[q];
+        }
+        const uint32_t off = cm_offset(r, 8 * c, kXsbo);
+        uint4 hi, lo;
+        split8(v, hi, lo);
+        *reinterpret_cast<uint4*>(xh + off) = hi;
+        *reinterpret_cast<uint4*>(xl + off) = lo;
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            if (!kDiag) nrm = fmaf(v[q], v[q], nrm);
+            v[q] *= v[q];
+        }
+        if (kDiag) {
+            split8(v, hi, lo);
+            *reinterpret_cast<uint4*>(x2h + off) = hi;
+            *reinterpret_cast<uint4*>(x2l + off) = lo;
+        }
+    }
+    if (!kDiag) {
+#pragma unroll
+        for (int o = RPW; o < 32; o <<= 1) nrm += __shfl_xor_sync(0xffffffffu, nrm, o);
+        if (cg == 0) norm[r] = nrm;
+    }
+}
+
+template <bool kDiag>
+__global__ void __launch_bounds__(kThreads, 1)
+    accumulate_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                            const float* __restrict__ log_norm, MmaModelView m, StatsView st,
+                            bool vec16, int64_t rows_per_chunk) {
+    constexpr int R = wg_pass2_rows<kDiag>();
+    constexpr int NX = kDiag ? 4 : 2;  // split row tiles per set
+    extern __shared__ __align__(128) uint8_t smem[];
+    const int dp = m.dp, s = dp + 4, msbo = dp * 16;
+    const int mtile = kWgComps2 * dp * 2, xtile = R * kMmaMaxDim * 2;
+    uint8_t* const model = smem;                            // a hi | a lo | b hi | b lo
+    uint8_t* const xsets = smem + mtile * (kDiag ? 4 : 2);  // set b: x hi | x lo | x2 hi | x2 lo
+    float* const raw = reinterpret_cast<float*>(xsets + 2 * NX * xtile);
+    __shared__ __align__(16) float cs[kWgComps2], bsph[kWgComps2];
+    __shared__ __align__(16) float norm[2][R], rowc[2][R];
+    __shared__ float raw_lz[R], raw_w[R];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int wg = warp / 4;
+    const int c0 = blockIdx.x * kWgComps2;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+
+    auto load_tile = [&](int64_t row0) {
+        load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
+    };
+    load_split_model_async<kDiag>(m, c0, kWgComps2, model, cs, bsph);
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    if (begin < end) load_tile(begin);
+    // This warpgroup's 64 components: 8 blocks from block 8 wg.
+    const uint8_t* const wah = model + 8 * wg * msbo;
+    const uint8_t* const wal = wah + mtile;
+    const uint8_t* const wbh = wal + mtile;
+    const uint8_t* const wbl = wbh + mtile;
+
+    float accx[kMaxNd][4], accx2[kDiag ? kMaxNd : 1][4];
+#pragma unroll
+    for (int j = 0; j < kMaxNd; j++) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            accx[j][i] = 0.f;
+            if (kDiag) accx2[kDiag ? j : 0][i] = 0.f;
+        }
+    }
+    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
+    float lg[R / 8][4];
+    // The model's per-component terms of this thread's rows g and g + 8 of
+    // the C fragments (components warp * 16 + g, + 8), read once.
+    float c_of[2], b_of[2];
+    bool have_terms = false;
+
+    int set = 0;
+    for (int64_t row0 = begin; row0 < end; row0 += R, set ^= 1) {
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed; this set's previous products are done
+        if (!have_terms) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                c_of[h] = cs[warp * 16 + g + 8 * h];
+                b_of[h] = kDiag ? 0.f : bsph[warp * 16 + g + 8 * h];
+            }
+            have_terms = true;
+        }
+        uint8_t* const xh = xsets + set * NX * xtile;
+        uint8_t* const xl = xh + xtile;
+        uint8_t* const x2h = xl + xtile;
+        uint8_t* const x2l = x2h + xtile;
+        const int valid = (int)min((int64_t)R, end - row0);
+        stage_pass2_rows<kDiag, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, norm[set]);
+        row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc[set]);
+        fence_proxy_async();
+        __syncthreads();
+        if (row0 + R < end) load_tile(row0 + R);  // raw is free again
+
+            // Log2-densities, transposed: this warpgroup's 64 components x R
+            // rows. The wait also retires the previous tile's accumulation,
+            // which ran under this tile's staging.
+#pragma unroll
+        for (int j = 0; j < R / 8; j++) lg[j][0] = lg[j][1] = lg[j][2] = lg[j][3] = 0.f;
+        fence_regs(lg);
+        wgmma_fence();
+        for (int k0 = 0; k0 < dp; k0 += 16) {
+            const uint32_t koff = (k0 / 8) * 128;
+            wgmma_split<R>(lg, wah, wal, msbo, xh, xl, kXsbo, koff, 1);
+            if (kDiag) wgmma_split<R>(lg, wbh, wbl, msbo, x2h, x2l, kXsbo, koff, 1);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_regs(lg);
+        fence_regs(accx);
+        if constexpr (kDiag) fence_regs(accx2);
+            // Responsibilities in place: r = exp2(l + c_k + rowc (+ bsph_k ||x'||^2)).
+#pragma unroll
+        for (int nb = 0; nb < R / 8; nb++) {
+            const float2 rc = *reinterpret_cast<const float2*>(&rowc[set][nb * 8 + 2 * t]);
+            float2 nr = make_float2(0.f, 0.f);
+            if (!kDiag) nr = *reinterpret_cast<const float2*>(&norm[set][nb * 8 + 2 * t]);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int h = i >> 1;
+                const float rci = (i & 1) ? rc.y : rc.x, nri = (i & 1) ? nr.y : nr.x;
+                float l = lg[nb][i] + (c_of[h] + rci);
+                if (!kDiag) l = fmaf(b_of[h], nri, l);
+                const float resp = fast_exp2(l);
+                lg[nb][i] = resp;
+                nkp[h] += resp;
+                if (!kDiag) sx2p[h] = fmaf(resp, nri, sx2p[h]);
+            }
+        }
+        // R^T x' (and R^T x'^2): A = the responsibilities (bf16, registers),
+        // B = the row tile's high parts read MN-major (k = rows, n = dims).
+        // Left in flight under the next tile's staging.
+        uint32_t afrag[R / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < R / 16; ks++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int blk = 2 * ks + (q >> 1), i = 2 * (q & 1);
+                afrag[ks][q] = bf16x2_bits(__floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]));
+            }
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < R / 16; ks++) {
+            const uint32_t koff = ks * 2 * kXsbo;
+            wgmma_rs_n128_mn(accx, afrag[ks], smem_desc(xh + koff, kXsbo, 128));
+            if constexpr (kDiag)
+                wgmma_rs_n128_mn(accx2, afrag[ks], smem_desc(x2h + koff, kXsbo, 128));
+        }
+        wgmma_commit();
+    }
+    wgmma_wait<0>();
+    fence_regs(accx);
+    if constexpr (kDiag) fence_regs(accx2);
+
+    flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
+}
+
+}  // namespace
+
+bool wgmma_available(const MmaPlan& plan) {
+    if (plan.logits != MmaPrecision::Bf16x3 || plan.accumulate != MmaPrecision::Bf16) return false;
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+}
+
+namespace {
+
+template <bool kDiag>
+cudaError_t log_norm_wgmma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
+                           float* log_norm, const StatsView& stats, cudaStream_t stream) {
+    const size_t bytes = wg_pass1_bytes<kDiag>(m.dp);
+    auto kernel = log_norm_wgmma_kernel<kDiag>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    const dim3 grid{unsigned((n + kWgRows1 - 1) / kWgRows1)};
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, m, rows_vec16(x, m.d), log_norm,
+                                              stats.sums);
+    return cudaGetLastError();
+}
+
+template <bool kDiag>
+cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, const float* log_norm,
+                             const MmaModelView& m, const StatsView& stats, int num_sms,
+                             cudaStream_t stream) {
+    const size_t bytes = wg_pass2_bytes<kDiag>(m.dp);
+    auto kernel = accumulate_wgmma_kernel<kDiag>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    int64_t rows_per_chunk = 0;
+    const dim3 grid = pass2_grid(m, n, wg_pass2_rows<kDiag>(), num_sms, rows_per_chunk);
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, rows_vec16(x, m.d),
+                                              rows_per_chunk);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
+                                  const MmaModelView& m, float* log_norm, const StatsView& stats,
+                                  cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad || !m.split_bf16)
+        return cudaErrorInvalidValue;
+    return m.spherical ? log_norm_wgmma<false>(x, n, weights, m, log_norm, stats, stream)
+                       : log_norm_wgmma<true>(x, n, weights, m, log_norm, stats, stream);
+}
+
+cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
+                                    const float* log_norm, const MmaModelView& m,
+                                    const StatsView& stats, int num_sms, cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad || !m.split_bf16)
+        return cudaErrorInvalidValue;
+    return m.spherical ? accumulate_wgmma<false>(x, n, weights, log_norm, m, stats, num_sms, stream)
+                       : accumulate_wgmma<true>(x, n, weights, log_norm, m, stats, num_sms, stream);
+}
+
+}  // namespace gpu
+}  // namespace faiss_gmm
