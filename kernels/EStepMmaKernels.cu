@@ -460,8 +460,15 @@ __global__ void __launch_bounds__(kThreads, 1)
             for (int v = 0; v < na_values(PA); v++)
                 av[v] = kAccBf16 ? lg[2 * ks + (v >> 2)][((v >> 1) & 1) * 2 + (v & 1)]
                                  : lg[ks][(v & 1) * 2 + (v >> 1)];
+            // bf16 accumulation: r split into two bf16 parts (r = hi + lo), so
+            // that only x' is rounded (r x' >= 0 terms of the second moment
+            // then keep 2^-9 relative); TF32 rounds r to 2^-11.
             uint32_t ah[4], al[4];
-            to_frag<PA>(av, ah, al);
+            to_frag<kAccBf16 ? kBf16x3 : PA>(av, ah, al);
+            auto acc_mma = [&](float(&c)[4], const uint32_t(&bh)[2], const uint32_t(&bl)[2]) {
+                if (kAccBf16) mma1<kBf16>(c, al, bh);
+                mma<PA>(c, ah, al, bh, bl);
+            };
 #pragma unroll
             for (int nd = 0; nd < kMaxNd; nd += 2) {
                 if (nd >= nd_used) break;  // dp is a multiple of 16: nd_used is even
@@ -471,14 +478,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
                 for (int q = 0; q < 2; q++) {
                     const uint32_t bh[2] = {b4[2 * q], b4[2 * q + 1]};
-                    mma<PA>(accx[nd + q], ah, al, bh, bl);
+                    acc_mma(accx[nd + q], bh, bl);
                 }
                 if (kDiag) {
                     ldsm_x4(b4, x2a + at);
 #pragma unroll
                     for (int q = 0; q < 2; q++) {
                         const uint32_t bh[2] = {b4[2 * q], b4[2 * q + 1]};
-                        mma<PA>(accx2[kDiag ? nd + q : 0], ah, al, bh, bl);
+                        acc_mma(accx2[kDiag ? nd + q : 0], bh, bl);
                     }
                 }
             }

@@ -638,21 +638,34 @@ __global__ void __launch_bounds__(kThreads, 1)
         // R^T x' (and R^T x'^2): A = the responsibilities (bf16, registers),
         // B = the row tile's high parts read MN-major (k = rows, n = dims).
         // Left in flight under the next tile's staging.
-        uint32_t afrag[R / 16][4];
+        // r is split into two bf16 parts (r = hi + lo, two products), so
+        // that only x' is rounded: the r x'^2 >= 0 terms of the second
+        // moment then keep 2^-9 relative (one rounded r as well reached the
+        // bf16 bound, 5e-3, at k = 4096 with few rows per component).
+        uint32_t afh[R / 16][4], afl[R / 16][4];
 #pragma unroll
         for (int ks = 0; ks < R / 16; ks++)
 #pragma unroll
             for (int q = 0; q < 4; q++) {
                 const int blk = 2 * ks + (q >> 1), i = 2 * (q & 1);
-                afrag[ks][q] = bf16x2_bits(__floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]));
+                const __nv_bfloat162 h = __floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]);
+                const float2 f = __bfloat1622float2(h);
+                afh[ks][q] = bf16x2_bits(h);
+                afl[ks][q] =
+                    bf16x2_bits(__floats2bfloat162_rn(lg[blk][i] - f.x, lg[blk][i + 1] - f.y));
             }
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < R / 16; ks++) {
             const uint32_t koff = ks * 2 * kXsbo;
-            wgmma_rs_n128_mn(accx, afrag[ks], smem_desc(xh + koff, kXsbo, 128));
-            if constexpr (kDiag)
-                wgmma_rs_n128_mn(accx2, afrag[ks], smem_desc(x2h + koff, kXsbo, 128));
+            const uint64_t bx = smem_desc(xh + koff, kXsbo, 128);
+            wgmma_rs_n128_mn(accx, afl[ks], bx);
+            wgmma_rs_n128_mn(accx, afh[ks], bx);
+            if constexpr (kDiag) {
+                const uint64_t bx2 = smem_desc(x2h + koff, kXsbo, 128);
+                wgmma_rs_n128_mn(accx2, afl[ks], bx2);
+                wgmma_rs_n128_mn(accx2, afh[ks], bx2);
+            }
         }
         wgmma_commit();
     }
@@ -665,14 +678,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 }  // namespace
 
-bool wgmma_available(const MmaPlan& plan) {
-    if (plan.logits != MmaPrecision::Bf16x3 || plan.accumulate != MmaPrecision::Bf16) return false;
+WgmmaCoverage wgmma_coverage(const MmaPlan& plan) {
+    WgmmaCoverage c;
     int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-        return false;
-    return major == 9 && minor == 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
+        major != 9 || minor != 0)
+        return c;
+    c.log_norm = plan.logits == MmaPrecision::Bf16x3;
+    c.accumulate = c.log_norm && plan.accumulate == MmaPrecision::Bf16;
+    return c;
 }
 
 namespace {

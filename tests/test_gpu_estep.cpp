@@ -206,15 +206,15 @@ TEST(GpuEStep, ExtremeShapes) {
 #endif
 }
 
-// The bf16 class has two kernel families: Hopper's wgmma kernels (where
-// wgmma_available) and the mma.sync ones. Both against float64 on awkward
-// shapes (a row count that fills no tile, d not a multiple of 16, k not of
-// the component tile).
-TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheBf16Bound) {
+// The TF32 and bf16 classes have two kernel families on Hopper: the wgmma
+// kernels (wgmma_coverage: pass 1 of both, pass 2 of bf16) and the mma.sync
+// ones. Both against float64 on awkward shapes (a row count that fills no
+// tile, d not a multiple of 16, k not of the component tile).
+TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheirBounds) {
     SKIP_WITHOUT_GPU();
 #ifdef FAISS_GMM_WITH_CUDA
-    const gpu::MmaPlan plan = gpu::GpuEStep::plan_for(Precision::Bf16);
-    if (!gpu::wgmma_available(plan)) printf("wgmma not available here: mma.sync twice\n");
+    if (!gpu::wgmma_coverage(gpu::GpuEStep::plan_for(Precision::Bf16)).accumulate)
+        printf("wgmma not available here: mma.sync twice\n");
     std::mt19937_64 rng(fresh_seed());
     struct Shape {
         int d, k;
@@ -230,20 +230,22 @@ TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheBf16Bound) {
                 std::uniform_real_distribution<float> uw(0.5f, 2.f);
                 for (auto& v : w) v = uw(rng);
                 NaiveStats ref = naive_estep(m, sh.n, x.data(), w.data());
-                for (bool wg : {true, false}) {
-                    SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) + " " +
-                                 to_string(cov) + (sift ? " sift" : " normal") +
-                                 (wg ? " wgmma" : " mma.sync"));
-                    gpu::GpuEStep g(-1, sizeof(float) * (sh.d + 2) * 700, Precision::Bf16);
-                    g.set_kernel_plan(true, plan, wg);
-                    const GpuRun r = run_against(g, m, sh.n, x.data(), w.data(), ref);
-                    printf("d %3d k %4d %-9s %-6s %-8s logZ %.1e Nk %.1e x %.1e x2 %.1e\n", sh.d,
-                           sh.k, to_string(cov), sift ? "sift" : "normal",
-                           wg ? "wgmma" : "mma.sync", r.e_lz, r.e_nk, r.e_x, r.e_x2);
-                    EXPECT_LT(r.worst(), 5e-3);
-                    EXPECT_NEAR(r.st.sum_log_norm, ref.sum_log_norm,
-                                5e-3 * std::abs(ref.sum_log_norm) + 1e-3);
-                }
+                for (Precision p : {Precision::Tf32, Precision::Bf16})
+                    for (bool wg : {true, false}) {
+                        SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) +
+                                     " " + to_string(cov) + (sift ? " sift " : " normal ") +
+                                     to_string(p) + (wg ? " wgmma" : " mma.sync"));
+                        const double tol = p == Precision::Tf32 ? 1e-3 : 5e-3;
+                        gpu::GpuEStep g(-1, sizeof(float) * (sh.d + 2) * 700, p);
+                        g.set_kernel_plan(true, gpu::GpuEStep::plan_for(p), wg);
+                        const GpuRun r = run_against(g, m, sh.n, x.data(), w.data(), ref);
+                        printf("d %3d k %4d %-9s %-6s %-4s %-8s logZ %.1e Nk %.1e x %.1e x2 %.1e\n",
+                               sh.d, sh.k, to_string(cov), sift ? "sift" : "normal", to_string(p),
+                               wg ? "wgmma" : "mma.sync", r.e_lz, r.e_nk, r.e_x, r.e_x2);
+                        EXPECT_LT(r.worst(), tol);
+                        EXPECT_NEAR(r.st.sum_log_norm, ref.sum_log_norm,
+                                    tol * std::abs(ref.sum_log_norm) + 1e-3);
+                    }
             }
 #endif
 }

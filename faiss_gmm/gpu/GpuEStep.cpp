@@ -212,12 +212,15 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.b = spherical_ ? nullptr : b_.data();
         mv.bsph = spherical_ ? b_.data() : nullptr;
         mv.c = c_.data();
-        if (use_wgmma_ && wgmma_available(plan_)) {
+        const WgmmaCoverage wg = use_wgmma_ ? wgmma_coverage(plan_) : WgmmaCoverage{};
+        if (wg.log_norm)
             FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, lz, s, stream));
+        else
+            FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
+        if (wg.accumulate) {
             FAISS_GMM_CUDA_CHECK(launch_accumulate_wgmma(x, n, w, lz, mv, s, num_sms_, stream));
             return;
         }
-        FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
         FAISS_GMM_CUDA_CHECK(launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
         return;
     }

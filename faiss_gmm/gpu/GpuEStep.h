@@ -56,7 +56,7 @@ class GpuEStep : public EStepBackend {
     /**
      * Replace the plan (tests and benchmarks compare plans); use_mma = false
      * forces the fp32 SIMT kernels, use_wgmma = false the mma.sync kernels
-     * where the wgmma ones would run (wgmma_available). Throws for a plan
+     * where the wgmma ones would run (wgmma_coverage). Throws for a plan
      * not compiled in.
      */
     void set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma = true);

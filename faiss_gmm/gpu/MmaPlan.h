@@ -28,13 +28,18 @@ struct MmaPlan {
 /** Whether the (logits, accumulate) pair is compiled in (kernels/EStepMmaKernels.cu). */
 bool mma_plan_supported(const MmaPlan& plan);
 
+/// The passes of a plan that the wgmma kernels (kernels/EStepWgmmaKernels.cu,
+/// built for sm_90a) run; the mma.sync kernels run the others.
+struct WgmmaCoverage {
+    bool log_norm = false;    ///< pass 1: 3xbf16 log-densities
+    bool accumulate = false;  ///< pass 2: 3xbf16 log-densities, bf16 accumulation
+};
+
 /**
- * Whether the wgmma kernels (kernels/EStepWgmmaKernels.cu, built for sm_90a)
- * run `plan` on the current device: 3xbf16 log-densities with bf16
- * accumulation, on a compute-capability 9.0 GPU. Elsewhere the mma.sync
- * kernels run it.
+ * What the wgmma kernels cover of `plan` on the current device: nothing
+ * unless it is a compute-capability 9.0 GPU (Hopper).
  */
-bool wgmma_available(const MmaPlan& plan);
+WgmmaCoverage wgmma_coverage(const MmaPlan& plan);
 
 }  // namespace gpu
 }  // namespace faiss_gmm
