@@ -160,6 +160,32 @@ __device__ __forceinline__ void wgmma_rs_n64_k(float (&d)[8][4], const uint32_t 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
 }
 
+/// d (64 x 128, fp32) += A * B, TF32 A from registers (the C-fragment
+/// layout of the previous product, k permuted), B from shared memory K-major.
+__device__ __forceinline__ void wgmma_rs_n128_tf32(float (&d)[16][4], const uint32_t (&a)[4],
+                                                   uint64_t desc_b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, "
+        "%37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
+        "%55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+          "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]),
+          "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]),
+          "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]),
+          "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]),
+          "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
 template <int N>
 __device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int acc) {
     if constexpr (N == 64)
@@ -466,14 +492,31 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 }
 
-/// Shared memory of pass 2: the split model tiles of 128 components, two
-/// sets of split row tiles (padded to kMmaMaxDim columns: one is staged
-/// while the accumulation reads the other), the raw landing tile.
-template <bool kDiag>
+/// Row sets of pass 2: bf16 accumulation stages the next row tile into a
+/// second set while the accumulation reads the first; TF32 accumulation
+/// (larger transposed tiles) has room for one.
+template <bool kAccTf32>
+__host__ __device__ constexpr int wg_pass2_sets() {
+    return kAccTf32 ? 1 : 2;
+}
+/// The TF32 accumulation operand: x' (and x'^2) transposed, [dims][rows],
+/// K-major core matrices of 8 dimensions x 4 rows. K blocks kTlbo bytes
+/// apart (128 plus 16 of padding: a warp's stores of one dimension for 8
+/// rows hit distinct banks), 8-dimension blocks tf32_sbo(R) apart.
+constexpr int kTlbo = 144;
+__host__ __device__ constexpr int tf32_sbo(int rows) { return rows / 4 * kTlbo + 16; }
+
+/// Shared memory of pass 2: the split model tiles of 128 components, the
+/// row sets (split bf16 tiles padded to kMmaMaxDim columns, and the
+/// transposed TF32 tiles for TF32 accumulation), the raw landing tile.
+template <bool kDiag, bool kAccTf32>
 size_t wg_pass2_bytes(int dp) {
     constexpr int R = wg_pass2_rows<kDiag>();
     const size_t mtile = size_t(kWgComps2) * dp * 2, xtile = size_t(R) * kMmaMaxDim * 2;
-    return (mtile + 2 * xtile) * (kDiag ? 4 : 2) + sizeof(float) * R * (dp + 4);
+    const size_t ttile = kAccTf32 ? size_t(kMmaMaxDim / 8) * tf32_sbo(R) : 0;
+    return mtile * (kDiag ? 4 : 2) +
+           wg_pass2_sets<kAccTf32>() * (xtile * (kDiag ? 4 : 2) + ttile * (kDiag ? 2 : 1)) +
+           sizeof(float) * R * (dp + 4);
 }
 
 /// Pass 2's staging of one landed row tile: R rows, kThreads / R threads
@@ -482,10 +525,11 @@ size_t wg_pass2_bytes(int dp) {
 /// splitting 16 / TPR column chunks into the core-matrix tiles (zeros past
 /// dp), and for the spherical case summing ||x'||^2 of its row (fp32, as
 /// pass 1's raw_norms) into norm.
-template <bool kDiag, int R>
+template <bool kDiag, bool kAccTf32, int R>
 __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int valid, int d, int dp,
                                                  const float* shift, uint8_t* xh, uint8_t* xl,
-                                                 uint8_t* x2h, uint8_t* x2l, float* norm) {
+                                                 uint8_t* x2h, uint8_t* x2l, uint8_t* xt,
+                                                 uint8_t* x2t, float* norm) {
     constexpr int TPR = kThreads / R, RPW = 32 / TPR, CPT = (kMmaMaxDim / 8) / TPR;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int r = warp * RPW + lane % RPW, cg = lane / RPW;
@@ -507,6 +551,15 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
         split8(v, hi, lo);
         *reinterpret_cast<uint4*>(xh + off) = hi;
         *reinterpret_cast<uint4*>(xl + off) = lo;
+        // TF32 operand: row r of each 8-row step at k position (r % 8) / 2 +
+        // 4 (r % 2), the order the A fragment (the previous product's C
+        // fragment) sums in: k = t + 4q holds row 2t + q.
+        const int pos = (r & ~7) + ((r & 7) >> 1) + 4 * (r & 1);
+        const uint32_t toff = c * tf32_sbo(R) + (pos >> 2) * kTlbo + (pos & 3) * 4;
+        if (kAccTf32)
+#pragma unroll
+            for (int q = 0; q < 8; q++)
+                *reinterpret_cast<uint32_t*>(xt + toff + q * 16) = to_tf32(v[q]);
 #pragma unroll
         for (int q = 0; q < 8; q++) {
             if (!kDiag) nrm = fmaf(v[q], v[q], nrm);
@@ -516,6 +569,10 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
             split8(v, hi, lo);
             *reinterpret_cast<uint4*>(x2h + off) = hi;
             *reinterpret_cast<uint4*>(x2l + off) = lo;
+            if (kAccTf32)
+#pragma unroll
+                for (int q = 0; q < 8; q++)
+                    *reinterpret_cast<uint32_t*>(x2t + toff + q * 16) = to_tf32(v[q]);
         }
     }
     if (!kDiag) {
@@ -525,19 +582,24 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
     }
 }
 
-template <bool kDiag>
+template <bool kDiag, bool kAccTf32>
 __global__ void __launch_bounds__(kThreads, 1)
     accumulate_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                             const float* __restrict__ log_norm, MmaModelView m, StatsView st,
                             bool vec16, int64_t rows_per_chunk) {
     constexpr int R = wg_pass2_rows<kDiag>();
     constexpr int NX = kDiag ? 4 : 2;  // split row tiles per set
+    constexpr int kSets = wg_pass2_sets<kAccTf32>();
     extern __shared__ __align__(128) uint8_t smem[];
     const int dp = m.dp, s = dp + 4, msbo = dp * 16;
     const int mtile = kWgComps2 * dp * 2, xtile = R * kMmaMaxDim * 2;
-    uint8_t* const model = smem;                            // a hi | a lo | b hi | b lo
-    uint8_t* const xsets = smem + mtile * (kDiag ? 4 : 2);  // set b: x hi | x lo | x2 hi | x2 lo
-    float* const raw = reinterpret_cast<float*>(xsets + 2 * NX * xtile);
+    constexpr int ttile = kAccTf32 ? kMmaMaxDim / 8 * tf32_sbo(R) : 0;
+    constexpr int NT = kDiag ? 2 : 1;  // transposed TF32 tiles per set
+    const int set_bytes = NX * xtile + NT * ttile;
+    uint8_t* const model = smem;  // a hi | a lo | b hi | b lo
+    // set b: x hi | x lo | x2 hi | x2 lo | xt | x2t
+    uint8_t* const xsets = smem + mtile * (kDiag ? 4 : 2);
+    float* const raw = reinterpret_cast<float*>(xsets + kSets * set_bytes);
     __shared__ __align__(16) float cs[kWgComps2], bsph[kWgComps2];
     __shared__ __align__(16) float norm[2][R], rowc[2][R];
     __shared__ float raw_lz[R], raw_w[R];
@@ -578,7 +640,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     bool have_terms = false;
 
     int set = 0;
-    for (int64_t row0 = begin; row0 < end; row0 += R, set ^= 1) {
+    for (int64_t row0 = begin; row0 < end; row0 += R, set = (set + 1) % kSets) {
         cp_async_wait<0>();
         __syncthreads();  // raw landed; this set's previous products are done
         if (!have_terms) {
@@ -589,12 +651,15 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
             have_terms = true;
         }
-        uint8_t* const xh = xsets + set * NX * xtile;
+        uint8_t* const xh = xsets + set * set_bytes;
         uint8_t* const xl = xh + xtile;
         uint8_t* const x2h = xl + xtile;
         uint8_t* const x2l = x2h + xtile;
+        uint8_t* const xt = xh + NX * xtile;
+        uint8_t* const x2t = xt + ttile;
         const int valid = (int)min((int64_t)R, end - row0);
-        stage_pass2_rows<kDiag, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, norm[set]);
+        stage_pass2_rows<kDiag, kAccTf32, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, xt,
+                                             x2t, norm[set]);
         row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc[set]);
         fence_proxy_async();
         __syncthreads();
@@ -638,36 +703,59 @@ __global__ void __launch_bounds__(kThreads, 1)
         // R^T x' (and R^T x'^2): A = the responsibilities (bf16, registers),
         // B = the row tile's high parts read MN-major (k = rows, n = dims).
         // Left in flight under the next tile's staging.
-        // r is split into two bf16 parts (r = hi + lo, two products), so
-        // that only x' is rounded: the r x'^2 >= 0 terms of the second
-        // moment then keep 2^-9 relative (one rounded r as well reached the
-        // bf16 bound, 5e-3, at k = 4096 with few rows per component).
-        uint32_t afh[R / 16][4], afl[R / 16][4];
+        if constexpr (kAccTf32) {
+            // TF32: A = r rounded to TF32 (k = t + 4q holds row 2t + q, C
+            // columns 2t and 2t + 1), B = the transposed TF32 tile.
+            uint32_t af[R / 8][4];
 #pragma unroll
-        for (int ks = 0; ks < R / 16; ks++)
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const int blk = 2 * ks + (q >> 1), i = 2 * (q & 1);
-                const __nv_bfloat162 h = __floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]);
-                const float2 f = __bfloat1622float2(h);
-                afh[ks][q] = bf16x2_bits(h);
-                afl[ks][q] =
-                    bf16x2_bits(__floats2bfloat162_rn(lg[blk][i] - f.x, lg[blk][i + 1] - f.y));
+            for (int ks = 0; ks < R / 8; ks++) {
+                af[ks][0] = to_tf32(lg[ks][0]);
+                af[ks][1] = to_tf32(lg[ks][2]);
+                af[ks][2] = to_tf32(lg[ks][1]);
+                af[ks][3] = to_tf32(lg[ks][3]);
             }
-        wgmma_fence();
+            wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < R / 16; ks++) {
-            const uint32_t koff = ks * 2 * kXsbo;
-            const uint64_t bx = smem_desc(xh + koff, kXsbo, 128);
-            wgmma_rs_n128_mn(accx, afl[ks], bx);
-            wgmma_rs_n128_mn(accx, afh[ks], bx);
-            if constexpr (kDiag) {
-                const uint64_t bx2 = smem_desc(x2h + koff, kXsbo, 128);
-                wgmma_rs_n128_mn(accx2, afl[ks], bx2);
-                wgmma_rs_n128_mn(accx2, afh[ks], bx2);
+            for (int ks = 0; ks < R / 8; ks++) {
+                const uint32_t koff = ks * 2 * kTlbo;
+                wgmma_rs_n128_tf32(accx, af[ks], smem_desc(xt + koff, kTlbo, tf32_sbo(R)));
+                if constexpr (kDiag)
+                    wgmma_rs_n128_tf32(accx2, af[ks], smem_desc(x2t + koff, kTlbo, tf32_sbo(R)));
+            }
+        } else {
+            // bf16: r is split into two bf16 parts (r = hi + lo, two
+            // products), so that only x' is rounded: the r x'^2 >= 0 terms of
+            // the second moment then keep 2^-9 relative (one rounded r as
+            // well reached the bf16 bound, 5e-3, at k = 4096 with few rows per
+            // component). B = the split tile's high parts read MN-major.
+            uint32_t afh[R / 16][4], afl[R / 16][4];
+#pragma unroll
+            for (int ks = 0; ks < R / 16; ks++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const int blk = 2 * ks + (q >> 1), i = 2 * (q & 1);
+                    const __nv_bfloat162 h = __floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]);
+                    const float2 f = __bfloat1622float2(h);
+                    afh[ks][q] = bf16x2_bits(h);
+                    afl[ks][q] =
+                        bf16x2_bits(__floats2bfloat162_rn(lg[blk][i] - f.x, lg[blk][i + 1] - f.y));
+                }
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < R / 16; ks++) {
+                const uint32_t koff = ks * 2 * kXsbo;
+                const uint64_t bx = smem_desc(xh + koff, kXsbo, 128);
+                wgmma_rs_n128_mn(accx, afl[ks], bx);
+                wgmma_rs_n128_mn(accx, afh[ks], bx);
+                if constexpr (kDiag) {
+                    const uint64_t bx2 = smem_desc(x2h + koff, kXsbo, 128);
+                    wgmma_rs_n128_mn(accx2, afl[ks], bx2);
+                    wgmma_rs_n128_mn(accx2, afh[ks], bx2);
+                }
             }
         }
         wgmma_commit();
+        if constexpr (kSets == 1) wgmma_wait<0>();  // the next staging rewrites this set
     }
     wgmma_wait<0>();
     fence_regs(accx);
@@ -687,7 +775,8 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan) {
         major != 9 || minor != 0)
         return c;
     c.log_norm = plan.logits == MmaPrecision::Bf16x3;
-    c.accumulate = c.log_norm && plan.accumulate == MmaPrecision::Bf16;
+    c.accumulate = c.log_norm &&
+                   (plan.accumulate == MmaPrecision::Bf16 || plan.accumulate == MmaPrecision::Tf32);
     return c;
 }
 
@@ -707,12 +796,12 @@ cudaError_t log_norm_wgmma(const float* x, int64_t n, const float* weights, cons
     return cudaGetLastError();
 }
 
-template <bool kDiag>
+template <bool kDiag, bool kAccTf32>
 cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, const float* log_norm,
                              const MmaModelView& m, const StatsView& stats, int num_sms,
                              cudaStream_t stream) {
-    const size_t bytes = wg_pass2_bytes<kDiag>(m.dp);
-    auto kernel = accumulate_wgmma_kernel<kDiag>;
+    const size_t bytes = wg_pass2_bytes<kDiag, kAccTf32>(m.dp);
+    auto kernel = accumulate_wgmma_kernel<kDiag, kAccTf32>;
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
@@ -737,12 +826,22 @@ cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weight
 
 cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
                                     const float* log_norm, const MmaModelView& m,
-                                    const StatsView& stats, int num_sms, cudaStream_t stream) {
+                                    MmaPrecision accumulate, const StatsView& stats, int num_sms,
+                                    cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad || !m.split_bf16)
         return cudaErrorInvalidValue;
-    return m.spherical ? accumulate_wgmma<false>(x, n, weights, log_norm, m, stats, num_sms, stream)
-                       : accumulate_wgmma<true>(x, n, weights, log_norm, m, stats, num_sms, stream);
+    if (accumulate == MmaPrecision::Bf16)
+        return m.spherical ? accumulate_wgmma<false, false>(x, n, weights, log_norm, m, stats,
+                                                            num_sms, stream)
+                           : accumulate_wgmma<true, false>(x, n, weights, log_norm, m, stats,
+                                                           num_sms, stream);
+    if (accumulate == MmaPrecision::Tf32)
+        return m.spherical ? accumulate_wgmma<false, true>(x, n, weights, log_norm, m, stats,
+                                                           num_sms, stream)
+                           : accumulate_wgmma<true, true>(x, n, weights, log_norm, m, stats,
+                                                          num_sms, stream);
+    return cudaErrorInvalidValue;
 }
 
 }  // namespace gpu

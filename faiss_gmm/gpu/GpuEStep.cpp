@@ -218,7 +218,8 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         else
             FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
         if (wg.accumulate) {
-            FAISS_GMM_CUDA_CHECK(launch_accumulate_wgmma(x, n, w, lz, mv, s, num_sms_, stream));
+            FAISS_GMM_CUDA_CHECK(
+                launch_accumulate_wgmma(x, n, w, lz, mv, plan_.accumulate, s, num_sms_, stream));
             return;
         }
         FAISS_GMM_CUDA_CHECK(launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));

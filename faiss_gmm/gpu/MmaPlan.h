@@ -32,7 +32,7 @@ bool mma_plan_supported(const MmaPlan& plan);
 /// built for sm_90a) run; the mma.sync kernels run the others.
 struct WgmmaCoverage {
     bool log_norm = false;    ///< pass 1: 3xbf16 log-densities
-    bool accumulate = false;  ///< pass 2: 3xbf16 log-densities, bf16 accumulation
+    bool accumulate = false;  ///< pass 2: 3xbf16 log-densities, bf16 or TF32 accumulation
 };
 
 /**
