@@ -6,6 +6,7 @@
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -109,12 +110,22 @@ void GaussianMixture::check_model() const {
                         variances.size() == n_variances(),
                     "model arrays do not match k=" + std::to_string(k) +
                         ", d=" + std::to_string(d) + " (not fitted?)");
-    for (int i = 0; i < k; i++)
-        FAISS_GMM_CHECK(weights[i] >= 0 && std::isfinite(weights[i]), "model has a bad weight");
-    for (float v : variances)
-        FAISS_GMM_CHECK(v > 0 && std::isfinite(v),
-                        "model has a non-positive or non-finite variance");
-    for (float v : means) FAISS_GMM_CHECK(std::isfinite(v), "model has a non-finite mean");
+    // Branch-free integer scans of the bits (they vectorise; this runs on
+    // every E-step over K x D values): exponent all ones = Inf or NaN.
+    auto bad = [](const std::vector<float>& v, bool need_positive) {
+        const uint32_t* u = reinterpret_cast<const uint32_t*>(v.data());
+        uint32_t b = 0;
+        for (size_t i = 0; i < v.size(); i++) {
+            b |= uint32_t((u[i] & 0x7f800000u) == 0x7f800000u);
+            if (need_positive) b |= (u[i] >> 31) | uint32_t((u[i] & 0x7fffffffu) == 0);
+        }
+        return b != 0;
+    };
+    FAISS_GMM_CHECK(!bad(weights, false) && std::all_of(weights.begin(), weights.end(),
+                                                        [](float w) { return w >= 0; }),
+                    "model has a bad weight");
+    FAISS_GMM_CHECK(!bad(variances, true), "model has a non-positive or non-finite variance");
+    FAISS_GMM_CHECK(!bad(means, false), "model has a non-finite mean");
 }
 
 double GaussianMixture::n_parameters() const {

@@ -48,6 +48,38 @@ void launch_accumulate(const float* x, int64_t n, const float* weights, const fl
                        const LogDensityView& m, const StatsView& stats, int num_sms,
                        cudaStream_t stream);
 
+/// The model as the host holds it (GaussianMixture's arrays, device copies)
+/// and the centre the kernels subtract.
+struct RawModelView {
+    int d = 0;                         ///< dimension
+    int k = 0;                         ///< components
+    bool spherical = true;             ///< variances: k (spherical) or k x d
+    const float* weights = nullptr;    ///< k
+    const float* means = nullptr;      ///< k x d
+    const float* variances = nullptr;  ///< k or k x d
+    const float* centre = nullptr;     ///< d
+};
+
+/// Where launch_model_terms writes: LogDensityView's arrays (mma = false:
+/// k x d, natural-log units) or MmaModelView's (mma = true: kp x dp rows,
+/// log2 units, b as -b / 2, pre-split bf16 rows when split_bf16).
+struct TermsTarget {
+    bool mma = false;
+    bool split_bf16 = false;
+    int dp = 0;  ///< mma: row stride (>= d)
+    int kp = 0;  ///< mma: rows (>= k); c = -inf and a = b = 0 past k
+    float* a = nullptr;
+    float* b = nullptr;  ///< per component (spherical) or a row per component
+    float* c = nullptr;
+};
+
+/**
+ * The per-component log-density terms (faiss_gmm::LogDensityTerms, computed
+ * in double) from the raw model, written for the E-step kernels.
+ */
+cudaError_t launch_model_terms(const RawModelView& raw, const TermsTarget& out,
+                               cudaStream_t stream);
+
 /// Largest dimension the tensor-core kernels take (whole rows live in shared
 /// memory); larger d runs the fp32 SIMT kernels.
 constexpr int kMmaMaxDim = 128;

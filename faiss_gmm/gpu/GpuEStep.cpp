@@ -1,5 +1,4 @@
 #include <faiss_gmm/gpu/GpuEStep.h>
-#include <faiss_gmm/impl/CpuEStep.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,24 +8,6 @@
 
 namespace faiss_gmm {
 namespace gpu {
-
-namespace {
-
-/// float -> bf16 bits, round to nearest even (finite inputs).
-uint16_t bf16_bits(float v) {
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
-}
-float bf16_value(uint16_t h) {
-    const uint32_t u = uint32_t(h) << 16;
-    float v;
-    std::memcpy(&v, &u, 4);
-    return v;
-}
-
-}  // namespace
 
 MmaPlan GpuEStep::plan_for(Precision p) {
     // Chosen from GpuEStep.PlanAccuracyTable (H200, k = 4096, d = 128, normal
@@ -129,68 +110,54 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     k_ = model.k;
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
     centre_ = choose_centre(n, x, x_on_device, st.shift, stream);
-    LogDensityTerms t(model, centre_);
-    // The terms are written straight into one page-locked staging area
-    // (pageable copies of the K x D terms cost milliseconds per call at
-    // K = 4096): shift | a | b | c, in the layout the kernels read.
+    model.check_model();
+    // The raw model goes up once (page-locked staging: pageable copies cost
+    // milliseconds at K = 4096) and the device computes the terms in the
+    // kernels' layout (launch_model_terms): shift | weights | means | variances.
     const bool mma = use_mma_ && d_ <= kMmaMaxDim;
     dp_ = mma ? (d_ + 15) / 16 * 16 : d_;
     kp_ = mma ? (k_ + kMmaCompPad - 1) / kMmaCompPad * kMmaCompPad : k_;
-    const size_t ns = dp_, na = size_t(kp_) * dp_, nb = spherical_ ? size_t(kp_) : na, nc = kp_;
-    hmodel_.reserve(ns + na + nb + nc);
+    const size_t ns = dp_, nw = k_, nm = size_t(k_) * d_, nv = model.n_variances();
+    hmodel_.reserve(ns + nw + nm + nv);
     float* const hs = hmodel_.data();
-    float* const ha = hs + ns;
-    float* const hb = ha + na;
-    float* const hc = hb + nb;
-    if (mma) {
-        // Log2 units, zero-padded tiles (MmaModelView's layout). 3xbf16
-        // log-densities read a and b pre-split: per row, dp bf16 high parts
-        // then dp low parts (MmaModelView::split_bf16).
-        const double log2e = 1.4426950408889634;
-        const int dp = dp_;
-        const bool split = plan_.logits == MmaPrecision::Bf16x3;
-        std::fill(hs, hc, 0.f);
-        std::fill(hc, hc + nc, -INFINITY);
-        std::copy(t.shift.begin(), t.shift.end(), hs);
-        auto put = [&](float* dst, size_t row, int j, double v) {
-            if (!split) {
-                dst[row * dp + j] = float(v);
-                return;
-            }
-            uint16_t* h = reinterpret_cast<uint16_t*>(dst + row * dp);
-            const uint16_t hi = bf16_bits(float(v));
-            h[j] = hi;
-            h[dp + j] = bf16_bits(float(v - double(bf16_value(hi))));
-        };
-#pragma omp parallel for schedule(static) if (size_t(k_) * d_ > 65536)
-        for (int k = 0; k < k_; k++) {
-            hc[k] = float(log2e * t.c[k]);
-            for (int j = 0; j < d_; j++) {
-                put(ha, k, j, log2e * t.a[size_t(k) * d_ + j]);
-                if (!spherical_) put(hb, k, j, -0.5 * log2e * t.b[size_t(k) * d_ + j]);
-            }
-            if (spherical_) hb[k] = float(-0.5 * log2e * t.b[k]);
-        }
-    } else {
-        std::copy(t.shift.begin(), t.shift.end(), hs);
-        std::copy(t.a.begin(), t.a.end(), ha);
-        std::copy(t.b.begin(), t.b.end(), hb);
-        std::copy(t.c.begin(), t.c.end(), hc);
-    }
-    const std::pair<DeviceBuffer<float>*, size_t> slices[] = {
-        {&shift_, ns}, {&a_, na}, {&b_, nb}, {&c_, nc}};
-    const float* h = hs;
-    for (const auto& sl : slices) {
-        sl.first->reserve(sl.second);
-        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(sl.first->data(), h, sl.second * sizeof(float),
-                                             cudaMemcpyHostToDevice, stream));
-        h += sl.second;
-    }
+    std::fill(hs, hs + ns, 0.f);
+    for (int j = 0; j < d_; j++) hs[j] = float(centre_[j]);  // exact: choose_centre rounds to float
+    std::memcpy(hs + ns, model.weights.data(), nw * sizeof(float));
+    std::memcpy(hs + ns + nw, model.means.data(), nm * sizeof(float));
+    std::memcpy(hs + ns + nw + nm, model.variances.data(), nv * sizeof(float));
+    raw_.reserve(ns + nw + nm + nv);
+    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(raw_.data(), hs, (ns + nw + nm + nv) * sizeof(float),
+                                         cudaMemcpyHostToDevice, stream));
+    shift_.reserve(ns);
+    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(shift_.data(), raw_.data(), ns * sizeof(float),
+                                         cudaMemcpyDeviceToDevice, stream));
+    const size_t na = size_t(kp_) * dp_, nb = spherical_ ? size_t(kp_) : na;
+    a_.reserve(na);
+    b_.reserve(nb);
+    c_.reserve(kp_);
+    RawModelView rv;
+    rv.d = d_;
+    rv.k = k_;
+    rv.spherical = spherical_;
+    rv.centre = raw_.data();
+    rv.weights = rv.centre + ns;
+    rv.means = rv.weights + nw;
+    rv.variances = rv.means + nm;
+    TermsTarget tt;
+    tt.mma = mma;
+    tt.split_bf16 = mma && plan_.logits == MmaPrecision::Bf16x3;  // MmaModelView::split_bf16
+    tt.dp = dp_;
+    tt.kp = kp_;
+    tt.a = a_.data();
+    tt.b = b_.data();
+    tt.c = c_.data();
+    FAISS_GMM_CUDA_CHECK(launch_model_terms(rv, tt, stream));
     const size_t nacc = size_t(k_) + size_t(k_) * d_ + st.sum_x2.size() + 2;
     acc_.reserve(nacc);
     FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(acc_.data(), 0, nacc * sizeof(double), stream));
-    // The staging area is rewritten by the next call: finish the copies first.
-    FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    // The staging area is rewritten by the next call: the copies must be
+    // done by then. download_stats synchronises the stream before any later
+    // upload_model, so no wait is needed here.
 }
 
 void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream) {

@@ -81,6 +81,7 @@ class GpuEStep : public EStepBackend {
     bool use_wgmma_ = true;  // Hopper's wgmma kernels where they take the plan
     MmaPlan plan_;
     std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
+    DeviceBuffer<float> raw_;  // the model as uploaded: shift | weights | means | variances
     DeviceBuffer<float> shift_, a_, b_, c_;
     DeviceBuffer<double> acc_;  // nk | sum_x | sum_x2 | sums(2)
     // The host path's two slots: page-locked staging, device copies, events.
