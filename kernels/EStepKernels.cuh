@@ -131,12 +131,13 @@ cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weight
                                   cudaStream_t stream);
 
 /**
- * Pass 2 on Hopper's warpgroup tensor-core instructions (3xbf16 logits;
- * accumulation Bf16 or Tf32): as launch_accumulate_mma.
+ * Pass 2 on Hopper's warpgroup tensor-core instructions, for the plans
+ * wgmma_coverage lists (3xbf16 logits with bf16 or TF32 accumulation;
+ * 3xTF32 throughout, spherical): as launch_accumulate_mma.
  */
 cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
                                     const float* log_norm, const MmaModelView& m,
-                                    MmaPrecision accumulate, const StatsView& stats, int num_sms,
+                                    const MmaPlan& plan, const StatsView& stats, int num_sms,
                                     cudaStream_t stream);
 
 }  // namespace gpu

@@ -186,6 +186,21 @@ __device__ __forceinline__ void wgmma_rs_n128_tf32(float (&d)[16][4], const uint
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
 }
 
+/// d (64 x 32, fp32) += A * B, TF32 operands from shared memory (both
+/// K-major; the hardware reads the top 19 bits of each word).
+__device__ __forceinline__ void wgmma_ss_tf32_n32(float (&d)[4][4], uint64_t desc_a,
+                                                  uint64_t desc_b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, "
+        "1;\n}\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+        : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+
 template <int N>
 __device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int acc) {
     if constexpr (N == 64)
@@ -764,9 +779,235 @@ __global__ void __launch_bounds__(kThreads, 1)
     flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
 }
 
+/// Rows per tile of the 3xTF32 pass 2 (the fp32 class, spherical): the
+/// split fp32 model tiles of 128 components take 128 KB of shared memory.
+constexpr int kF32Rows = 32;
+
+/// Shared memory of the 3xTF32 pass 2: model hi / lo (K-major fp32 core
+/// matrices, 8 rows x 4 words), row tile hi / lo (the same layout), the
+/// transposed TF32 tiles hi / lo (kMmaMaxDim dimensions), the raw landing tile.
+size_t wg_f32_pass2_bytes(int dp) {
+    const size_t mtile = size_t(kWgComps2) * dp * 4, xtile = size_t(kF32Rows) * dp * 4;
+    const size_t ttile = size_t(kMmaMaxDim / 8) * tf32_sbo(kF32Rows);
+    return 2 * (mtile + xtile + ttile) + sizeof(float) * kF32Rows * (dp + 4);
+}
+
+/// Byte offset of word (row r, column j) of an fp32 tile in the K-major
+/// core-matrix layout (8 rows x 16 bytes per 128-byte block, blocks along k
+/// 128 bytes apart, 8-row blocks `sbo` apart).
+__device__ __forceinline__ uint32_t cm_offset32(int r, int j, int sbo) {
+    return (r >> 3) * sbo + (j >> 2) * 128 + (r & 7) * 16 + (j & 3) * 4;
+}
+
+/// Pass 2 for the fp32 class (3xTF32 log-densities, 3xTF32 accumulation),
+/// spherical: as accumulate_wgmma_kernel with TF32 operands split into a
+/// TF32 high part and an fp32 remainder (which the hardware truncates to
+/// TF32), three products per step; one row set (shared memory).
+__global__ void __launch_bounds__(kThreads, 1)
+    accumulate_wgmma_f32_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                                const float* __restrict__ log_norm, MmaModelView m, StatsView st,
+                                bool vec16, int64_t rows_per_chunk) {
+    constexpr int R = kF32Rows;
+    constexpr int TPR = kThreads / R, RPW = 32 / TPR, CPT = (kMmaMaxDim / 8) / TPR;
+    extern __shared__ __align__(128) uint8_t smem[];
+    const int dp = m.dp, s = dp + 4, sbo = dp * 32;  // model and row tiles: dp words a row
+    const int mtile = kWgComps2 * dp * 4, xtile = R * dp * 4;
+    constexpr int ttile = kMmaMaxDim / 8 * tf32_sbo(R);
+    uint8_t* const mh = smem;
+    uint8_t* const ml = mh + mtile;
+    uint8_t* const xh = ml + mtile;
+    uint8_t* const xl = xh + xtile;
+    uint8_t* const th = xl + xtile;
+    uint8_t* const tl = th + ttile;
+    float* const raw = reinterpret_cast<float*>(tl + ttile);
+    __shared__ __align__(16) float cs[kWgComps2], bsph[kWgComps2];
+    __shared__ __align__(16) float norm[R], rowc[R];
+    __shared__ float raw_lz[R], raw_w[R];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int wg = warp / 4;
+    const int c0 = blockIdx.x * kWgComps2;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+
+    auto load_tile = [&](int64_t row0) {
+        load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
+    };
+    {  // the model's a rows (fp32) into core matrices, with c and bsph
+        const int q4 = dp / 4;
+        for (int e = tid; e < kWgComps2 * q4; e += kThreads) {
+            const int cc = e / q4, q = e - cc * q4;
+            cp_async16(mh + cm_offset32(cc, 4 * q, sbo), m.a + size_t(c0 + cc) * dp + 4 * q);
+        }
+        for (int e = tid; e < kWgComps2 / 4; e += kThreads) {
+            cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
+            cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
+        }
+    }
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    if (begin < end) load_tile(begin);
+    cp_async_wait<1>();
+    __syncthreads();
+    {  // split the model in place: hi = TF32 (to nearest), lo = the rest
+        float4* const h4 = reinterpret_cast<float4*>(mh);
+        float4* const l4 = reinterpret_cast<float4*>(ml);
+        for (int e = tid; e < mtile / 16; e += kThreads) {
+            const float4 v = h4[e];
+            const float4 h =
+                make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                            __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+            h4[e] = h;
+            l4[e] = make_float4(v.x - h.x, v.y - h.y, v.z - h.z, v.w - h.w);
+        }
+    }
+    const uint8_t* const wmh = mh + 8 * wg * sbo;
+    const uint8_t* const wml = ml + 8 * wg * sbo;
+    float c_of[2], b_of[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        c_of[h] = cs[warp * 16 + g + 8 * h];
+        b_of[h] = bsph[warp * 16 + g + 8 * h];
+    }
+
+    float accx[kMaxNd][4], accx2[1][4] = {};
+#pragma unroll
+    for (int j = 0; j < kMaxNd; j++) accx[j][0] = accx[j][1] = accx[j][2] = accx[j][3] = 0.f;
+    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
+    float lg[R / 8][4];
+
+    for (int64_t row0 = begin; row0 < end; row0 += R) {
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed; the previous tile's products are done
+        const int valid = (int)min((int64_t)R, end - row0);
+        {  // stage: split row tile (K-major), split transposed tiles, norms
+            const int r = warp * RPW + lane % RPW, cg = lane / RPW;
+            const int pos = (r & ~7) + ((r & 7) >> 1) + 4 * (r & 1);
+            float nrm = 0.f;
+#pragma unroll
+            for (int i = 0; i < CPT; i++) {
+                const int c = cg * CPT + i;
+                float v[8], hi[8], lo[8];
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const int j = 8 * c + 4 * hh;
+                    float v4[4] = {0.f, 0.f, 0.f, 0.f};
+                    if (j < dp) centre4(raw, s, r, j, valid, m.d, shift, v4);
+#pragma unroll
+                    for (int q = 0; q < 4; q++) v[4 * hh + q] = v4[q];
+                }
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    hi[q] = __uint_as_float(to_tf32(v[q]));
+                    lo[q] = v[q] - hi[q];
+                    nrm = fmaf(v[q], v[q], nrm);
+                }
+                if (8 * c < dp) {
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const uint32_t off = cm_offset32(r, 8 * c + 4 * hh, sbo);
+                        *reinterpret_cast<float4*>(xh + off) =
+                            make_float4(hi[4 * hh], hi[4 * hh + 1], hi[4 * hh + 2], hi[4 * hh + 3]);
+                        *reinterpret_cast<float4*>(xl + off) =
+                            make_float4(lo[4 * hh], lo[4 * hh + 1], lo[4 * hh + 2], lo[4 * hh + 3]);
+                    }
+                }
+                const uint32_t toff = c * tf32_sbo(R) + (pos >> 2) * kTlbo + (pos & 3) * 4;
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    *reinterpret_cast<float*>(th + toff + q * 16) = hi[q];
+                    *reinterpret_cast<float*>(tl + toff + q * 16) = lo[q];
+                }
+            }
+#pragma unroll
+            for (int o = RPW; o < 32; o <<= 1) nrm += __shfl_xor_sync(0xffffffffu, nrm, o);
+            if (cg == 0) norm[r] = nrm;
+        }
+        row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc);
+        fence_proxy_async();
+        __syncthreads();
+        if (row0 + R < end) load_tile(row0 + R);  // raw is free again
+
+            // 3xTF32 log-densities, transposed: 64 components x R rows.
+#pragma unroll
+        for (int j = 0; j < R / 8; j++) lg[j][0] = lg[j][1] = lg[j][2] = lg[j][3] = 0.f;
+        fence_regs(lg);
+        wgmma_fence();
+        for (int k0 = 0; k0 < dp; k0 += 8) {
+            const uint32_t koff = k0 * 32;  // two 16-byte k blocks of 128 bytes
+            const uint64_t ah = smem_desc(wmh + koff, 128, sbo),
+                           al = smem_desc(wml + koff, 128, sbo);
+            const uint64_t bh = smem_desc(xh + koff, 128, sbo), bl = smem_desc(xl + koff, 128, sbo);
+            wgmma_ss_tf32_n32(lg, al, bh);
+            wgmma_ss_tf32_n32(lg, ah, bl);
+            wgmma_ss_tf32_n32(lg, ah, bh);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_regs(lg);
+        fence_regs(accx);
+#pragma unroll
+        for (int nb = 0; nb < R / 8; nb++) {
+            const float2 rc = *reinterpret_cast<const float2*>(&rowc[nb * 8 + 2 * t]);
+            const float2 nr = *reinterpret_cast<const float2*>(&norm[nb * 8 + 2 * t]);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int h = i >> 1;
+                const float rci = (i & 1) ? rc.y : rc.x, nri = (i & 1) ? nr.y : nr.x;
+                const float resp = fast_exp2(fmaf(b_of[h], nri, lg[nb][i] + (c_of[h] + rci)));
+                lg[nb][i] = resp;
+                nkp[h] += resp;
+                sx2p[h] = fmaf(resp, nri, sx2p[h]);
+            }
+        }
+        // 3xTF32 R^T x': r split into TF32 hi and an fp32 remainder (k = t +
+        // 4q holds row 2t + q: C columns 2t, 2t + 1), B the transposed tiles.
+        uint32_t afh[R / 8][4], afl[R / 8][4];
+#pragma unroll
+        for (int ks = 0; ks < R / 8; ks++) {
+            const float v[4] = {lg[ks][0], lg[ks][2], lg[ks][1], lg[ks][3]};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                afh[ks][q] = to_tf32(v[q]);
+                afl[ks][q] = __float_as_uint(v[q] - __uint_as_float(afh[ks][q]));
+            }
+        }
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < R / 8; ks++) {
+            const uint32_t koff = ks * 2 * kTlbo;
+            const uint64_t bh = smem_desc(th + koff, kTlbo, tf32_sbo(R));
+            const uint64_t bl = smem_desc(tl + koff, kTlbo, tf32_sbo(R));
+            wgmma_rs_n128_tf32(accx, afl[ks], bh);
+            wgmma_rs_n128_tf32(accx, afh[ks], bl);
+            wgmma_rs_n128_tf32(accx, afh[ks], bh);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();  // the next staging rewrites the tiles
+        fence_regs(accx);
+    }
+
+    flush_stats<false>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
+}
+
+cudaError_t accumulate_wgmma_f32(const float* x, int64_t n, const float* weights,
+                                 const float* log_norm, const MmaModelView& m,
+                                 const StatsView& stats, int num_sms, cudaStream_t stream) {
+    const size_t bytes = wg_f32_pass2_bytes(m.dp);
+    auto kernel = accumulate_wgmma_f32_kernel;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+    int64_t rows_per_chunk = 0;
+    const dim3 grid = pass2_grid(m, n, kF32Rows, num_sms, rows_per_chunk);
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, rows_vec16(x, m.d),
+                                              rows_per_chunk);
+    return cudaGetLastError();
+}
+
 }  // namespace
 
-WgmmaCoverage wgmma_coverage(const MmaPlan& plan) {
+WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
     WgmmaCoverage c;
     int dev = 0, major = 0, minor = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -774,9 +1015,10 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan) {
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
         major != 9 || minor != 0)
         return c;
-    c.log_norm = plan.logits == MmaPrecision::Bf16x3;
-    c.accumulate = c.log_norm &&
-                   (plan.accumulate == MmaPrecision::Bf16 || plan.accumulate == MmaPrecision::Tf32);
+    using M = MmaPrecision;
+    c.log_norm = plan.logits == M::Bf16x3;
+    c.accumulate = (c.log_norm && (plan.accumulate == M::Bf16 || plan.accumulate == M::Tf32)) ||
+                   (spherical && plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3);
     return c;
 }
 
@@ -826,17 +1068,20 @@ cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weight
 
 cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
                                     const float* log_norm, const MmaModelView& m,
-                                    MmaPrecision accumulate, const StatsView& stats, int num_sms,
+                                    const MmaPlan& plan, const StatsView& stats, int num_sms,
                                     cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad || !m.split_bf16)
-        return cudaErrorInvalidValue;
-    if (accumulate == MmaPrecision::Bf16)
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+    using M = MmaPrecision;
+    if (plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3 && m.spherical && !m.split_bf16)
+        return accumulate_wgmma_f32(x, n, weights, log_norm, m, stats, num_sms, stream);
+    if (plan.logits != M::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
+    if (plan.accumulate == M::Bf16)
         return m.spherical ? accumulate_wgmma<false, false>(x, n, weights, log_norm, m, stats,
                                                             num_sms, stream)
                            : accumulate_wgmma<true, false>(x, n, weights, log_norm, m, stats,
                                                            num_sms, stream);
-    if (accumulate == MmaPrecision::Tf32)
+    if (plan.accumulate == M::Tf32)
         return m.spherical ? accumulate_wgmma<false, true>(x, n, weights, log_norm, m, stats,
                                                            num_sms, stream)
                            : accumulate_wgmma<true, true>(x, n, weights, log_norm, m, stats,

@@ -22,8 +22,7 @@ constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 /// 1 / var_kj, c_k = log pi_k - (d log 2 pi + log det + quad) / 2, as
 /// faiss_gmm::LogDensityTerms (the CPU backend's terms), then scaled and
 /// formatted for the target.
-__global__ void __launch_bounds__(kThreads)
-    model_terms_kernel(RawModelView raw, TermsTarget out) {
+__global__ void __launch_bounds__(kThreads) model_terms_kernel(RawModelView raw, TermsTarget out) {
     const int warp = (blockIdx.x * kThreads + threadIdx.x) / 32, lane = threadIdx.x % 32;
     const int ci = warp;
     const int d = raw.d, rows = out.mma ? out.kp : raw.k, stride = out.mma ? out.dp : d;

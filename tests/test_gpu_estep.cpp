@@ -206,14 +206,14 @@ TEST(GpuEStep, ExtremeShapes) {
 #endif
 }
 
-// The TF32 and bf16 classes have two kernel families on Hopper: the wgmma
-// kernels (wgmma_coverage: pass 1 of both, pass 2 of bf16) and the mma.sync
-// ones. Both against float64 on awkward shapes (a row count that fills no
-// tile, d not a multiple of 16, k not of the component tile).
+// Each precision class has two kernel families on Hopper: the wgmma kernels
+// (wgmma_coverage: both passes of the TF32 and bf16 classes, pass 2 of the
+// spherical fp32 class) and the mma.sync ones. Both against float64 on awkward shapes (a row count
+// that fills no tile, d not a multiple of 16, k not of the component tile).
 TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheirBounds) {
     SKIP_WITHOUT_GPU();
 #ifdef FAISS_GMM_WITH_CUDA
-    if (!gpu::wgmma_coverage(gpu::GpuEStep::plan_for(Precision::Bf16)).accumulate)
+    if (!gpu::wgmma_coverage(gpu::GpuEStep::plan_for(Precision::Bf16), true).accumulate)
         printf("wgmma not available here: mma.sync twice\n");
     std::mt19937_64 rng(fresh_seed());
     struct Shape {
@@ -230,12 +230,14 @@ TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheirBounds) {
                 std::uniform_real_distribution<float> uw(0.5f, 2.f);
                 for (auto& v : w) v = uw(rng);
                 NaiveStats ref = naive_estep(m, sh.n, x.data(), w.data());
-                for (Precision p : {Precision::Tf32, Precision::Bf16})
+                for (Precision p : {Precision::Fp32, Precision::Tf32, Precision::Bf16})
                     for (bool wg : {true, false}) {
                         SCOPED_TRACE("d " + std::to_string(sh.d) + " k " + std::to_string(sh.k) +
                                      " " + to_string(cov) + (sift ? " sift " : " normal ") +
                                      to_string(p) + (wg ? " wgmma" : " mma.sync"));
-                        const double tol = p == Precision::Tf32 ? 1e-3 : 5e-3;
+                        const double tol = p == Precision::Fp32   ? (sift ? 1e-4 : 5e-5)
+                                           : p == Precision::Tf32 ? 1e-3
+                                                                  : 5e-3;
                         gpu::GpuEStep g(-1, sizeof(float) * (sh.d + 2) * 700, p);
                         g.set_kernel_plan(true, gpu::GpuEStep::plan_for(p), wg);
                         const GpuRun r = run_against(g, m, sh.n, x.data(), w.data(), ref);

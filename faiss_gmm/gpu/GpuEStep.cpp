@@ -74,9 +74,14 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     sample_.reserve(size_t(ns) * d);
     float* rows = sample_.data();
     if (x_on_device) {
-        FAISS_GMM_CUDA_CHECK(
-            cudaMemcpy2DAsync(rows, sizeof(float) * d, x, sizeof(float) * d * size_t(stride),
-                              sizeof(float) * d, size_t(ns), cudaMemcpyDeviceToHost, stream));
+        // Gathered on the device first: a strided device-to-host copy of
+        // 1024 short rows goes row by row over the link.
+        sample_dev_.reserve(size_t(ns) * d);
+        FAISS_GMM_CUDA_CHECK(cudaMemcpy2DAsync(
+            sample_dev_.data(), sizeof(float) * d, x, sizeof(float) * d * size_t(stride),
+            sizeof(float) * d, size_t(ns), cudaMemcpyDeviceToDevice, stream));
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(rows, sample_dev_.data(), sizeof(float) * d * ns,
+                                             cudaMemcpyDeviceToHost, stream));
         FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
     } else {
         for (idx_t i = 0; i < ns; i++)
@@ -179,14 +184,14 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.b = spherical_ ? nullptr : b_.data();
         mv.bsph = spherical_ ? b_.data() : nullptr;
         mv.c = c_.data();
-        const WgmmaCoverage wg = use_wgmma_ ? wgmma_coverage(plan_) : WgmmaCoverage{};
+        const WgmmaCoverage wg = use_wgmma_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
         if (wg.log_norm)
             FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, lz, s, stream));
         else
             FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
         if (wg.accumulate) {
             FAISS_GMM_CUDA_CHECK(
-                launch_accumulate_wgmma(x, n, w, lz, mv, plan_.accumulate, s, num_sms_, stream));
+                launch_accumulate_wgmma(x, n, w, lz, mv, plan_, s, num_sms_, stream));
             return;
         }
         FAISS_GMM_CUDA_CHECK(launch_accumulate_mma(x, n, w, lz, mv, plan_, s, num_sms_, stream));

@@ -80,8 +80,9 @@ class GpuEStep : public EStepBackend {
     bool use_mma_ = true;    // tensor-core kernels when d <= kMmaMaxDim
     bool use_wgmma_ = true;  // Hopper's wgmma kernels where they take the plan
     MmaPlan plan_;
-    std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
-    DeviceBuffer<float> raw_;  // the model as uploaded: shift | weights | means | variances
+    std::vector<double> centre_;      // what the kernels subtract (stats converted to st.shift)
+    DeviceBuffer<float> raw_;         // the model as uploaded: shift | weights | means | variances
+    DeviceBuffer<float> sample_dev_;  // the centre's sample, gathered on the device
     DeviceBuffer<float> shift_, a_, b_, c_;
     DeviceBuffer<double> acc_;  // nk | sum_x | sum_x2 | sums(2)
     // The host path's two slots: page-locked staging, device copies, events.

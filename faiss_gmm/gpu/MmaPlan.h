@@ -31,15 +31,18 @@ bool mma_plan_supported(const MmaPlan& plan);
 /// The passes of a plan that the wgmma kernels (kernels/EStepWgmmaKernels.cu,
 /// built for sm_90a) run; the mma.sync kernels run the others.
 struct WgmmaCoverage {
-    bool log_norm = false;    ///< pass 1: 3xbf16 log-densities
-    bool accumulate = false;  ///< pass 2: 3xbf16 log-densities, bf16 or TF32 accumulation
+    bool log_norm = false;  ///< pass 1: 3xbf16 log-densities
+    /// pass 2: 3xbf16 log-densities with bf16 or TF32 accumulation, or
+    /// 3xTF32 throughout (spherical)
+    bool accumulate = false;
 };
 
 /**
- * What the wgmma kernels cover of `plan` on the current device: nothing
- * unless it is a compute-capability 9.0 GPU (Hopper).
+ * What the wgmma kernels cover of `plan` (for a spherical or diagonal
+ * model) on the current device: nothing unless it is a compute-capability
+ * 9.0 GPU (Hopper).
  */
-WgmmaCoverage wgmma_coverage(const MmaPlan& plan);
+WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical);
 
 }  // namespace gpu
 }  // namespace faiss_gmm
