@@ -123,12 +123,13 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
                                   const StatsView& stats, int num_sms, cudaStream_t stream);
 
 /**
- * Pass 1 on Hopper's warpgroup tensor-core instructions (3xbf16 logits; the
- * model split as MmaModelView::split_bf16): as launch_log_norm_mma.
+ * Pass 1 on Hopper's warpgroup tensor-core instructions, for the logits
+ * wgmma_coverage lists (3xbf16, the model split as MmaModelView::split_bf16):
+ * as launch_log_norm_mma.
  */
 cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
-                                  const MmaModelView& m, float* log_norm, const StatsView& stats,
-                                  cudaStream_t stream);
+                                  const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                  const StatsView& stats, cudaStream_t stream);
 
 /**
  * Pass 2 on Hopper's warpgroup tensor-core instructions, for the plans

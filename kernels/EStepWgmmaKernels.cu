@@ -1,28 +1,32 @@
 // Fused GMM E-step on Hopper's warpgroup tensor-core instructions (wgmma,
-// sm_90a), for 3xbf16 log-densities with bf16 accumulation (the bf16
-// precision class), d <= kMmaMaxDim. Same two passes and outputs as the
-// mma.sync kernels (EStepMmaKernels.cu); what changes is the tile a single
-// instruction covers: a warpgroup (4 warps) multiplies 64 x N x 16 at once,
-// from operands in shared memory, so each operand byte read from shared
-// memory feeds 4x more flops than an m16n8k16 fragment, and the issue slots
-// that mma.sync spent on fragment loads are free for the exponentials.
+// sm_90a), d <= kMmaMaxDim: both passes of the bf16 class (3xbf16
+// log-densities, bf16 accumulation) and the TF32 class (3xbf16, TF32
+// accumulation), and pass 2 of the spherical fp32 class (3xTF32
+// throughout). Same two passes and outputs as the mma.sync kernels
+// (EStepMmaKernels.cu); what changes is the tile a single instruction
+// covers: a warpgroup (4 warps) multiplies 64 x N x 16 at once from operands
+// in shared memory (or A in registers), so the issue slots mma.sync spent on
+// fragment loads are free for the exponentials.
 //
-// Operand tiles are bf16 in the no-swizzle "core matrix" layout wgmma reads:
-// 8 rows x 16 bytes stored as one 128-byte block, blocks along k 128 bytes
-// apart, blocks along rows `sbo` bytes apart (cm_offset). The centred rows
-// are written once per tile in that layout, split into high and low bf16
-// parts; the model is pre-split by the host and rearranged as it is copied.
+// Operand tiles use the no-swizzle "core matrix" layout wgmma reads: 8 rows
+// x 16 bytes stored as one 128-byte block, blocks along k 128 bytes apart,
+// blocks along rows `sbo` bytes apart (cm_offset, cm_offset32). The centred
+// rows are written once per tile in that layout, split into high and low
+// parts (bf16 + bf16, or TF32 + fp32 remainder); the model is rearranged as
+// it is copied in (pre-split bf16 by launch_model_terms, or split in place).
 //
 // Pass 1 (log_norm_wgmma_kernel): a block owns 128 rows (64 per warpgroup,
 // the wgmma's M) and sweeps the components in tiles of 64 (32 diagonal),
-// the wgmma's N; online log-sum-exp in base 2 as in the mma.sync kernel.
-// Pass 2 (accumulate_wgmma_kernel): a block owns 128 components (64 per
-// warpgroup) and streams row tiles of 64 (32 diagonal). The transposed
-// log-densities (components x rows) are exponentiated in registers and, as
-// the A operand from registers, multiply the same row tile read MN-major:
-// R^T x' without the responsibilities leaving registers. The row tile is
-// stored once and read both ways (K-major for the log-densities, MN-major
-// for the accumulation) by two descriptors.
+// the wgmma's N; online log-sum-exp in base 2 as in the mma.sync kernel,
+// on one accumulator set while the next tile's products fill the other.
+// Pass 2 (accumulate_wgmma_kernel, accumulate_wgmma_f32_kernel): a block
+// owns 128 components (64 per warpgroup) and streams row tiles. The
+// transposed log-densities (components x rows) are exponentiated in
+// registers and, as the A operand from registers, multiply the row tile:
+// R^T x' without the responsibilities leaving registers. For bf16 the row
+// tile is stored once and read both ways (K-major for the log-densities,
+// MN-major for the accumulation); TF32 needs K-major B, so the rows are also
+// stored transposed, permuted to the order the A fragment sums in.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -799,6 +803,35 @@ __device__ __forceinline__ uint32_t cm_offset32(int r, int j, int sbo) {
     return (r >> 3) * sbo + (j >> 2) * 128 + (r & 7) * 16 + (j & 3) * 4;
 }
 
+/// Split a landed fp32 tile in place: hi = TF32 (to nearest), lo = the
+/// remainder (exact in fp32; the hardware truncates it to TF32).
+__device__ __forceinline__ void split_tf32_tile(uint8_t* hi, uint8_t* lo, int bytes) {
+    float4* const h4 = reinterpret_cast<float4*>(hi);
+    float4* const l4 = reinterpret_cast<float4*>(lo);
+    for (int e = threadIdx.x; e < bytes / 16; e += kThreads) {
+        const float4 v = h4[e];
+        const float4 h = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                                     __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+        h4[e] = h;
+        l4[e] = make_float4(v.x - h.x, v.y - h.y, v.z - h.z, v.w - h.w);
+    }
+}
+
+/// Start copying components [c0, c0 + ncomp) of the fp32 model rows into a
+/// K-major core-matrix tile, with c and bsph.
+__device__ __forceinline__ void load_f32_model_async(const MmaModelView& m, int c0, int ncomp,
+                                                     uint8_t* tile, float* cs, float* bsph) {
+    const int dp = m.dp, q4 = dp / 4, sbo = dp * 32;
+    for (int e = threadIdx.x; e < ncomp * q4; e += kThreads) {
+        const int cc = e / q4, q = e - cc * q4;
+        cp_async16(tile + cm_offset32(cc, 4 * q, sbo), m.a + size_t(c0 + cc) * dp + 4 * q);
+    }
+    for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
+        cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
+        cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
+    }
+}
+
 /// Pass 2 for the fp32 class (3xTF32 log-densities, 3xTF32 accumulation),
 /// spherical: as accumulate_wgmma_kernel with TF32 operands split into a
 /// TF32 high part and an fp32 remainder (which the hardware truncates to
@@ -833,34 +866,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto load_tile = [&](int64_t row0) {
         load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
     };
-    {  // the model's a rows (fp32) into core matrices, with c and bsph
-        const int q4 = dp / 4;
-        for (int e = tid; e < kWgComps2 * q4; e += kThreads) {
-            const int cc = e / q4, q = e - cc * q4;
-            cp_async16(mh + cm_offset32(cc, 4 * q, sbo), m.a + size_t(c0 + cc) * dp + 4 * q);
-        }
-        for (int e = tid; e < kWgComps2 / 4; e += kThreads) {
-            cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
-            cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
-        }
-    }
+    load_f32_model_async(m, c0, kWgComps2, mh, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
     cp_async_commit();
     if (begin < end) load_tile(begin);
     cp_async_wait<1>();
     __syncthreads();
-    {  // split the model in place: hi = TF32 (to nearest), lo = the rest
-        float4* const h4 = reinterpret_cast<float4*>(mh);
-        float4* const l4 = reinterpret_cast<float4*>(ml);
-        for (int e = tid; e < mtile / 16; e += kThreads) {
-            const float4 v = h4[e];
-            const float4 h =
-                make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
-                            __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
-            h4[e] = h;
-            l4[e] = make_float4(v.x - h.x, v.y - h.y, v.z - h.z, v.w - h.w);
-        }
-    }
+    split_tf32_tile(mh, ml, mtile);
     const uint8_t* const wmh = mh + 8 * wg * sbo;
     const uint8_t* const wml = ml + 8 * wg * sbo;
     float c_of[2], b_of[2];
@@ -1016,9 +1028,13 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
         major != 9 || minor != 0)
         return c;
     using M = MmaPrecision;
+    // 3xTF32 log-densities stay on mma.sync in pass 1: a wgmma version (x'
+    // in registers, 32-component split tiles) took 7.4 ms at (1M, 1024, 128),
+    // slower than mma.sync (bench/NOTES.md).
     c.log_norm = plan.logits == M::Bf16x3;
-    c.accumulate = (c.log_norm && (plan.accumulate == M::Bf16 || plan.accumulate == M::Tf32)) ||
-                   (spherical && plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3);
+    c.accumulate =
+        (plan.logits == M::Bf16x3 && (plan.accumulate == M::Bf16 || plan.accumulate == M::Tf32)) ||
+        (spherical && plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3);
     return c;
 }
 
@@ -1057,11 +1073,11 @@ cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, co
 }  // namespace
 
 cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
-                                  const MmaModelView& m, float* log_norm, const StatsView& stats,
-                                  cudaStream_t stream) {
+                                  const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                  const StatsView& stats, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad || !m.split_bf16)
-        return cudaErrorInvalidValue;
+    if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
+    if (logits != MmaPrecision::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
     return m.spherical ? log_norm_wgmma<false>(x, n, weights, m, log_norm, stats, stream)
                        : log_norm_wgmma<true>(x, n, weights, m, log_norm, stats, stream);
 }

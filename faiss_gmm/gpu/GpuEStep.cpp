@@ -186,7 +186,7 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         mv.c = c_.data();
         const WgmmaCoverage wg = use_wgmma_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
         if (wg.log_norm)
-            FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, lz, s, stream));
+            FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, plan_.logits, lz, s, stream));
         else
             FAISS_GMM_CUDA_CHECK(launch_log_norm_mma(x, n, w, mv, plan_.logits, lz, s, stream));
         if (wg.accumulate) {
