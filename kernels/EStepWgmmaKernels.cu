@@ -426,32 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     // Online log-sum-exp (base 2) of rows g and g + 8 over tile `tile`.
     auto lse = [&](float(&acc)[BN / 8][4], int tile) {
-        const float* const ct = cs[tile % 3];
-        const float* const bt = bsph[tile % 3];
-        float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int nb = 0; nb < BN / 8; nb++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
-                float l = acc[nb][i] + ct[col];
-                if (!kDiag) l = fmaf(bt[col], norm[warp * 16 + g + 8 * h], l);
-                acc[nb][i] = l;
-                mx[h] = fmaxf(mx[h], l);
-            }
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-            const float nm = fmaxf(run_m[h], mx[h]);
-            if (nm == -INFINITY) continue;  // nothing finite yet
-            float sum = 0;
-#pragma unroll
-            for (int nb = 0; nb < BN / 8; nb++)
-                sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
-            run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
-            run_m[h] = nm;
-        }
+        lse_tile<BN / 8, kDiag>(acc, cs[tile % 3], bsph[tile % 3], norm, warp, g, t, run_m, run_s);
     };
     // Tile t's products run while tile t - 1's log-sum-exp is computed (two
     // accumulator sets, alternating).
@@ -482,33 +457,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     else
         lse(acc0, ntiles - 1);
 
-    double lz_sum = 0, w_sum = 0;
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
-        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
-        const int64_t row = row0 + warp * 16 + g + 8 * h;
-        if (t == 0 && row < n) {
-            const float lz = (run_m[h] + log2f(run_s[h])) * kLn2;
-            log_norm[row] = lz;
-            const double wi = w ? w[row] : 1.0;
-            lz_sum += wi * lz;
-            w_sum += wi;
-        }
-    }
-#pragma unroll
-    for (int o = 16; o; o >>= 1) {
-        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
-        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
-    }
-    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
-    __syncthreads();
-    if (tid == 0) {
-        double a = 0, b = 0;
-        for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
-        atomicAdd(sums, a);
-        atomicAdd(sums + 1, b);
-    }
+    finish_log_norm(run_m, run_s, row0, n, w, log_norm, sums, red);
 }
 
 /// Row sets of pass 2: bf16 accumulation stages the next row tile into a

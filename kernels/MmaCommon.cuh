@@ -333,6 +333,78 @@ __device__ __forceinline__ void responsibilities(float (&lg)[NB][4], const float
         }
 }
 
+/// One tile of pass 1's online log-sum-exp (base 2) for rows g and g + 8
+/// of the warp's 16 (C fragments of NB 8-component blocks): adds the
+/// per-component terms cs (and bsph ||x'||^2) to the log2-densities in
+/// place, then folds the tile into the running max / sum.
+template <int NB, bool kDiag>
+__device__ __forceinline__ void lse_tile(float (&acc)[NB][4], const float* cs, const float* bsph,
+                                         const float* norm, int warp, int g, int t,
+                                         float (&run_m)[2], float (&run_s)[2]) {
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
+            float l = acc[nb][i] + cs[col];
+            if (!kDiag) l = fmaf(bsph[col], norm[warp * 16 + g + 8 * h], l);
+            acc[nb][i] = l;
+            mx[h] = fmaxf(mx[h], l);
+        }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        const float nm = fmaxf(run_m[h], mx[h]);
+        if (nm == -INFINITY) continue;  // nothing finite yet
+        float sum = 0;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++)
+            sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
+        run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
+        run_m[h] = nm;
+    }
+}
+
+/// End of pass 1: log Z of the warp's rows g and g + 8 (of 16 from row0 +
+/// 16 warp) into log_norm, and the block's sum w log Z, sum w into sums
+/// (one double atomic each; red is kWarps x 2 of shared memory). Ends with
+/// a barrier: every thread of the block calls it.
+__device__ __forceinline__ void finish_log_norm(float (&run_m)[2], float (&run_s)[2], int64_t row0,
+                                                int64_t n, const float* __restrict__ w,
+                                                float* __restrict__ log_norm,
+                                                double* __restrict__ sums, double (*red)[kWarps]) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    double lz_sum = 0, w_sum = 0;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
+        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
+        const int64_t row = row0 + warp * 16 + g + 8 * h;
+        if (t == 0 && row < n) {
+            const float lz = (run_m[h] + log2f(run_s[h])) * kLn2;
+            log_norm[row] = lz;
+            const double wi = w ? w[row] : 1.0;
+            lz_sum += wi * lz;
+            w_sum += wi;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1) {
+        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
+        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+    }
+    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double a = 0, b = 0;
+        for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
+        atomicAdd(sums, a);
+        atomicAdd(sums + 1, b);
+    }
+}
+
 /// A block's register accumulators into the double statistics: one atomic
 /// per accumulator (C fragments: component rows g / g + 8, dimensions 2t, 2t + 1).
 template <bool kDiag>
