@@ -88,18 +88,28 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
             std::copy(x + size_t(i * stride) * d, x + size_t(i * stride + 1) * d,
                       rows + size_t(i) * d);
     }
-    std::vector<double> centre(d);
+    // Row by row (sequential, vectorised): column by column the strided
+    // reads cost ~0.4 ms a call, the largest fixed cost of an E-step.
+    std::vector<double> mean(d, 0.0), sq(d, 0.0), centre(d);
+    for (idx_t i = 0; i < ns; i++) {
+        const float* r = rows + size_t(i) * d;
+        for (int j = 0; j < d; j++) mean[j] += r[j];
+    }
+    for (int j = 0; j < d; j++) mean[j] /= double(ns);
+    for (idx_t i = 0; i < ns; i++) {
+        const float* r = rows + size_t(i) * d;
+        for (int j = 0; j < d; j++) {
+            const double t = r[j] - mean[j];
+            sq[j] += t * t;
+        }
+    }
     for (int j = 0; j < d; j++) {
-        double mean = 0, var = 0;
-        for (idx_t i = 0; i < ns; i++) mean += rows[size_t(i) * d + j];
-        mean /= double(ns);
-        for (idx_t i = 0; i < ns; i++) var += std::pow(rows[size_t(i) * d + j] - mean, 2);
-        var /= double(ns);
-        if (!std::isfinite(mean) || !std::isfinite(var)) return fallback;
-        double c = mean;
+        const double var = sq[j] / double(ns);
+        if (!std::isfinite(mean[j]) || !std::isfinite(var)) return fallback;
+        double c = mean[j];
         if (var > 0) {
             const double q = std::exp2(std::floor(std::log2(std::sqrt(var))));
-            c = q * std::nearbyint(mean / q);
+            c = q * std::nearbyint(mean[j] / q);
         }
         centre[j] = double(float(c));  // what the kernels subtract
     }
