@@ -169,7 +169,7 @@ __device__ __forceinline__ void wgmma_rs_n128_mn(float (&d)[16][4], const uint32
 }
 
 /// d (64 x 64, fp32) += A * B, bf16 A from registers (ldmatrix of a
-/// core-matrix tile), B from shared memory K-major.
+/// swizzled tile), B from shared memory K-major.
 __device__ __forceinline__ void wgmma_rs_n64_k(float (&d)[8][4], const uint32_t (&a)[4],
                                                uint64_t desc_b) {
     asm volatile(
@@ -260,10 +260,11 @@ __device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo
 }
 
 /// Centre rows [0, nrows) of a landed raw tile (zero past d and past
-/// `valid`) into split bf16 core-matrix tiles: x' into xh / xl and, for the
-/// diagonal, x'^2 into x2h / x2l. Row r goes to tile row r + row_off;
-/// `chunks` 16-byte column chunks are written (zeros past dp). Lanes take
-/// the 8 rows of one block, so a warp stores 512 contiguous bytes.
+/// `valid`) into split bf16 swizzled tiles of `rows` rows: x' into xh / xl
+/// and, for the diagonal, x'^2 into x2h / x2l. Row r goes to tile row r +
+/// row_off; `chunks` 16-byte column chunks are written (zeros past dp).
+/// Lanes take the 8 rows of one 1024-byte swizzle atom, so a warp's 16-byte
+/// stores fill 4 atoms' lines without bank conflicts.
 template <bool kDiag>
 __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nrows, int valid,
                                                  int d, int dp, int chunks, const float* shift,
@@ -296,8 +297,8 @@ __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nr
 }
 
 /// Start copying components [c0, c0 + ncomp) of the pre-split model into
-/// core-matrix tiles (a high, a low, and b high, b low for the diagonal:
-/// each ncomp x dp bf16), with c (and bsph) into cs (bsph).
+/// swizzled tiles (a high, a low, and b high, b low for the diagonal: each
+/// ncomp rows x sw_width(dp) bf16), with c (and bsph) into cs (bsph).
 template <bool kDiag>
 __device__ __forceinline__ void load_split_model_async(const MmaModelView& m, int c0, int ncomp,
                                                        uint8_t* tiles, float* cs, float* bsph) {
@@ -510,7 +511,7 @@ size_t wg_pass2_bytes(int dp) {
 /// Pass 2's staging of one landed row tile: R rows, kThreads / R threads
 /// per row (lanes of one row 32 / TPR apart, so that a quarter-warp's
 /// 16-byte reads of the raw rows hit distinct banks), each centring and
-/// splitting 16 / TPR column chunks into the core-matrix tiles (zeros past
+/// splitting 16 / TPR column chunks into the swizzled tiles (zeros past
 /// dp), and for the spherical case summing ||x'||^2 of its row (fp32, as
 /// pass 1's raw_norms) into norm.
 template <bool kDiag, bool kAccTf32, int R>
