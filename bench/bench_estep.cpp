@@ -94,12 +94,16 @@ void BM_CpuEStep(benchmark::State& state) {
 }
 
 #ifdef FAISS_GMM_WITH_CUDA
+/// Marks the benchmark skipped when no GPU is visible.
+bool skip_without_gpu(benchmark::State& state) {
+    if (gpu_backend_available()) return false;
+    state.SkipWithError("no GPU");
+    return true;
+}
+
 /// Device-resident E-step: rows already on the GPU (i.i.d. normal, made on the host).
 void BM_GpuEStep(benchmark::State& state) {
-    if (!gpu_backend_available()) {
-        state.SkipWithError("no GPU");
-        return;
-    }
+    if (skip_without_gpu(state)) return;
     const EStepArgs a(state, true);
     const int64_t n = a.n;
     const int k = a.k, d = a.d;
@@ -141,10 +145,7 @@ void BM_GpuEStep(benchmark::State& state) {
 /// Host-pointer E-step: rows in (pageable) host memory, copied in two
 /// double-buffered blocks; the time includes packing and the PCIe copies.
 void BM_GpuEStepHost(benchmark::State& state) {
-    if (!gpu_backend_available()) {
-        state.SkipWithError("no GPU");
-        return;
-    }
+    if (skip_without_gpu(state)) return;
     const EStepArgs a(state, true);
     const int64_t n = a.n;
     const int k = a.k, d = a.d;

@@ -35,6 +35,200 @@ namespace {
 
 using namespace mma_common;
 
+// mma.sync-only helpers: precisions, fragment layouts, fragment loads.
+
+constexpr int BR1 = kPass1Rows;   // rows per block, pass 1 (16 per warp)
+constexpr int BN1 = 64;           // components per tile, pass 1
+constexpr int BC2 = kPass2Comps;  // components per block, pass 2 (16 per warp)
+constexpr int BR2 = 64;           // rows per tile, pass 2
+
+constexpr int kTf32 = int(MmaPrecision::Tf32), kTf32x3 = int(MmaPrecision::Tf32x3),
+              kBf16 = int(MmaPrecision::Bf16), kBf16x3 = int(MmaPrecision::Bf16x3);
+
+__host__ __device__ constexpr bool is_bf16(int p) { return p == kBf16 || p == kBf16x3; }
+__host__ __device__ constexpr bool is_split(int p) { return p == kTf32x3 || p == kBf16x3; }
+/// K of one mma (and of one step over d or over rows).
+__host__ __device__ constexpr int mma_k(int p) { return is_bf16(p) ? 16 : 8; }
+/// fp32 values in an A fragment (4 registers) and a B fragment (2 registers).
+__host__ __device__ constexpr int na_values(int p) { return is_bf16(p) ? 8 : 4; }
+__host__ __device__ constexpr int nb_values(int p) { return is_bf16(p) ? 4 : 2; }
+
+// Fragment layouts (PTX ISA, mma.m16n8k8 .tf32 / m16n8k16 .bf16), with
+// g = lane / 4 and t = lane % 4: (row, column) of A value v, and the k of
+// B value v (its n is g). C value i sits at (g + 8 (i / 2), 2t + i % 2).
+template <int P>
+__device__ __forceinline__ int a_row(int v, int g) {
+    return g + 8 * (is_bf16(P) ? ((v >> 1) & 1) : (v & 1));
+}
+template <int P>
+__device__ __forceinline__ int a_col(int v, int t) {
+    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 2) : t + 4 * (v >> 1);
+}
+template <int P>
+__device__ __forceinline__ int b_k(int v, int t) {
+    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 1) : t + 4 * v;
+}
+
+/// Round fp32 values into fragment registers; for split precisions also the
+/// rounded remainders (lo = round(v - hi)).
+template <int P, int NR>
+__device__ __forceinline__ void to_frag(const float* v, uint32_t (&hi)[NR], uint32_t (&lo)[NR]) {
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (is_bf16(P)) {
+            const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * r], v[2 * r + 1]);
+            hi[r] = bf16x2_bits(h);
+            if (is_split(P)) {
+                const float2 f = __bfloat1622float2(h);
+                lo[r] = bf16x2_bits(__floats2bfloat162_rn(v[2 * r] - f.x, v[2 * r + 1] - f.y));
+            }
+        } else {
+            hi[r] = to_tf32(v[r]);
+            // v - hi is exact; the tensor cores truncate it to TF32 (an
+            // error of 2^-11 of a part that is itself <= 2^-12 of v).
+            if (is_split(P)) lo[r] = __float_as_uint(v[r] - __uint_as_float(hi[r]));
+        }
+    }
+}
+
+template <int P>
+__device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4],
+                                     const uint32_t (&b)[2]) {
+    if (is_bf16(P))
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile(
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/// c += a * b at precision P (split: the two small cross terms first).
+template <int P>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4],
+                                    const uint32_t (&bh)[2], const uint32_t (&bl)[2]) {
+    if (is_split(P)) {
+        mma1<P>(c, al, bh);
+        mma1<P>(c, ah, bl);
+    }
+    mma1<P>(c, ah, bh);
+}
+
+/// A fragment (rows m0.., columns k0..) of a row-major fp32 tile with stride s.
+template <int P, bool kSquare = false>
+__device__ __forceinline__ void load_a(const float* tile, int s, int k0, int g, int t,
+                                       uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    float v[na_values(P)];
+#pragma unroll
+    for (int i = 0; i < na_values(P); i++) {
+        v[i] = tile[a_row<P>(i, g) * s + k0 + a_col<P>(i, t)];
+        if (kSquare) v[i] *= v[i];
+    }
+    to_frag<P>(v, hi, lo);
+}
+
+/// B fragment whose column n = g is row g of a row-major tile (k along the row).
+template <int P, bool kSquare = false>
+__device__ __forceinline__ void load_b(const float* tile, int s, int k0, int g, int t,
+                                       uint32_t (&hi)[2], uint32_t (&lo)[2]) {
+    float v[nb_values(P)];
+#pragma unroll
+    for (int i = 0; i < nb_values(P); i++) {
+        v[i] = tile[g * s + k0 + b_k<P>(i, t)];
+        if (kSquare) v[i] *= v[i];
+    }
+    to_frag<P>(v, hi, lo);
+}
+
+/// A fragment (rows 0..15 of `tile`, k0..k0+15) of a pre-split bf16 tile:
+/// one ldmatrix for the high parts, one for the low.
+__device__ __forceinline__ void ldsm_a_split(const float* tile, int s, int dp, int k0, int lane,
+                                             uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    const int mat = lane >> 3;
+    const float* p = tile + ((lane & 7) + 8 * (mat & 1)) * s + k0 / 2 + 4 * (mat >> 1);
+    ldsm_x4(hi, p);
+    ldsm_x4(lo, p + dp / 2);
+}
+
+/// B fragments of two 8-row blocks (rows 0..15 of `tile`, k0..k0+15) of a
+/// pre-split bf16 tile: {b0, b1} of the first block in regs 0-1, the second in 2-3.
+__device__ __forceinline__ void ldsm_b2_split(const float* tile, int s, int dp, int k0, int lane,
+                                              uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+    const int mat = lane >> 3;
+    const float* p = tile + ((lane & 7) + 8 * (mat >> 1)) * s + k0 / 2 + 4 * (mat & 1);
+    ldsm_x4(hi, p);
+    ldsm_x4(lo, p + dp / 2);
+}
+
+/// Split four values into bf16 hi / lo and store them at half-words
+/// j..j+3 and dp + j.. of a split row (8-byte stores).
+__device__ __forceinline__ void store_split4(const float (&v)[4], __nv_bfloat16* row, int dp,
+                                             int j) {
+    __nv_bfloat162 h[2], l[2];
+#pragma unroll
+    for (int q = 0; q < 2; q++) {
+        h[q] = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
+        const float2 f = __bfloat1622float2(h[q]);
+        l[q] = __floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y);
+    }
+    *reinterpret_cast<uint2*>(row + j) = make_uint2(bf16x2_bits(h[0]), bf16x2_bits(h[1]));
+    *reinterpret_cast<uint2*>(row + dp + j) = make_uint2(bf16x2_bits(l[0]), bf16x2_bits(l[1]));
+}
+
+/// Centre a landed raw tile: dst = raw - shift, zero past d and past `valid` rows.
+__device__ __forceinline__ void centre_rows(const float* raw, int valid, int nrows, int d, int dp,
+                                            int s, const float* shift, float* dst) {
+    for (int e = threadIdx.x; e < nrows * dp; e += kThreads) {
+        const int r = e / dp, j = e - r * dp;
+        dst[r * s + j] = (r < valid && j < d) ? raw[r * s + j] - shift[j] : 0.f;
+    }
+}
+
+/// Start copying components [c0, c0 + ncomp) of the formatted model (rows of
+/// a and b, and c / bsph) into shared memory.
+template <bool kDiag>
+__device__ __forceinline__ void load_model_async(const MmaModelView& m, int c0, int ncomp, int s,
+                                                 float* as, float* bs, float* cs, float* bsph) {
+    const int q = m.dp / 4;
+    for (int e = threadIdx.x; e < ncomp * q; e += kThreads) {
+        const int cc = e / q, j = (e - cc * q) * 4;
+        const size_t src = size_t(c0 + cc) * m.dp + j;
+        cp_async16(as + cc * s + j, m.a + src);
+        if (kDiag) cp_async16(bs + cc * s + j, m.b + src);
+    }
+    for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
+        cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
+        if (!kDiag) cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
+    }
+}
+
+/// Log2-densities of a warp's 16 components x NB*8 rows (transposed C
+/// fragments) into responsibilities in place; adds Nk (and the spherical
+/// second moment) of rows g and g + 8 into nkp / sx2p.
+template <int NB, bool kDiag>
+__device__ __forceinline__ void responsibilities(float (&lg)[NB][4], const float* cs,
+                                                 const float* bsph, const float* norm,
+                                                 const float* rowc, int warp, int g, int t,
+                                                 float (&nkp)[2], float (&sx2p)[2]) {
+#pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
+            float l = lg[nb][i] + cs[cl] + rowc[r];
+            if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
+            const float resp = fast_exp2(l);
+            lg[nb][i] = resp;
+            nkp[i >> 1] += resp;
+            if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
+        }
+}
+
 /// Components per tile of pass 1: 32 for diagonal 3xbf16, whose split x'
 /// and x'^2 tiles leave room for no more (shared memory).
 __host__ __device__ constexpr int pass1_comps(int p, bool diag) {
@@ -455,17 +649,8 @@ cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, co
     const int acc_words = m.dp * (is_bf16(PA) ? (R + 8) / 2 : R + 4);
     const size_t words = size_t(BC2) * s * (kDiag ? 2 : 1) + size_t(R) * s * (kDiag ? 3 : 2) +
                          size_t(acc_words) * (kDiag ? 2 : 1);
-    const size_t bytes = sizeof(float) * words;
-    auto kernel = accumulate_split_kernel<PA, kDiag>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    int64_t rows_per_chunk = 0;
-    const dim3 grid = pass2_grid(m, n, R, num_sms, rows_per_chunk);
-    const bool vec16 = rows_vec16(x, m.d);
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
-                                              rows_per_chunk);
-    return cudaGetLastError();
+    return launch_pass2(accumulate_split_kernel<PA, kDiag>, sizeof(float) * words, R, x, n, weights,
+                        log_norm, m, stats, num_sms, stream);
 }
 
 template <int P, bool kDiag>
@@ -475,14 +660,8 @@ cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const 
     const size_t bytes = sizeof(float) *
                          size_t(BR1 * x_tiles + 2 * pass1_comps(P, kDiag) * (kDiag ? 2 : 1)) *
                          (m.dp + 4);
-    auto kernel = log_norm_mma_kernel<P, kDiag>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    const bool vec16 = rows_vec16(x, m.d);
-    const dim3 grid{unsigned((n + BR1 - 1) / BR1)};
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, m, vec16, log_norm, stats.sums);
-    return cudaGetLastError();
+    return launch_pass1(log_norm_mma_kernel<P, kDiag>, bytes, x, n, weights, m, log_norm, stats,
+                        stream);
 }
 
 template <int PL, int PA, bool kDiag>
@@ -490,16 +669,8 @@ cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights, cons
                            const MmaModelView& m, const StatsView& stats, int num_sms,
                            cudaStream_t stream) {
     const size_t bytes = sizeof(float) * size_t(BC2 * (kDiag ? 2 : 1) + 2 * BR2) * (m.dp + 4);
-    auto kernel = accumulate_mma_kernel<PL, PA, kDiag>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    int64_t rows_per_chunk = 0;
-    const dim3 grid = pass2_grid(m, n, BR2, num_sms, rows_per_chunk);
-    const bool vec16 = rows_vec16(x, m.d);
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, vec16,
-                                              rows_per_chunk);
-    return cudaGetLastError();
+    return launch_pass2(accumulate_mma_kernel<PL, PA, kDiag>, bytes, BR2, x, n, weights, log_norm,
+                        m, stats, num_sms, stream);
 }
 
 }  // namespace

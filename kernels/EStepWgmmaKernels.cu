@@ -330,15 +330,13 @@ template <bool kDiag>
 __host__ __device__ constexpr int wg_pass2_rows() {
     return kDiag ? 32 : 64;
 }
-constexpr int kWgRows1 = 128;   // rows per block, pass 1 (64 per warpgroup)
-constexpr int kWgComps2 = 128;  // components per block, pass 2 (64 per warpgroup)
 
 /// Shared memory of pass 1: split row tiles (x', and x'^2 for the diagonal)
 /// for 128 rows, then two model buffers. Rows land raw (fp32, 64 at a time)
 /// in the model buffers before the sweep.
 template <bool kDiag>
 size_t wg_pass1_bytes(int dp) {
-    const size_t xtile = size_t(kWgRows1) * sw_width(dp) * 2,
+    const size_t xtile = size_t(kPass1Rows) * sw_width(dp) * 2,
                  mtile = size_t(wg_pass1_comps<kDiag>()) * sw_width(dp) * 2;
     const size_t mbufs = 2 * mtile * (kDiag ? 4 : 2);
     const size_t raw = sizeof(float) * 64 * (dp + 4);
@@ -359,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     extern __shared__ __align__(128) uint8_t smem_raw[];
     uint8_t* const smem = align1024(smem_raw);
     const int dp = m.dp, s = dp + 4;
-    const int xtile = kWgRows1 * sw_width(dp) * 2, mtile = BN * sw_width(dp) * 2;
+    const int xtile = kPass1Rows * sw_width(dp) * 2, mtile = BN * sw_width(dp) * 2;
     uint8_t* const xh = smem;
     uint8_t* const xl = xh + xtile;
     uint8_t* const x2h = xl + xtile;  // diagonal only
@@ -370,12 +368,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Three sets of per-component terms: the log-sum-exp of tile t - 1 reads
     // its set while tile t + 1's lands.
     __shared__ __align__(16) float cs[3][BN], bsph[3][BN];
-    __shared__ float norm[kWgRows1];
+    __shared__ float norm[kPass1Rows];
     __shared__ __align__(16) float shift[kMmaMaxDim];
     __shared__ double red[2][kWarps];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int wg = warp / 4;
-    const int64_t row0 = int64_t(blockIdx.x) * kWgRows1;
+    const int64_t row0 = int64_t(blockIdx.x) * kPass1Rows;
 
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
     // Rows in two halves of 64 through the raw buffer.
@@ -387,7 +385,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_wait<0>();
         __syncthreads();  // raw landed (and shift, the first time)
         stage_split_rows<kDiag>(raw, s, 64, valid, m.d, dp, dp / 8, shift, xh, xl, x2h, x2l,
-                                kWgRows1, 64 * half);
+                                kPass1Rows, 64 * half);
         if (!kDiag) raw_norms(raw, s, valid, 64, m.d, shift, norm + 64 * half);
         __syncthreads();  // raw is free; the split rows are complete
     }
@@ -403,7 +401,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             if (16 * ks >= dp) break;
-            const uint32_t off = sw_offset(row, 16 * ks + 8 * (lane >> 4), kWgRows1);
+            const uint32_t off = sw_offset(row, 16 * ks + 8 * (lane >> 4), kPass1Rows);
             ldsm_x4(xa_h[ks], xh + off);
             ldsm_x4(xa_l[ks], xl + off);
         }
@@ -434,13 +432,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         } else {
             // This warpgroup's 64 rows from row 64 wg of the split tiles.
             for (int k0 = 0; k0 < dp; k0 += 16) {
-                wgmma_split<BN>(acc, sw_desc_k(xh, kWgRows1, 64 * wg, k0),
-                                sw_desc_k(xl, kWgRows1, 64 * wg, k0), sw_desc_k(ah, BN, 0, k0),
+                wgmma_split<BN>(acc, sw_desc_k(xh, kPass1Rows, 64 * wg, k0),
+                                sw_desc_k(xl, kPass1Rows, 64 * wg, k0), sw_desc_k(ah, BN, 0, k0),
                                 sw_desc_k(al, BN, 0, k0), 1);
                 if (kDiag)
-                    wgmma_split<BN>(acc, sw_desc_k(x2h, kWgRows1, 64 * wg, k0),
-                                    sw_desc_k(x2l, kWgRows1, 64 * wg, k0), sw_desc_k(bh, BN, 0, k0),
-                                    sw_desc_k(bl, BN, 0, k0), 1);
+                    wgmma_split<BN>(acc, sw_desc_k(x2h, kPass1Rows, 64 * wg, k0),
+                                    sw_desc_k(x2l, kPass1Rows, 64 * wg, k0),
+                                    sw_desc_k(bh, BN, 0, k0), sw_desc_k(bl, BN, 0, k0), 1);
             }
         }
         wgmma_commit();
@@ -481,6 +479,49 @@ __global__ void __launch_bounds__(kThreads, 1)
     finish_log_norm(run_m, run_s, row0, n, w, log_norm, sums, red);
 }
 
+/// This thread's per-component terms in pass 2: c_k (and bsph_k) of its
+/// C-fragment rows g and g + 8 (components warp * 16 + g, + 8), read once.
+struct CompTerms {
+    float c[2], b[2];
+};
+template <bool kDiag>
+__device__ __forceinline__ CompTerms comp_terms(const float* cs, const float* bsph, int warp,
+                                                int g) {
+    CompTerms ct;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        ct.c[h] = cs[warp * 16 + g + 8 * h];
+        ct.b[h] = kDiag ? 0.f : bsph[warp * 16 + g + 8 * h];
+    }
+    return ct;
+}
+
+/// Log2-densities of this thread's C fragments (components x NB 8-row
+/// blocks) into responsibilities in place, r = exp2(l + c_k + rowc (+ bsph_k
+/// ||x'||^2)); adds Nk (and the spherical second moment) of rows g and g + 8.
+template <int NB, bool kDiag>
+__device__ __forceinline__ void responsibilities_regs(float (&lg)[NB][4], const CompTerms& ct,
+                                                      const float* rowc, const float* norm, int t,
+                                                      float (&nkp)[2], float (&sx2p)[2]) {
+#pragma unroll
+    for (int nb = 0; nb < NB; nb++) {
+        const float2 rc = *reinterpret_cast<const float2*>(&rowc[nb * 8 + 2 * t]);
+        float2 nr = make_float2(0.f, 0.f);
+        if (!kDiag) nr = *reinterpret_cast<const float2*>(&norm[nb * 8 + 2 * t]);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int h = i >> 1;
+            const float rci = (i & 1) ? rc.y : rc.x, nri = (i & 1) ? nr.y : nr.x;
+            float l = lg[nb][i] + (ct.c[h] + rci);
+            if (!kDiag) l = fmaf(ct.b[h], nri, l);
+            const float resp = fast_exp2(l);
+            lg[nb][i] = resp;
+            nkp[h] += resp;
+            if (!kDiag) sx2p[h] = fmaf(resp, nri, sx2p[h]);
+        }
+    }
+}
+
 /// Row sets of pass 2: bf16 accumulation stages the next row tile into a
 /// second set while the accumulation reads the first; TF32 accumulation
 /// (larger transposed tiles) has room for one.
@@ -501,7 +542,7 @@ __host__ __device__ constexpr int tf32_sbo(int rows) { return rows / 4 * kTlbo +
 template <bool kDiag, bool kAccTf32>
 size_t wg_pass2_bytes(int dp) {
     constexpr int R = wg_pass2_rows<kDiag>();
-    const size_t mtile = size_t(kWgComps2) * sw_width(dp) * 2, xtile = size_t(R) * kMmaMaxDim * 2;
+    const size_t mtile = size_t(kPass2Comps) * sw_width(dp) * 2, xtile = size_t(R) * kMmaMaxDim * 2;
     const size_t ttile = kAccTf32 ? size_t(kMmaMaxDim / 8) * tf32_sbo(R) : 0;
     return 1024 + mtile * (kDiag ? 4 : 2) +  // + alignment
            wg_pass2_sets<kAccTf32>() * (xtile * (kDiag ? 4 : 2) + ttile * (kDiag ? 2 : 1)) +
@@ -582,7 +623,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     extern __shared__ __align__(128) uint8_t smem_raw[];
     uint8_t* const smem = align1024(smem_raw);
     const int dp = m.dp, s = dp + 4;
-    const int mtile = kWgComps2 * sw_width(dp) * 2, xtile = R * kMmaMaxDim * 2;
+    const int mtile = kPass2Comps * sw_width(dp) * 2, xtile = R * kMmaMaxDim * 2;
     constexpr int ttile = kAccTf32 ? kMmaMaxDim / 8 * tf32_sbo(R) : 0;
     constexpr int NT = kDiag ? 2 : 1;  // transposed TF32 tiles per set
     const int set_bytes = NX * xtile + NT * ttile;
@@ -590,20 +631,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     // set b: x hi | x lo | x2 hi | x2 lo | xt | x2t
     uint8_t* const xsets = smem + mtile * (kDiag ? 4 : 2);
     float* const raw = reinterpret_cast<float*>(xsets + kSets * set_bytes);
-    __shared__ __align__(16) float cs[kWgComps2], bsph[kWgComps2];
+    __shared__ __align__(16) float cs[kPass2Comps], bsph[kPass2Comps];
     __shared__ __align__(16) float norm[2][R], rowc[2][R];
     __shared__ float raw_lz[R], raw_w[R];
     __shared__ __align__(16) float shift[kMmaMaxDim];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int wg = warp / 4;
-    const int c0 = blockIdx.x * kWgComps2;
+    const int c0 = blockIdx.x * kPass2Comps;
     const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
     const int64_t end = min(n, begin + rows_per_chunk);
 
     auto load_tile = [&](int64_t row0) {
         load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
     };
-    load_split_model_async<kDiag>(m, c0, kWgComps2, model, cs, bsph);
+    load_split_model_async<kDiag>(m, c0, kPass2Comps, model, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
     cp_async_commit();
     if (begin < end) load_tile(begin);
@@ -624,9 +665,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
     float lg[R / 8][4];
-    // The model's per-component terms of this thread's rows g and g + 8 of
-    // the C fragments (components warp * 16 + g, + 8), read once.
-    float c_of[2], b_of[2];
+    CompTerms ct;  // read at the first tile, once the model has landed
     bool have_terms = false;
 
     int set = 0;
@@ -634,11 +673,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_wait<0>();
         __syncthreads();  // raw landed; this set's previous products are done
         if (!have_terms) {
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                c_of[h] = cs[warp * 16 + g + 8 * h];
-                b_of[h] = kDiag ? 0.f : bsph[warp * 16 + g + 8 * h];
-            }
+            ct = comp_terms<kDiag>(cs, bsph, warp, g);
             have_terms = true;
         }
         uint8_t* const xh = xsets + set * set_bytes;
@@ -663,12 +698,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         fence_regs(lg);
         wgmma_fence();
         for (int k0 = 0; k0 < dp; k0 += 16) {
-            wgmma_split<R>(lg, sw_desc_k(mah, kWgComps2, 64 * wg, k0),
-                           sw_desc_k(mal, kWgComps2, 64 * wg, k0), sw_desc_k(xh, R, 0, k0),
+            wgmma_split<R>(lg, sw_desc_k(mah, kPass2Comps, 64 * wg, k0),
+                           sw_desc_k(mal, kPass2Comps, 64 * wg, k0), sw_desc_k(xh, R, 0, k0),
                            sw_desc_k(xl, R, 0, k0), 1);
             if (kDiag)
-                wgmma_split<R>(lg, sw_desc_k(mbh, kWgComps2, 64 * wg, k0),
-                               sw_desc_k(mbl, kWgComps2, 64 * wg, k0), sw_desc_k(x2h, R, 0, k0),
+                wgmma_split<R>(lg, sw_desc_k(mbh, kPass2Comps, 64 * wg, k0),
+                               sw_desc_k(mbl, kPass2Comps, 64 * wg, k0), sw_desc_k(x2h, R, 0, k0),
                                sw_desc_k(x2l, R, 0, k0), 1);
         }
         wgmma_commit();
@@ -676,24 +711,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         fence_regs(lg);
         fence_regs(accx);
         if constexpr (kDiag) fence_regs(accx2);
-            // Responsibilities in place: r = exp2(l + c_k + rowc (+ bsph_k ||x'||^2)).
-#pragma unroll
-        for (int nb = 0; nb < R / 8; nb++) {
-            const float2 rc = *reinterpret_cast<const float2*>(&rowc[set][nb * 8 + 2 * t]);
-            float2 nr = make_float2(0.f, 0.f);
-            if (!kDiag) nr = *reinterpret_cast<const float2*>(&norm[set][nb * 8 + 2 * t]);
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int h = i >> 1;
-                const float rci = (i & 1) ? rc.y : rc.x, nri = (i & 1) ? nr.y : nr.x;
-                float l = lg[nb][i] + (c_of[h] + rci);
-                if (!kDiag) l = fmaf(b_of[h], nri, l);
-                const float resp = fast_exp2(l);
-                lg[nb][i] = resp;
-                nkp[h] += resp;
-                if (!kDiag) sx2p[h] = fmaf(resp, nri, sx2p[h]);
-            }
-        }
+        responsibilities_regs<R / 8, kDiag>(lg, ct, rowc[set], norm[set], t, nkp, sx2p);
         // R^T x' (and R^T x'^2): A = the responsibilities (bf16, registers),
         // B = the row tile's high parts read MN-major (k = rows, n = dims).
         // Left in flight under the next tile's staging.
@@ -765,7 +783,7 @@ constexpr int kF32Rows = 32;
 /// matrices, 8 rows x 4 words), row tile hi / lo (the same layout), the
 /// transposed TF32 tiles hi / lo (kMmaMaxDim dimensions), the raw landing tile.
 size_t wg_f32_pass2_bytes(int dp) {
-    const size_t mtile = size_t(kWgComps2) * dp * 4, xtile = size_t(kF32Rows) * dp * 4;
+    const size_t mtile = size_t(kPass2Comps) * dp * 4, xtile = size_t(kF32Rows) * dp * 4;
     const size_t ttile = size_t(kMmaMaxDim / 8) * tf32_sbo(kF32Rows);
     return 2 * (mtile + xtile + ttile) + sizeof(float) * kF32Rows * (dp + 4);
 }
@@ -818,7 +836,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int TPR = kThreads / R, RPW = 32 / TPR, CPT = (kMmaMaxDim / 8) / TPR;
     extern __shared__ __align__(128) uint8_t smem[];
     const int dp = m.dp, s = dp + 4, sbo = dp * 32;  // model and row tiles: dp words a row
-    const int mtile = kWgComps2 * dp * 4, xtile = R * dp * 4;
+    const int mtile = kPass2Comps * dp * 4, xtile = R * dp * 4;
     constexpr int ttile = kMmaMaxDim / 8 * tf32_sbo(R);
     uint8_t* const mh = smem;
     uint8_t* const ml = mh + mtile;
@@ -827,20 +845,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint8_t* const th = xl + xtile;
     uint8_t* const tl = th + ttile;
     float* const raw = reinterpret_cast<float*>(tl + ttile);
-    __shared__ __align__(16) float cs[kWgComps2], bsph[kWgComps2];
+    __shared__ __align__(16) float cs[kPass2Comps], bsph[kPass2Comps];
     __shared__ __align__(16) float norm[R], rowc[R];
     __shared__ float raw_lz[R], raw_w[R];
     __shared__ __align__(16) float shift[kMmaMaxDim];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
     const int wg = warp / 4;
-    const int c0 = blockIdx.x * kWgComps2;
+    const int c0 = blockIdx.x * kPass2Comps;
     const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
     const int64_t end = min(n, begin + rows_per_chunk);
 
     auto load_tile = [&](int64_t row0) {
         load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
     };
-    load_f32_model_async(m, c0, kWgComps2, mh, cs, bsph);
+    load_f32_model_async(m, c0, kPass2Comps, mh, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
     cp_async_commit();
     if (begin < end) load_tile(begin);
@@ -849,12 +867,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     split_tf32_tile(mh, ml, mtile);
     const uint8_t* const wmh = mh + 8 * wg * sbo;
     const uint8_t* const wml = ml + 8 * wg * sbo;
-    float c_of[2], b_of[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        c_of[h] = cs[warp * 16 + g + 8 * h];
-        b_of[h] = bsph[warp * 16 + g + 8 * h];
-    }
+    const CompTerms ct = comp_terms<false>(cs, bsph, warp, g);
 
     float accx[kMaxNd][4], accx2[1][4] = {};
 #pragma unroll
@@ -932,20 +945,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma_wait<0>();
         fence_regs(lg);
         fence_regs(accx);
-#pragma unroll
-        for (int nb = 0; nb < R / 8; nb++) {
-            const float2 rc = *reinterpret_cast<const float2*>(&rowc[nb * 8 + 2 * t]);
-            const float2 nr = *reinterpret_cast<const float2*>(&norm[nb * 8 + 2 * t]);
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int h = i >> 1;
-                const float rci = (i & 1) ? rc.y : rc.x, nri = (i & 1) ? nr.y : nr.x;
-                const float resp = fast_exp2(fmaf(b_of[h], nri, lg[nb][i] + (c_of[h] + rci)));
-                lg[nb][i] = resp;
-                nkp[h] += resp;
-                sx2p[h] = fmaf(resp, nri, sx2p[h]);
-            }
-        }
+        responsibilities_regs<R / 8, false>(lg, ct, rowc, norm, t, nkp, sx2p);
         // 3xTF32 R^T x': r split into TF32 hi and an fp32 remainder (k = t +
         // 4q holds row 2t + q: C columns 2t, 2t + 1), B the transposed tiles.
         uint32_t afh[R / 8][4], afl[R / 8][4];
@@ -976,31 +976,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     flush_stats<false>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
 }
 
-cudaError_t accumulate_wgmma_f32(const float* x, int64_t n, const float* weights,
-                                 const float* log_norm, const MmaModelView& m,
-                                 const StatsView& stats, int num_sms, cudaStream_t stream) {
-    const size_t bytes = wg_f32_pass2_bytes(m.dp);
-    auto kernel = accumulate_wgmma_f32_kernel;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    int64_t rows_per_chunk = 0;
-    const dim3 grid = pass2_grid(m, n, kF32Rows, num_sms, rows_per_chunk);
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, rows_vec16(x, m.d),
-                                              rows_per_chunk);
-    return cudaGetLastError();
-}
-
 }  // namespace
+
+bool wgmma_device(int device) {
+    int major = 0, minor = 0;
+    if (device < 0 && cudaGetDevice(&device) != cudaSuccess) return false;
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
+               cudaSuccess &&
+           cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) ==
+               cudaSuccess &&
+           major == 9 && minor == 0;
+}
 
 WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
     WgmmaCoverage c;
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
-        major != 9 || minor != 0)
-        return c;
     using M = MmaPrecision;
     // 3xTF32 log-densities stay on mma.sync in pass 1: a wgmma version (x'
     // in registers, 32-component split tiles) took 7.4 ms at (1M, 1024, 128),
@@ -1012,49 +1001,28 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
     return c;
 }
 
-namespace {
-
-template <bool kDiag>
-cudaError_t log_norm_wgmma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
-                           float* log_norm, const StatsView& stats, cudaStream_t stream) {
-    const size_t bytes = wg_pass1_bytes<kDiag>(m.dp);
-    auto kernel = log_norm_wgmma_kernel<kDiag>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    const dim3 grid{unsigned((n + kWgRows1 - 1) / kWgRows1)};
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, m, rows_vec16(x, m.d), log_norm,
-                                              stats.sums);
-    return cudaGetLastError();
-}
-
-template <bool kDiag, bool kAccTf32>
-cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, const float* log_norm,
-                             const MmaModelView& m, const StatsView& stats, int num_sms,
-                             cudaStream_t stream) {
-    const size_t bytes = wg_pass2_bytes<kDiag, kAccTf32>(m.dp);
-    auto kernel = accumulate_wgmma_kernel<kDiag, kAccTf32>;
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
-    if (e != cudaSuccess) return e;
-    int64_t rows_per_chunk = 0;
-    const dim3 grid = pass2_grid(m, n, wg_pass2_rows<kDiag>(), num_sms, rows_per_chunk);
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, weights, log_norm, m, stats, rows_vec16(x, m.d),
-                                              rows_per_chunk);
-    return cudaGetLastError();
-}
-
-}  // namespace
-
 cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
                                   const MmaModelView& m, MmaPrecision logits, float* log_norm,
                                   const StatsView& stats, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (logits != MmaPrecision::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
-    return m.spherical ? log_norm_wgmma<false>(x, n, weights, m, log_norm, stats, stream)
-                       : log_norm_wgmma<true>(x, n, weights, m, log_norm, stats, stream);
+    return m.spherical ? launch_pass1(log_norm_wgmma_kernel<false>, wg_pass1_bytes<false>(m.dp), x,
+                                      n, weights, m, log_norm, stats, stream)
+                       : launch_pass1(log_norm_wgmma_kernel<true>, wg_pass1_bytes<true>(m.dp), x, n,
+                                      weights, m, log_norm, stats, stream);
 }
+
+namespace {
+template <bool kDiag, bool kAccTf32>
+cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, const float* log_norm,
+                             const MmaModelView& m, const StatsView& stats, int num_sms,
+                             cudaStream_t stream) {
+    return launch_pass2(accumulate_wgmma_kernel<kDiag, kAccTf32>,
+                        wg_pass2_bytes<kDiag, kAccTf32>(m.dp), wg_pass2_rows<kDiag>(), x, n,
+                        weights, log_norm, m, stats, num_sms, stream);
+}
+}  // namespace
 
 cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weights,
                                     const float* log_norm, const MmaModelView& m,
@@ -1064,7 +1032,8 @@ cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weig
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     using M = MmaPrecision;
     if (plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3 && m.spherical && !m.split_bf16)
-        return accumulate_wgmma_f32(x, n, weights, log_norm, m, stats, num_sms, stream);
+        return launch_pass2(accumulate_wgmma_f32_kernel, wg_f32_pass2_bytes(m.dp), kF32Rows, x, n,
+                            weights, log_norm, m, stats, num_sms, stream);
     if (plan.logits != M::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
     if (plan.accumulate == M::Bf16)
         return m.spherical ? accumulate_wgmma<false, false>(x, n, weights, log_norm, m, stats,

@@ -37,6 +37,8 @@ void GpuEStep::set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma
     plan_ = plan;
 }
 
+bool GpuEStep::mma_path() const { return use_mma_ && d_ <= kMmaMaxDim; }
+
 GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision)
     : block_bytes_(block_bytes), plan_(plan_for(precision)) {
     int count = 0;
@@ -51,6 +53,7 @@ GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision)
     FAISS_GMM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     FAISS_GMM_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     for (int s = 0; s < 2; s++) copied_[s].create(), done_[s].create();
+    wgmma_device_ = wgmma_device(device_);
 }
 
 GpuEStep::~GpuEStep() {
@@ -129,7 +132,7 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     // The raw model goes up once (page-locked staging: pageable copies cost
     // milliseconds at K = 4096) and the device computes the terms in the
     // kernels' layout (launch_model_terms): shift | weights | means | variances.
-    const bool mma = use_mma_ && d_ <= kMmaMaxDim;
+    const bool mma = mma_path();
     dp_ = mma ? (d_ + 15) / 16 * 16 : d_;
     kp_ = mma ? (k_ + kMmaCompPad - 1) / kMmaCompPad * kMmaCompPad : k_;
     const size_t ns = dp_, nw = k_, nm = size_t(k_) * d_, nv = model.n_variances();
@@ -143,9 +146,6 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     raw_.reserve(ns + nw + nm + nv);
     FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(raw_.data(), hs, (ns + nw + nm + nv) * sizeof(float),
                                          cudaMemcpyHostToDevice, stream));
-    shift_.reserve(ns);
-    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(shift_.data(), raw_.data(), ns * sizeof(float),
-                                         cudaMemcpyDeviceToDevice, stream));
     const size_t na = size_t(kp_) * dp_, nb = spherical_ ? size_t(kp_) : na;
     a_.reserve(na);
     b_.reserve(nb);
@@ -160,16 +160,15 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     rv.variances = rv.means + nm;
     TermsTarget tt;
     tt.mma = mma;
-    tt.split_bf16 = mma && plan_.logits == MmaPrecision::Bf16x3;  // MmaModelView::split_bf16
+    tt.split_bf16 = mma && split_bf16();
     tt.dp = dp_;
     tt.kp = kp_;
     tt.a = a_.data();
     tt.b = b_.data();
     tt.c = c_.data();
     FAISS_GMM_CUDA_CHECK(launch_model_terms(rv, tt, stream));
-    const size_t nacc = size_t(k_) + size_t(k_) * d_ + st.sum_x2.size() + 2;
-    acc_.reserve(nacc);
-    FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(acc_.data(), 0, nacc * sizeof(double), stream));
+    acc_.reserve(acc_len());
+    FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(acc_.data(), 0, acc_len() * sizeof(double), stream));
     // The staging area is rewritten by the next call: the copies must be
     // done by then. download_stats synchronises the stream before any later
     // upload_model, so no wait is needed here.
@@ -181,20 +180,21 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
     s.sum_x = s.nk + k_;
     s.sum_x2 = s.sum_x + size_t(k_) * d_;
     s.sums = s.sum_x2 + (spherical_ ? size_t(k_) : size_t(k_) * d_);
-    if (use_mma_ && d_ <= kMmaMaxDim) {
+    if (mma_path()) {
         MmaModelView mv;
         mv.d = d_;
         mv.k = k_;
         mv.dp = dp_;
         mv.kp = kp_;
         mv.spherical = spherical_;
-        mv.split_bf16 = plan_.logits == MmaPrecision::Bf16x3;  // as upload_model formatted
-        mv.shift = shift_.data();
+        mv.split_bf16 = split_bf16();  // as upload_model formatted
+        mv.shift = raw_.data();
         mv.a = a_.data();
         mv.b = spherical_ ? nullptr : b_.data();
         mv.bsph = spherical_ ? b_.data() : nullptr;
         mv.c = c_.data();
-        const WgmmaCoverage wg = use_wgmma_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
+        const WgmmaCoverage wg =
+            use_wgmma_ && wgmma_device_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
         if (wg.log_norm)
             FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, plan_.logits, lz, s, stream));
         else
@@ -212,7 +212,7 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
     m.d = d_;
     m.k = k_;
     m.spherical = spherical_;
-    m.shift = shift_.data();
+    m.shift = raw_.data();
     m.a = a_.data();
     m.b = b_.data();
     m.c = c_.data();
@@ -225,9 +225,8 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
     const int d = d_, k = k_;
     const size_t nx2 = st.sum_x2.size();
-    const size_t total = size_t(k) + size_t(k) * d + nx2 + 2;
-    hstats_.reserve(total);
-    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc_.data(), total * sizeof(double),
+    hstats_.reserve(acc_len());
+    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc_.data(), acc_len() * sizeof(double),
                                          cudaMemcpyDeviceToHost, stream));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
     const double* nk = hstats_.data();

@@ -68,6 +68,14 @@ class GpuEStep : public EStepBackend {
                       const float* x, bool x_on_device, cudaStream_t stream);
     void run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream);
     void download_stats(SufficientStatistics& st, cudaStream_t stream);
+    /// Tensor-core kernels for the current model (else the fp32 SIMT ones).
+    bool mma_path() const;
+    /// The model's rows are uploaded pre-split (MmaModelView::split_bf16).
+    bool split_bf16() const { return plan_.logits == MmaPrecision::Bf16x3; }
+    /// Doubles in acc_: nk (k) | sum_x (k x d) | sum_x2 (k or k x d) | sums (2).
+    size_t acc_len() const {
+        return size_t(k_) + size_t(k_) * d_ + (spherical_ ? size_t(k_) : size_t(k_) * d_) + 2;
+    }
 
     int device_ = 0;
     int num_sms_ = 1;
@@ -77,13 +85,16 @@ class GpuEStep : public EStepBackend {
     int d_ = 0, k_ = 0;
     int dp_ = 0, kp_ = 0;  // row length and row count of the uploaded a_ (padded for the mma path)
     bool spherical_ = true;
-    bool use_mma_ = true;    // tensor-core kernels when d <= kMmaMaxDim
-    bool use_wgmma_ = true;  // Hopper's wgmma kernels where they take the plan
+    bool use_mma_ = true;        // tensor-core kernels when d <= kMmaMaxDim
+    bool use_wgmma_ = true;      // Hopper's wgmma kernels where they take the plan
+    bool wgmma_device_ = false;  // this device runs them (wgmma_device)
     MmaPlan plan_;
-    std::vector<double> centre_;      // what the kernels subtract (stats converted to st.shift)
-    DeviceBuffer<float> raw_;         // the model as uploaded: shift | weights | means | variances
+    std::vector<double> centre_;  // what the kernels subtract (stats converted to st.shift)
+    // The model as uploaded: shift (the kernels' centre, dp_ floats, zero
+    // past d_) | weights | means | variances.
+    DeviceBuffer<float> raw_;
     DeviceBuffer<float> sample_dev_;  // the centre's sample, gathered on the device
-    DeviceBuffer<float> shift_, a_, b_, c_;
+    DeviceBuffer<float> a_, b_, c_;
     DeviceBuffer<double> acc_;  // nk | sum_x | sum_x2 | sums(2)
     // The host path's two slots: page-locked staging, device copies, events.
     DeviceBuffer<float> x_[2], w_[2], lz_[2];

@@ -38,9 +38,14 @@ struct WgmmaCoverage {
 };
 
 /**
- * What the wgmma kernels cover of `plan` (for a spherical or diagonal
- * model) on the current device: nothing unless it is a compute-capability
- * 9.0 GPU (Hopper).
+ * Whether GPU `device` (-1: the current one) runs the wgmma kernels: a
+ * compute-capability 9.0 GPU (Hopper). Elsewhere only mma.sync runs.
+ */
+bool wgmma_device(int device = -1);
+
+/**
+ * What the wgmma kernels cover of `plan` for a spherical or diagonal model,
+ * on a device where wgmma_device() holds.
  */
 WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical);
 
