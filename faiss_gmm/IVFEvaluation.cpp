@@ -53,6 +53,38 @@ std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float
         p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
         p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
         p.scanned_per_query = double(faiss::indexIVF_stats.ndis) / nq;
+        p.lists_per_query = double(faiss::indexIVF_stats.nlist) / nq;
+        p.qps = nq / std::max(dt, 1e-9);
+        out.push_back(p);
+    }
+    return out;
+}
+
+std::vector<RecallPoint> evaluate_ivf_mixture(const faiss::Index* index,
+                                              const GaussianMixture& model, idx_t nq,
+                                              const float* xq, const int32_t* gt, int gt_k,
+                                              const std::vector<int>& nprobes,
+                                              const MixtureSearchParameters& params) {
+    const int res_k = int(std::min<idx_t>(100, index->ntotal));
+    FAISS_GMM_CHECK(res_k >= 1, "evaluate_ivf_mixture: the index is empty");
+    MixtureSearchParameters sp = params;
+    if (sp.max_copies <= 0) sp.max_copies = count_max_copies(index);  // once, not per point
+    std::vector<float> dis(size_t(nq) * res_k);
+    std::vector<idx_t> ids(size_t(nq) * res_k);
+    std::vector<RecallPoint> out;
+    for (int np : nprobes) {
+        sp.nprobe = std::max(np, 1);
+        MixtureSearchStats st;
+        auto t0 = std::chrono::steady_clock::now();
+        search_mixture(index, model, nq, xq, res_k, dis.data(), ids.data(), sp, &st);
+        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        RecallPoint p;
+        p.nprobe = sp.nprobe;
+        p.recall_1_1 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 1);
+        p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
+        p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
+        p.scanned_per_query = st.ndis / nq;
+        p.lists_per_query = st.nlist / nq;
         p.qps = nq / std::max(dt, 1e-9);
         out.push_back(p);
     }

@@ -1,0 +1,271 @@
+#include <faiss/IVFlib.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/utils/distances.h>
+#include <faiss_gmm/IVFMixture.h>
+#include <faiss_gmm/utils/FileUtils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <unordered_map>
+
+namespace faiss_gmm {
+
+namespace {
+
+using FaissIdx = faiss::Index::idx_t;
+
+/// The IVF inside `index` and, for an IndexPreTransform, the chain in front.
+struct IvfParts {
+    faiss::IndexIVF* ivf = nullptr;
+    const faiss::IndexPreTransform* pre = nullptr;
+};
+
+IvfParts ivf_parts(const faiss::Index* index, const char* what) {
+    FAISS_GMM_CHECK(index, std::string(what) + ": null index");
+    IvfParts p;
+    p.pre = dynamic_cast<const faiss::IndexPreTransform*>(index);
+    p.ivf = faiss::ivflib::try_extract_index_ivf(const_cast<faiss::Index*>(index));
+    FAISS_GMM_CHECK(p.ivf, std::string(what) + ": the index holds no IndexIVF");
+    FAISS_GMM_CHECK(p.ivf->is_trained, std::string(what) + ": the index is not trained");
+    // A chain inside the chain would hide further transforms from apply_chain.
+    if (p.pre)
+        FAISS_GMM_CHECK(p.pre->index == p.ivf,
+                        std::string(what) + ": only one IndexPreTransform level is supported");
+    return p;
+}
+
+void check_model_fits(const faiss::IndexIVF* ivf, const GaussianMixture& model, const char* what) {
+    model.check_model();
+    FAISS_GMM_CHECK(model.d == ivf->d && idx_t(model.k) == idx_t(ivf->nlist),
+                    std::string(what) + ": the model (d=" + std::to_string(model.d) +
+                        ", k=" + std::to_string(model.k) + ") is not the index's (d=" +
+                        std::to_string(ivf->d) + ", nlist=" + std::to_string(ivf->nlist) + ")");
+}
+
+/// x in the IVF's space: the chain applied (owned copy) or x itself.
+struct Transformed {
+    const float* x;
+    std::unique_ptr<const float[]> owned;
+};
+
+Transformed to_ivf_space(const IvfParts& p, idx_t n, const float* x) {
+    Transformed t{x, nullptr};
+    if (p.pre && !p.pre->chain.empty()) {
+        t.x = p.pre->apply_chain(n, x);
+        if (t.x != x) t.owned.reset(t.x);
+    }
+    return t;
+}
+
+}  // namespace
+
+void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
+                  const float* x, const MultiAssignParameters& p, idx_t* lists) {
+    const IvfParts parts = ivf_parts(index, "assign_multi");
+    check_model_fits(parts.ivf, model, "assign_multi");
+    FAISS_GMM_CHECK(p.max_lists >= 1 && p.max_lists <= model.k,
+                    "assign_multi: max_lists must be in [1, k], got " + std::to_string(p.max_lists));
+    FAISS_GMM_CHECK(p.tau >= 0.f && p.tau <= 1.f,
+                    "assign_multi: tau must be in [0, 1], got " + std::to_string(p.tau));
+    if (n == 0) return;
+    FAISS_GMM_CHECK(x && lists, "assign_multi: null input");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const Transformed xt = to_ivf_space(parts, n, x);
+    const int d = parts.ivf->d, m = p.max_lists;
+
+    // Rows in blocks, so that the top-m labels and responsibilities stay
+    // O(block * m) whatever n is.
+    const idx_t bs = 65536;
+    std::vector<FaissIdx> nearest(bs);
+    std::vector<float> ndis(bs);
+    std::vector<idx_t> top(size_t(bs) * m);
+    std::vector<float> resp(size_t(bs) * m);
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        const idx_t nb = std::min(bs, n - i0);
+        const float* xb = xt.x + size_t(i0) * d;
+        parts.ivf->quantizer->search(nb, xb, 1, ndis.data(), nearest.data());
+        if (m > 1) model.top_components(nb, xb, m, top.data(), resp.data());
+#pragma omp parallel for
+        for (idx_t i = 0; i < nb; i++) {
+            idx_t* row = lists + size_t(i0 + i) * m;
+            int filled = 0;
+            row[filled++] = idx_t(nearest[i]);
+            for (int j = 0; j < m && filled < m; j++) {
+                const idx_t c = top[size_t(i) * m + j];
+                if (c != row[0] && resp[size_t(i) * m + j] >= p.tau) row[filled++] = c;
+            }
+            for (; filled < m; filled++) row[filled] = -1;
+        }
+    }
+}
+
+MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, const idx_t* xids,
+                                 int max_lists, const idx_t* lists) {
+    const IvfParts parts = ivf_parts(index, "add_preassigned");
+    FAISS_GMM_CHECK(max_lists >= 1, "add_preassigned: max_lists must be >= 1");
+    FAISS_GMM_CHECK(xids || index->ntotal == 0,
+                    "add_preassigned: give ids when adding to a non-empty index (its ntotal "
+                    "counts list entries, not vectors, once vectors have several)");
+    MultiAssignStats st;
+    st.n_vectors = n;
+    if (n == 0) return st;
+    FAISS_GMM_CHECK(x && lists, "add_preassigned: null input");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const Transformed xt = to_ivf_space(parts, n, x);
+    const int d = parts.ivf->d;
+    const idx_t nlist = idx_t(parts.ivf->nlist);
+
+    // One entry per (vector, list): the vector repeated, its id repeated.
+    // In blocks, so that the repeated copy is bounded.
+    const idx_t bs = 65536;
+    std::vector<float> rep;
+    std::vector<FaissIdx> rep_ids, rep_lists;
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        const idx_t nb = std::min(bs, n - i0);
+        rep.clear();
+        rep_ids.clear();
+        rep_lists.clear();
+        for (idx_t i = i0; i < i0 + nb; i++) {
+            const idx_t* row = lists + size_t(i) * max_lists;
+            FAISS_GMM_CHECK(row[0] >= 0 && row[0] < nlist,
+                            "add_preassigned: vector " + std::to_string(i) + " has no list");
+            for (int j = 0; j < max_lists && row[j] >= 0; j++) {
+                FAISS_GMM_CHECK(row[j] < nlist, "add_preassigned: list " +
+                                                    std::to_string(row[j]) + " out of range");
+                rep.insert(rep.end(), xt.x + size_t(i) * d, xt.x + size_t(i + 1) * d);
+                rep_ids.push_back(FaissIdx(xids ? xids[i] : i));
+                rep_lists.push_back(FaissIdx(row[j]));
+            }
+        }
+        parts.ivf->add_core(idx_t(rep_ids.size()), rep.data(), rep_ids.data(), rep_lists.data());
+        st.n_entries += idx_t(rep_ids.size());
+    }
+    if (parts.pre) index->ntotal = parts.ivf->ntotal;
+    return st;
+}
+
+MultiAssignStats add_multi_assign(faiss::Index* index, const GaussianMixture& model, idx_t n,
+                                  const float* x, const MultiAssignParameters& p,
+                                  const idx_t* xids) {
+    std::vector<idx_t> lists(size_t(n) * std::max(1, p.max_lists));
+    assign_multi(index, model, n, x, p, lists.data());
+    return add_preassigned(index, n, x, xids, p.max_lists, lists.data());
+}
+
+int count_max_copies(const faiss::Index* index) {
+    const IvfParts parts = ivf_parts(index, "count_max_copies");
+    const faiss::InvertedLists* il = parts.ivf->invlists;
+    std::unordered_map<FaissIdx, int> count;
+    count.reserve(size_t(parts.ivf->ntotal));
+    int most = parts.ivf->ntotal > 0 ? 1 : 0;
+    for (size_t l = 0; l < parts.ivf->nlist; l++) {
+        const size_t ls = il->list_size(l);
+        if (ls == 0) continue;
+        faiss::InvertedLists::ScopedIds ids(il, l);
+        for (size_t j = 0; j < ls; j++) most = std::max(most, ++count[ids[j]]);
+    }
+    return most;
+}
+
+void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx_t nq,
+                    const float* xq, idx_t k, float* distances, idx_t* labels,
+                    const MixtureSearchParameters& p, MixtureSearchStats* stats) {
+    const IvfParts parts = ivf_parts(index, "search_mixture");
+    const faiss::IndexIVF* ivf = parts.ivf;
+    check_model_fits(ivf, model, "search_mixture");
+    FAISS_GMM_CHECK(k >= 1, "search_mixture: k must be >= 1");
+    FAISS_GMM_CHECK(p.nprobe >= 1, "search_mixture: nprobe must be >= 1");
+    FAISS_GMM_CHECK(p.mass >= 0 && std::isfinite(p.mass), "search_mixture: mass must be >= 0");
+    if (nq == 0) return;
+    FAISS_GMM_CHECK(xq && distances && labels, "search_mixture: null input");
+    check_finite_rows(nq, index->d, xq, "queries");
+    const int copies = p.max_copies > 0 ? p.max_copies : std::max(1, count_max_copies(index));
+    const int nprobe = int(std::min<idx_t>(p.nprobe, idx_t(ivf->nlist)));
+    const bool ip = ivf->metric_type == faiss::METRIC_INNER_PRODUCT;
+    const Transformed qt = to_ivf_space(parts, nq, xq);
+    const int d = ivf->d;
+
+    // Lists per query, and their centroid distances (IVFPQ's precomputed
+    // tables add them to the code distances, so they must be the metric's).
+    std::vector<FaissIdx> assign(size_t(nq) * nprobe);
+    std::vector<float> cdis(size_t(nq) * nprobe);
+    if (p.order == ProbeOrder::Distance) {
+        ivf->quantizer->search(nq, qt.x, nprobe, cdis.data(), assign.data());
+    } else {
+        std::vector<idx_t> top(size_t(nq) * nprobe);
+        std::vector<float> resp(size_t(nq) * nprobe);
+        model.top_components(nq, qt.x, nprobe, top.data(), resp.data());
+        std::vector<float> centroids(size_t(ivf->nlist) * d);
+        ivf->quantizer->reconstruct_n(0, ivf->nlist, centroids.data());
+        const bool adaptive = p.mass > 0 && p.mass < 1;
+#pragma omp parallel for
+        for (idx_t q = 0; q < nq; q++) {
+            double cum = 0;
+            bool stop = false;
+            for (int j = 0; j < nprobe; j++) {
+                const size_t e = size_t(q) * nprobe + j;
+                if (stop) {
+                    assign[e] = -1;  // FAISS skips lists < 0
+                    cdis[e] = ip ? -std::numeric_limits<float>::infinity()
+                                 : std::numeric_limits<float>::infinity();
+                    continue;
+                }
+                const float* c = centroids.data() + size_t(top[e]) * d;
+                const float* v = qt.x + size_t(q) * d;
+                assign[e] = FaissIdx(top[e]);
+                cdis[e] = ip ? faiss::fvec_inner_product(v, c, d) : faiss::fvec_L2sqr(v, c, d);
+                cum += resp[e];
+                if (adaptive && cum >= p.mass) stop = true;
+            }
+        }
+    }
+
+    // Over-fetch k * copies entries: an id held `copies` times can fill at
+    // most that many places, so k distinct ids survive; the first copy of an
+    // id in FAISS's sorted results is its best distance.
+    const idx_t kk = std::min<idx_t>(k * copies, std::max<idx_t>(ivf->ntotal, k));
+    faiss::SearchParametersIVF sp;
+    sp.nprobe = size_t(nprobe);
+    faiss::IndexIVFStats ivf_stats;
+    const idx_t qb = 4096;  // queries per block: bounds the over-fetched results
+    std::vector<float> fd(size_t(std::min(qb, nq)) * kk);
+    std::vector<FaissIdx> fi(fd.size());
+    for (idx_t q0 = 0; q0 < nq; q0 += qb) {
+        const idx_t nb = std::min(qb, nq - q0);
+        ivf->search_preassigned(nb, qt.x + size_t(q0) * d, kk, assign.data() + size_t(q0) * nprobe,
+                                cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), false,
+                                &sp, &ivf_stats);
+#pragma omp parallel for
+        for (idx_t q = 0; q < nb; q++) {
+            const float* dq = fd.data() + size_t(q) * kk;
+            const FaissIdx* iq = fi.data() + size_t(q) * kk;
+            float* dout = distances + size_t(q0 + q) * k;
+            idx_t* lout = labels + size_t(q0 + q) * k;
+            idx_t got = 0;
+            for (idx_t j = 0; j < kk && got < k; j++) {
+                if (iq[j] < 0) break;
+                bool seen = false;
+                for (idx_t t = 0; t < got && !seen; t++) seen = lout[t] == idx_t(iq[j]);
+                if (seen) continue;
+                dout[got] = dq[j];
+                lout[got++] = idx_t(iq[j]);
+            }
+            for (; got < k; got++) {
+                // FAISS's own padding: id -1 at the worst float distance.
+                dout[got] = ip ? -std::numeric_limits<float>::max()
+                               : std::numeric_limits<float>::max();
+                lout[got] = -1;
+            }
+        }
+    }
+    if (stats) {
+        stats->nq += nq;
+        stats->ndis += double(ivf_stats.ndis);
+        stats->nlist += double(ivf_stats.nlist);
+    }
+}
+
+}  // namespace faiss_gmm

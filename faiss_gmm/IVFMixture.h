@@ -1,0 +1,119 @@
+/**
+ * Using the mixture itself, not only its means, in a standard FAISS IVF
+ * index: soft multi-assignment when adding vectors (a border vector goes
+ * into several inverted lists) and probing lists by the component's
+ * posterior instead of the distance to its mean, optionally adaptive.
+ *
+ * The index stays a standard FAISS IndexIVF (Flat, PQ, SQ, also inside an
+ * IndexPreTransform chain such as OPQ): faiss::write_index / read_index
+ * handle it unchanged. What plain FAISS does with a multi-assigned index:
+ * ntotal counts list entries, not vectors, and its search may return the
+ * same id more than once (once per probed list that holds it, with the
+ * same distance for Flat codes, a slightly different one for PQ / SQ
+ * residual codes). search_mixture() returns each id at most once, with its
+ * best distance.
+ */
+#pragma once
+
+#include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/utils/Common.h>
+
+#include <vector>
+
+namespace faiss {
+struct Index;
+}
+
+namespace faiss_gmm {
+
+/** How add_multi_assign() spreads vectors over the inverted lists. */
+struct MultiAssignParameters {
+    /// A vector also goes into every other list whose responsibility
+    /// r_ik >= tau. 0.1, tuned on held-out base vectors (bench/IVF_RESULTS.md):
+    /// lower values duplicate vectors that are almost never found through
+    /// the extra list, higher ones leave most border vectors single.
+    float tau = 0.1f;
+    /// m: at most this many lists per vector, the nearest included (1 =
+    /// single assignment). 2 by default: third copies were rare at any tau
+    /// that helped and cost storage and scan time.
+    int max_lists = 2;
+};
+
+/** What one add_multi_assign() call stored. */
+struct MultiAssignStats {
+    idx_t n_vectors = 0;  ///< vectors added
+    idx_t n_entries = 0;  ///< inverted-list entries written (>= n_vectors)
+    /** Storage overhead: entries per vector (1 = single assignment). */
+    double entries_per_vector() const {
+        return n_vectors ? double(n_entries) / double(n_vectors) : 0.0;
+    }
+};
+
+/**
+ * The lists each of n vectors goes to: row i of lists (n x p.max_lists,
+ * -1 padded) holds first the nearest list (the index's own quantizer
+ * assignment), then, by decreasing responsibility, the other lists whose
+ * responsibility under `model` is >= p.tau. x is in the index's input
+ * space (the chain of an IndexPreTransform is applied here). The model
+ * must be the index's (d and k = nlist, e.g. from index_factory_gmm).
+ */
+void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
+                  const float* x, const MultiAssignParameters& p, idx_t* lists);
+
+/**
+ * Add n vectors with ids xids (nullptr: 0..n-1, only into an empty index)
+ * into the lists given by assign_multi() (n x max_lists, -1 padded): each
+ * vector's code is computed against each of its lists, as FAISS's own add
+ * does for one.
+ */
+MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, const idx_t* xids,
+                                 int max_lists, const idx_t* lists);
+
+/** assign_multi() then add_preassigned(). */
+MultiAssignStats add_multi_assign(faiss::Index* index, const GaussianMixture& model, idx_t n,
+                                  const float* x, const MultiAssignParameters& p = {},
+                                  const idx_t* xids = nullptr);
+
+/// How search_mixture() orders the lists of a query.
+enum class ProbeOrder {
+    Distance = 0,   ///< by distance to the list's centroid (what FAISS does)
+    Posterior = 1,  ///< by log pi_k + log N(q | mu_k, Sigma_k), most probable first
+};
+
+/** Parameters of search_mixture(). */
+struct MixtureSearchParameters {
+    int nprobe = 1;                        ///< lists probed (the upper bound when mass > 0)
+    ProbeOrder order = ProbeOrder::Posterior;  ///< how lists are ranked
+    /// p: with the posterior order, stop adding lists once their cumulative
+    /// posterior reaches this (adaptive nprobe, at least one list, at most
+    /// nprobe). 0 (or >= 1): always nprobe lists.
+    double mass = 0.0;
+    /// Most copies of one id the index holds (its max_lists); search fetches
+    /// k * max_copies results so that k distinct ids survive de-duplication.
+    /// 0: count it from the index's lists (one pass over the ids).
+    int max_copies = 0;
+};
+
+/** Work done by search_mixture() (sums over the queries). */
+struct MixtureSearchStats {
+    idx_t nq = 0;        ///< queries searched
+    double ndis = 0;     ///< list entries scanned (distances computed)
+    double nlist = 0;    ///< lists probed
+};
+
+/**
+ * k nearest neighbours of nq queries in an IVF index (directly, or inside
+ * an IndexPreTransform) with lists ordered by `p.order` under `model`
+ * (the index's mixture); each id is returned at most once, with its best
+ * distance (padded as FAISS pads, id -1 at -+FLT_MAX, when fewer than k
+ * ids were found).
+ * distances and labels are nq x k. stats (if given) accumulates the work.
+ */
+void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx_t nq,
+                    const float* xq, idx_t k, float* distances, idx_t* labels,
+                    const MixtureSearchParameters& p, MixtureSearchStats* stats = nullptr);
+
+/** The largest number of entries any one id has in the index's lists. */
+int count_max_copies(const faiss::Index* index);
+
+}  // namespace faiss_gmm
