@@ -8,6 +8,7 @@
 #include <faiss/index_io.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IVFEvaluation.h>
+#include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
@@ -137,7 +138,12 @@ int run_train(const std::string& data, int k, const std::string& means_out,
 }
 
 int run_build(const std::string& data, const std::string& factory, const std::string& out,
-              const std::string& metric, idx_t train_rows, bool kmeans, const GmmOptions& o) {
+              const std::string& metric, idx_t train_rows, bool kmeans,
+              const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o) {
+    FAISS_GMM_CHECK(!(kmeans && (ma.max_lists > 1 || !model_out.empty())),
+                    "--max-lists > 1 and --model-out need the GMM (drop --kmeans)");
+    FAISS_GMM_CHECK(ma.max_lists >= 1, "--max-lists must be >= 1");
+    FAISS_GMM_CHECK(ma.tau >= 0 && ma.tau <= 1, "--tau must be in [0, 1]");
     idx_t n;
     int d;
     auto x = load(data, &n, &d);
@@ -147,6 +153,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     idx_t nt = train_rows > 0 ? std::min(train_rows, n) : n;
     double t0 = now_s();
     std::unique_ptr<faiss::Index> index;
+    GaussianMixture model;
     if (kmeans) {
         index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
         index->verbose = !o.quiet;
@@ -154,26 +161,49 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     } else {
         auto p = o.params();
         print_backend(p);
-        index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric)));
+        index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric), &model));
     }
     double t1 = now_s();
     fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
-    index->add(n, x.data());
+    if (ma.max_lists > 1) {
+        const auto st = add_multi_assign(index.get(), model, n, x.data(), ma);
+        fprintf(stderr,
+                "faiss-gmm: multi-assignment (tau %.3g, up to %d lists): %lld entries, %.3f per "
+                "vector\n",
+                ma.tau, ma.max_lists, (long long)st.n_entries, st.entries_per_vector());
+    } else {
+        index->add(n, x.data());
+    }
+    if (!model_out.empty()) model.save(model_out);
     write_index_atomic(index.get(), out);
     fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), now_s() - t1);
     return 0;
 }
 
 void print_recall_table(const std::vector<RecallPoint>& pts) {
-    printf("%7s %9s %9s %9s %12s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100", "scanned/q",
-           "QPS");
+    printf("%7s %9s %9s %9s %12s %8s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100",
+           "scanned/q", "lists/q", "QPS");
     for (const auto& p : pts)
-        printf("%7d %9.4f %9.4f %9.4f %12.1f %10.0f\n", p.nprobe, p.recall_1_1, p.recall_10_10,
-               p.recall_100_100, p.scanned_per_query, p.qps);
+        printf("%7d %9.4f %9.4f %9.4f %12.1f %8.2f %10.0f\n", p.nprobe, p.recall_1_1,
+               p.recall_10_10, p.recall_100_100, p.scanned_per_query, p.lists_per_query, p.qps);
 }
 
+/// How eval searches: plain FAISS, or through the index's mixture.
+struct EvalSearch {
+    std::string model_path;        ///< the index's GMM (build --model-out); empty: plain FAISS
+    std::string probe = "distance";  ///< distance or posterior
+    double mass = 0;               ///< adaptive posterior mass (0: off)
+};
+
 int run_eval(const std::string& index_path, const std::string& queries, const std::string& gt_path,
-             const std::string& base, const std::string& nprobe_list, idx_t max_queries) {
+             const std::string& base, const std::string& nprobe_list, idx_t max_queries,
+             const EvalSearch& es) {
+    FAISS_GMM_CHECK(es.probe == "distance" || es.probe == "posterior",
+                    "unknown --probe '" + es.probe + "' (distance or posterior)");
+    FAISS_GMM_CHECK(!es.model_path.empty() || (es.probe == "distance" && es.mass == 0),
+                    "--probe posterior and --mass need --model (the index's mixture)");
+    FAISS_GMM_CHECK(es.mass == 0 || es.probe == "posterior", "--mass needs --probe posterior");
+    FAISS_GMM_CHECK(es.mass >= 0 && es.mass <= 1, "--mass must be in [0, 1]");
     std::unique_ptr<faiss::Index> index(faiss::read_index(index_path.c_str()));
     idx_t nq;
     int dq;
@@ -197,8 +227,20 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         fprintf(stderr, "faiss-gmm: brute-force ground truth (%d-NN)\n", gt_k);
         gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
     }
-    print_recall_table(
-        evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k, parse_int_list(nprobe_list)));
+    if (es.model_path.empty()) {
+        print_recall_table(evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k,
+                                        parse_int_list(nprobe_list)));
+        return 0;
+    }
+    const GaussianMixture model = GaussianMixture::load(es.model_path);
+    MixtureSearchParameters sp;
+    sp.order = es.probe == "posterior" ? ProbeOrder::Posterior : ProbeOrder::Distance;
+    sp.mass = es.mass;
+    sp.max_copies = count_max_copies(index.get());
+    fprintf(stderr, "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per id\n",
+            es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);
+    print_recall_table(evaluate_ivf_mixture(index.get(), model, nq, xq.data(), gt.data(), gt_k,
+                                            parse_int_list(nprobe_list), sp));
     return 0;
 }
 
@@ -313,6 +355,20 @@ int main(int argc, char** argv) {
     build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
     build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
     build->add_flag("--kmeans", use_kmeans, "train with FAISS k-means instead (for comparison)");
+    std::string b_model_out;
+    MultiAssignParameters b_ma;
+    b_ma.max_lists = 1;
+    build->add_option("--model-out", b_model_out,
+                      "also write the fitted mixture (eval --model reads it)");
+    build
+        ->add_option("--max-lists", b_ma.max_lists,
+                     "soft multi-assignment: store each vector in up to this many lists (1: a "
+                     "plain index; 2 with --tau 0.1 is the tuned setting)")
+        ->capture_default_str();
+    build
+        ->add_option("--tau", b_ma.tau,
+                     "multi-assignment: extra lists need a responsibility >= tau")
+        ->capture_default_str();
     o_build.add_to(build);
 
     std::string e_index, queries, gt, base, nprobes = "1,2,4,8,16,32,64,128";
@@ -326,6 +382,13 @@ int main(int argc, char** argv) {
     eval->add_option("--base", base, "base vectors for brute-force ground truth");
     eval->add_option("--nprobe", nprobes, "comma-separated nprobe values")->capture_default_str();
     eval->add_option("--max-queries", max_q, "use at most this many queries (0: all)");
+    EvalSearch es;
+    eval->add_option("--model", es.model_path,
+                     "the index's mixture (build --model-out): search through it, each id once");
+    eval->add_option("--probe", es.probe, "list order with --model: distance or posterior")
+        ->capture_default_str();
+    eval->add_option("--mass", es.mass,
+                     "adaptive probing: stop once the probed lists' posterior reaches this");
 
     std::string d_data, d_nprobes = "1,2,4,8,16,32,64";
     idx_t d_n = 200000, d_nq = 1000;
@@ -345,8 +408,10 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (*train) return run_train(data, k, means_out, model_out, max_rows, o_train);
-        if (*build) return run_build(b_data, factory, out, metric, train_rows, use_kmeans, o_build);
-        if (*eval) return run_eval(e_index, queries, gt, base, nprobes, max_q);
+        if (*build)
+            return run_build(b_data, factory, out, metric, train_rows, use_kmeans, b_model_out,
+                             b_ma, o_build);
+        if (*eval) return run_eval(e_index, queries, gt, base, nprobes, max_q, es);
         if (*demo) return run_demo(d_data, d_n, d_d, d_nlist, d_nq, d_nprobes, o_demo);
     } catch (const std::exception& e) {
         std::string msg = e.what();

@@ -85,6 +85,36 @@ TEST_F(Cli, TrainBuildEval) {
     EXPECT_NE(r.out.find("     16    1.0000    1.0000"), std::string::npos) << r.out;
 }
 
+TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
+    auto r = cli("build --data " + data + " --factory IVF16,Flat --niter 3 --max-lists 2 --tau 0.05" +
+                 " --model-out " + (dir / "ivf.gmm") + " --out " + (dir / "multi.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("per vector"), std::string::npos) << r.out;
+    std::unique_ptr<faiss::Index> index(faiss::read_index((dir / "multi.index").c_str()));
+    const auto model = GaussianMixture::load(dir / "ivf.gmm");
+    EXPECT_EQ(model.k, 16);
+    EXPECT_GE(index->ntotal, 3001) << "entries: vectors plus their extra copies";
+
+    for (std::string probe : {"--probe distance", "--probe posterior", "--probe posterior --mass 0.99"}) {
+        r = cli("eval --index " + (dir / "multi.index") + " --model " + (dir / "ivf.gmm") + " " +
+                probe + " --queries " + data + " --base " + data + " --nprobe 1,16 --max-queries 40");
+        ASSERT_EQ(r.code, 0) << probe << "\n" << r.out;
+        EXPECT_NE(r.out.find("lists/q"), std::string::npos) << r.out;
+        if (probe.find("mass") == std::string::npos)  // every list probed: exact, each id once
+            EXPECT_NE(r.out.find("     16    1.0000    1.0000    1.0000"), std::string::npos)
+                << probe << "\n" << r.out;
+    }
+    r = cli("eval --index " + (dir / "multi.index") + " --probe posterior --queries " + data +
+            " --base " + data);
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("need --model"), std::string::npos) << r.out;
+    r = cli("build --data " + data + " --factory IVF16,Flat --kmeans --max-lists 2 --out " +
+            (dir / "km.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("drop --kmeans"), std::string::npos) << r.out;
+    EXPECT_FALSE(exists(dir / "km.index"));
+}
+
 TEST_F(Cli, DemoRunsSmall) {
     auto r = cli(
         "demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,4 --quiet");
