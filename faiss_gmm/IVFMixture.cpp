@@ -118,6 +118,16 @@ MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, c
     const int d = parts.ivf->d;
     const idx_t nlist = idx_t(parts.ivf->nlist);
 
+    // Every row's lists first, so that a bad one adds nothing.
+    for (idx_t i = 0; i < n; i++) {
+        const idx_t* row = lists + size_t(i) * max_lists;
+        FAISS_GMM_CHECK(row[0] >= 0 && row[0] < nlist,
+                        "add_preassigned: vector " + std::to_string(i) + " has no valid list");
+        for (int j = 1; j < max_lists; j++)
+            FAISS_GMM_CHECK(row[j] >= -1 && row[j] < nlist,
+                            "add_preassigned: vector " + std::to_string(i) + " has list " +
+                                std::to_string(row[j]) + ", outside [0, nlist)");
+    }
     // One entry per (vector, list): the vector repeated, its id repeated.
     // In blocks, so that the repeated copy is bounded.
     const idx_t bs = 65536;
@@ -130,11 +140,7 @@ MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, c
         rep_lists.clear();
         for (idx_t i = i0; i < i0 + nb; i++) {
             const idx_t* row = lists + size_t(i) * max_lists;
-            FAISS_GMM_CHECK(row[0] >= 0 && row[0] < nlist,
-                            "add_preassigned: vector " + std::to_string(i) + " has no list");
             for (int j = 0; j < max_lists && row[j] >= 0; j++) {
-                FAISS_GMM_CHECK(row[j] < nlist, "add_preassigned: list " +
-                                                    std::to_string(row[j]) + " out of range");
                 rep.insert(rep.end(), xt.x + size_t(i) * d, xt.x + size_t(i + 1) * d);
                 rep_ids.push_back(FaissIdx(xids ? xids[i] : i));
                 rep_lists.push_back(FaissIdx(row[j]));

@@ -450,6 +450,11 @@ TEST(MultiAssignIndex, BadInputIsRefusedWithAMessage) {
     std::vector<float> bad(f.xb.begin(), f.xb.begin() + 10 * 8);
     bad[37] = NAN;
     throws_with([&] { add_multi_assign(f.index.get(), f.model, 10, bad.data()); }, "non-finite value (nan)");
+    std::vector<idx_t> lists(2 * 10, -1);
+    for (int i = 0; i < 10; i++) lists[2 * i] = i % 5;
+    lists[2 * 9 + 1] = 5;  // nlist is 5
+    throws_with([&] { add_preassigned(f.index.get(), 10, f.xb.data(), nullptr, 2, lists.data()); },
+                "outside [0, nlist)");
     EXPECT_EQ(f.index->ntotal, 0) << "nothing added on error";
     add_multi_assign(f.index.get(), f.model, f.n, f.xb.data());
     throws_with([&] { add_multi_assign(f.index.get(), f.model, f.n, f.xb.data()); }, "give ids");
