@@ -463,18 +463,35 @@ void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labe
         for (idx_t i = 0; i < nb; i++) {
             const float* row = lp.data() + size_t(i) * k;
             float mx = *std::max_element(row, row + k);
+            // Terms below e^-80 of the largest change the sum by < k e^-80:
+            // skip their exp (most of them, in high dimension).
             double s = 0;
-            for (int c = 0; c < k; c++) s += std::exp(double(row[c] - mx));
-            double lz = mx + std::log(s);
-            std::vector<int> idx(k);
-            std::iota(idx.begin(), idx.end(), 0);
-            std::partial_sort(idx.begin(), idx.begin() + t, idx.end(), [&](int a, int b) {
-                return row[a] > row[b] || (row[a] == row[b] && a < b);
-            });
-            for (int j = 0; j < t; j++) {
-                labels[(i0 + i) * t + j] = idx[j];
-                resp[(i0 + i) * t + j] = float(std::exp(double(row[idx[j]]) - lz));
+            for (int c = 0; c < k; c++) {
+                const double e = double(row[c]) - mx;
+                if (e > -80) s += std::exp(e);
             }
+            double lz = mx + std::log(s);
+            idx_t* lab = labels + (i0 + i) * t;
+            float* rsp = resp + (i0 + i) * t;
+            auto better = [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+            if (t <= 32) {
+                // Insertion into the t best so far: O(k) for the small t of
+                // IVF use (lists per vector, nprobe), no per-row allocation.
+                int best[32], nb = 0;
+                for (int c = 0; c < k; c++) {
+                    if (nb == t && !better(c, best[t - 1])) continue;
+                    int j = nb < t ? nb++ : t - 1;
+                    while (j > 0 && better(c, best[j - 1])) best[j] = best[j - 1], j--;
+                    best[j] = c;
+                }
+                for (int j = 0; j < t; j++) lab[j] = best[j];
+            } else {
+                std::vector<int> idx(k);
+                std::iota(idx.begin(), idx.end(), 0);
+                std::partial_sort(idx.begin(), idx.begin() + t, idx.end(), better);
+                for (int j = 0; j < t; j++) lab[j] = idx[j];
+            }
+            for (int j = 0; j < t; j++) rsp[j] = float(std::exp(double(row[lab[j]]) - lz));
         }
     }
 }

@@ -131,7 +131,11 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
             // One exp per entry: keep e = exp(l - max), then r = w e / sum(e).
             double s = 0;
             for (int c = 0; c < k; c++) {
-                float e = std::exp(row[c] - mx);
+                // Below e^-87 the result is subnormal (< FLT_MIN) and glibc's
+                // expf takes a slow path; such terms are 1e-38 of the row's
+                // largest, so they are zero here.
+                const float t = row[c] - mx;
+                const float e = t < -87.f ? 0.f : std::exp(t);
                 row[c] = e;
                 s += e;
             }
