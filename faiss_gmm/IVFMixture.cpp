@@ -30,10 +30,11 @@ IvfParts ivf_parts(const faiss::Index* index, const char* what) {
     p.ivf = faiss::ivflib::try_extract_index_ivf(const_cast<faiss::Index*>(index));
     FAISS_GMM_CHECK(p.ivf, std::string(what) + ": the index holds no IndexIVF");
     FAISS_GMM_CHECK(p.ivf->is_trained, std::string(what) + ": the index is not trained");
-    // A chain inside the chain would hide further transforms from apply_chain.
-    if (p.pre)
-        FAISS_GMM_CHECK(p.pre->index == p.ivf,
-                        std::string(what) + ": only one IndexPreTransform level is supported");
+    // Other wrappers (IndexIDMap, IndexRefine, nested chains) would map ids
+    // or vectors in ways that adding and searching past them would skip.
+    FAISS_GMM_CHECK(p.pre ? p.pre->index == p.ivf : index == p.ivf,
+                    std::string(what) +
+                        ": the index must be an IndexIVF or one IndexPreTransform over one");
     return p;
 }
 

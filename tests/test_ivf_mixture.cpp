@@ -2,6 +2,7 @@
 // float64 naive posteriors, brute force, and FAISS itself.
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPreTransform.h>
@@ -468,6 +469,11 @@ TEST(MultiAssignIndex, BadInputIsRefusedWithAMessage) {
     sp.nprobe = 2;
     throws_with([&] { search_mixture(f.index.get(), f.model, 1, qq.data(), 10, dis.data(), ids.data(), sp); },
                 "queries");
+    std::unique_ptr<faiss::Index> empty(faiss::clone_index(f.index.get()));
+    empty->reset();
+    faiss::IndexIDMap idmap(empty.get());
+    throws_with([&] { search_mixture(&idmap, f.model, 1, f.xq.data(), 10, dis.data(), ids.data(), sp); },
+                "must be an IndexIVF or one IndexPreTransform");
     faiss::IndexFlatL2 flat(8);
     throws_with([&] { search_mixture(&flat, f.model, 1, qq.data(), 10, dis.data(), ids.data(), sp); },
                 "no IndexIVF");
