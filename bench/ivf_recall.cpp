@@ -252,6 +252,260 @@ std::string fmt(const char* f, double v) {
     return buf;
 }
 
+/// The report of one data set from its curves: mean curves and gnuplot
+/// script, the markdown section (after `header`) and its summary row.
+void write_report(const std::string& stem, const std::string& name, const std::string& header,
+                  int nlist, int nseeds, const std::vector<int>& nprobes,
+                  const std::vector<Curve>& curves) {
+    // Methods in first-seen order.
+    std::vector<std::string> methods;
+    for (const auto& c : curves)
+        if (std::find(methods.begin(), methods.end(), c.method) == methods.end())
+            methods.push_back(c.method);
+    auto of = [&](const std::string& m) {
+        std::vector<const Curve*> v;
+        for (const auto& c : curves)
+            if (c.method == m) v.push_back(&c);
+        return v;
+    };
+    auto kmeans_of = [&](int seed) -> const Curve* {
+        for (const auto& c : curves)
+            if (c.method == "k-means" && c.seed == seed) return &c;
+        return nullptr;
+    };
+
+    // Mean curves for gnuplot: one block per method.
+    write_file_atomic(stem + ".dat", [&](FILE* f) {
+        for (const auto& m : methods) {
+            const auto cs = of(m);
+            fprintf(f, "# %s\n", m.c_str());
+            for (size_t i = 0; i < cs[0]->points.size(); i++) {
+                double s = 0, r = 0;
+                for (const auto* c : cs) s += c->points[i].scanned_per_query, r += c->points[i].recall_10_10;
+                fprintf(f, "%.2f %.4f\n", s / cs.size(), r / cs.size());
+            }
+            fprintf(f, "\n\n");
+        }
+    });
+    write_file_atomic(stem + ".gp", [&](FILE* f) {
+        fprintf(f,
+                "set terminal svg size 900,600 dynamic font 'sans,11'\n"
+                "set output '%s.svg'\n"
+                "set title '%s: IVF%d,Flat, 10-recall@10 vs list entries scanned per query "
+                "(mean of %d seeds)' noenhanced\n"
+                "set logscale x\nset xlabel 'entries scanned per query'\n"
+                "set ylabel '10-recall@10'\nset key bottom right noenhanced\nset grid\n"
+                "plot ",
+                name.c_str(), name.c_str(), nlist, nseeds);
+        for (size_t i = 0; i < methods.size(); i++)
+            fprintf(f, "%s'%s.dat' index %zu with linespoints title '%s'", i ? ", \\\n  " : "",
+                    name.c_str(), i, methods[i].c_str());
+        fprintf(f, "\n");
+    });
+
+    std::ostringstream md;
+    md << header;
+    md << "Entries scanned per query to reach a 10-recall@10, relative to k-means (mean of "
+          "the per-seed ratios, [min, max]; < 1 is cheaper), and storage (list entries per "
+          "vector):\n\n| method | entries/vector | @0.8 | @0.9 | @0.95 | @0.99 | verdict |\n|---|---|---|---|---|---|---|\n";
+    const double levels[4] = {0.8, 0.9, 0.95, 0.99};
+    bool any_first = false;
+    for (const auto& m : methods) {
+        const auto cs = of(m);
+        md << "| " << m << " | " << fmt("%.2f", cs[0]->entries_per_vector);
+        int wins = 0, losses = 0, known = 0;
+        for (double lv : levels) {
+            std::vector<double> ratios;
+            bool first = false;  // reached at nprobe 1 by either curve of some seed
+            for (const auto* c : cs) {
+                const Curve* k = kmeans_of(c->seed);
+                const double a = scanned_at_recall(c->points, lv),
+                             b = scanned_at_recall(k->points, lv);
+                if (!std::isnan(a) && !std::isnan(b)) ratios.push_back(a / b);
+                first |= c->points[0].recall_10_10 >= lv || k->points[0].recall_10_10 >= lv;
+            }
+            if (ratios.size() < cs.size() || ratios.empty()) {
+                md << " | n/a";
+                continue;
+            }
+            const double mean = std::accumulate(ratios.begin(), ratios.end(), 0.0) / ratios.size();
+            const double lo = *std::min_element(ratios.begin(), ratios.end()),
+                         hi = *std::max_element(ratios.begin(), ratios.end());
+            md << " | " << fmt("%.2f", mean) << " [" << fmt("%.2f", lo) << ", "
+               << fmt("%.2f", hi) << "]" << (first && m != "k-means" ? "*" : "");
+            any_first |= first && m != "k-means";
+            if (first) continue;  // the cost of nprobe 1, not of the level: no verdict
+            known++;
+            wins += hi < 0.97;
+            losses += lo > 1.03;
+        }
+        const char* verdict = m == "k-means" ? "reference"
+                              : known == 0   ? "n/a"
+                              : wins == known ? "wins"
+                              : losses == known ? "loses"
+                              : wins > 0 && losses == 0 ? "wins at some levels, ties at others"
+                              : losses > 0 && wins == 0 ? "loses at some levels, ties at others"
+                              : wins > 0 ? "mixed" : "ties";
+        md << " | " << verdict << " |\n";
+    }
+    md << "\nA method wins at a level when every seed's ratio is below 0.97, loses when "
+          "every seed's is above 1.03, and ties otherwise; the verdict counts the levels "
+          "without *.";
+    if (any_first)
+        md << " *: a curve already reaches the level at nprobe 1, so the ratio compares the "
+              "entries of nprobe 1 (an upper bound on the true cost) and gives no verdict.";
+    md << "\n\n";
+    // Recall at equal cost: at k-means's entries scanned for nprobe 1, 4, 16.
+    md << "10-recall@10 at the entries k-means scans at a given nprobe (mean over seeds, "
+          "interpolated on each curve):\n\n| method";
+    std::vector<size_t> at;
+    for (size_t i = 0; i < nprobes.size(); i++)
+        if (nprobes[i] == 1 || nprobes[i] == 4 || nprobes[i] == 16) at.push_back(i);
+    for (size_t i : at) md << " | = k-means nprobe " << nprobes[i];
+    md << " |\n|---";
+    for (size_t i = 0; i < at.size(); i++) md << "|---";
+    md << "|\n";
+    for (const auto& m : methods) {
+        md << "| " << m;
+        for (size_t i : at) {
+            double s = 0;
+            int cnt = 0;
+            for (const auto* c : of(m)) {
+                const double r = recall_at_scanned(
+                    c->points, kmeans_of(c->seed)->points[i].scanned_per_query);
+                if (!std::isnan(r)) s += r, cnt++;
+            }
+            md << " | " << (cnt == int(of(m).size()) ? fmt("%.3f", s / cnt) : "n/a");
+        }
+        md << " |\n";
+    }
+    md << "\nk-means at those points: ";
+    for (size_t j = 0; j < at.size(); j++) {
+        double s = 0;
+        for (const auto* c : of("k-means")) s += c->points[at[j]].scanned_per_query;
+        md << (j ? ", " : "") << "nprobe " << nprobes[at[j]] << " scans "
+           << fmt("%.0f", s / nseeds) << " entries";
+    }
+    md << ". n/a: outside the method's measured range.\n\n";
+    md << "![" << name << "](ivf_results/" << name << ".svg)\n\n";
+    md << "Training time per fit (s, mean): ";
+    for (const auto* m : {"k-means", "GMM-sph single distance", "GMM-diag single distance"}) {
+        double s = 0;
+        for (const auto* c : of(m)) s += c->train_s;
+        md << m << " " << fmt("%.1f", s / nseeds) << (std::string(m) == "GMM-diag single distance" ? "" : ", ");
+    }
+    md << ". Every point: `" << name << ".csv`.\n\n";
+    write_file_atomic(stem + ".md", [&](FILE* f) { fputs(md.str().c_str(), f); });
+
+    // One summary row at the first of 10@10 = 0.9, 0.95, 0.99 that no
+    // k-means seed reaches at nprobe 1: k-means's cost, then the plain
+    // (single, distance) spherical GMM and the cheapest GMM method.
+    double slv = 0.99;
+    for (double lv : {0.9, 0.95, 0.99}) {
+        bool first = false;
+        for (const auto* c : of("k-means")) first |= c->points[0].recall_10_10 >= lv;
+        if (!first) {
+            slv = lv;
+            break;
+        }
+    }
+    auto ratio_at = [&](const std::string& m, double lv, double* lo, double* hi) -> double {
+        std::vector<double> r;
+        for (const auto* c : of(m)) {
+            const double a = scanned_at_recall(c->points, lv),
+                         b = scanned_at_recall(kmeans_of(c->seed)->points, lv);
+            if (!std::isnan(a) && !std::isnan(b)) r.push_back(a / b);
+        }
+        if (r.size() < of(m).size() || r.empty()) return NAN;
+        *lo = *std::min_element(r.begin(), r.end());
+        *hi = *std::max_element(r.begin(), r.end());
+        return std::accumulate(r.begin(), r.end(), 0.0) / r.size();
+    };
+    double km_cost = 0;
+    for (const auto* c : of("k-means")) km_cost += scanned_at_recall(c->points, slv) / nseeds;
+    std::string best;
+    double best_r = INFINITY, best_lo = 0, best_hi = 0;
+    for (const auto& m : methods) {
+        double lo, hi;
+        const double r = m == "k-means" ? NAN : ratio_at(m, slv, &lo, &hi);
+        if (!std::isnan(r) && r < best_r) best_r = r, best = m, best_lo = lo, best_hi = hi;
+    }
+    std::ostringstream sm;
+    sm << "| " << name << " | " << nlist << " | " << fmt("%.2f", slv) << " | "
+       << fmt("%.0f", km_cost) << " | ";
+    double lo = 0, hi = 0;
+    const double plain = ratio_at("GMM-sph single distance", slv, &lo, &hi);
+    sm << fmt("%.2f", plain) << " [" << fmt("%.2f", lo) << ", " << fmt("%.2f", hi) << "] | ";
+    if (best.empty())
+        sm << "n/a | n/a | n/a |\n";
+    else
+        sm << best << " | " << fmt("%.2f", best_r) << " [" << fmt("%.2f", best_lo) << ", "
+           << fmt("%.2f", best_hi) << "] | "
+           << (best_hi < 0.97 ? "GMM wins" : best_lo > 1.03 ? "k-means wins" : "tie") << " |\n";
+    write_file_atomic(stem + ".summary.md", [&](FILE* f) { fputs(sm.str().c_str(), f); });
+}
+
+/// Rebuilds a data set's report from its CSV and header (NAME.header.md,
+/// or the part of an older NAME.md before its tables): the tables change,
+/// the measurements do not.
+int report_only(const std::string& stem, const std::string& name) {
+    FILE* f = fopen((stem + ".csv").c_str(), "r");
+    FAISS_GMM_CHECK(f, "cannot open " + stem + ".csv");
+    std::vector<Curve> curves;
+    char line[1024];
+    FAISS_GMM_CHECK(fgets(line, sizeof line, f), stem + ".csv is empty");
+    while (fgets(line, sizeof line, f)) {
+        std::stringstream ss(line);
+        std::string method, tok;
+        std::getline(ss, method, ',');
+        std::vector<double> v;
+        while (std::getline(ss, tok, ',')) v.push_back(std::stod(tok));
+        FAISS_GMM_CHECK(v.size() == 10, stem + ".csv: bad row: " + line);
+        const int seed = int(v[0]);
+        if (curves.empty() || curves.back().method != method || curves.back().seed != seed)
+            curves.push_back(Curve{method, seed, v[8], v[9], {}});
+        RecallPoint p;
+        p.nprobe = int(v[1]);
+        p.recall_1_1 = v[2];
+        p.recall_10_10 = v[3];
+        p.recall_100_100 = v[4];
+        p.scanned_per_query = v[5];
+        p.lists_per_query = v[6];
+        p.qps = v[7];
+        curves.back().points.push_back(p);
+    }
+    fclose(f);
+    FAISS_GMM_CHECK(!curves.empty(), stem + ".csv has no rows");
+    auto slurp = [](const std::string& path) {
+        std::string out;
+        FILE* h = fopen(path.c_str(), "r");
+        if (!h) return out;
+        char buf[4096];
+        size_t r;
+        while ((r = fread(buf, 1, sizeof buf, h)) > 0) out.append(buf, r);
+        fclose(h);
+        return out;
+    };
+    std::string header = slurp(stem + ".header.md");
+    if (header.empty()) {
+        header = slurp(stem + ".md");
+        const size_t cut = header.find("Entries scanned per query to reach");
+        FAISS_GMM_CHECK(cut != std::string::npos, "no header in " + stem + ".{header.md,md}");
+        header = header.substr(0, cut);
+        write_file_atomic(stem + ".header.md", [&](FILE* h) { fputs(header.c_str(), h); });
+    }
+    const size_t ivf = header.find(". IVF");
+    FAISS_GMM_CHECK(ivf != std::string::npos, "no IVF<nlist> in the header of " + stem);
+    const int nlist = std::stoi(header.substr(ivf + 5));
+    int nseeds = 0;
+    for (const auto& c : curves) nseeds = std::max(nseeds, c.seed);
+    std::vector<int> nprobes;
+    for (const auto& p : curves[0].points) nprobes.push_back(p.nprobe);
+    write_report(stem, name, header, nlist, nseeds, nprobes, curves);
+    fprintf(stderr, "%s: report rebuilt from %s.csv\n", name.c_str(), stem.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -278,9 +532,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--out-dir", out_dir, "where NAME.csv / .dat / .gp / .md go")
         ->capture_default_str();
+    std::string report;
+    app.add_option("--report-only", report,
+                   "rebuild NAME's report (tables, plots' data) from --out-dir/NAME.csv");
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (!report.empty()) return report_only(out_dir + "/" + report, report);
         FAISS_GMM_CHECK(dataset.empty() != synthetic.empty(),
                         "give exactly one of --dataset and --synthetic");
         std::vector<int> nprobes;
@@ -357,23 +615,6 @@ int main(int argc, char** argv) {
             fprintf(stderr, "seed %d done (%.0f s since start)\n", seed, now_s() - t_start);
         }
 
-        // Methods in first-seen order.
-        std::vector<std::string> methods;
-        for (const auto& c : curves)
-            if (std::find(methods.begin(), methods.end(), c.method) == methods.end())
-                methods.push_back(c.method);
-        auto of = [&](const std::string& m) {
-            std::vector<const Curve*> v;
-            for (const auto& c : curves)
-                if (c.method == m) v.push_back(&c);
-            return v;
-        };
-        auto kmeans_of = [&](int seed) -> const Curve* {
-            for (const auto& c : curves)
-                if (c.method == "k-means" && c.seed == seed) return &c;
-            return nullptr;
-        };
-
         const std::string stem = out_dir + "/" + ds.name;
         // Every operating point.
         write_file_atomic(stem + ".csv", [&](FILE* f) {
@@ -386,37 +627,8 @@ int main(int argc, char** argv) {
                             p.recall_100_100, p.scanned_per_query, p.lists_per_query, p.qps,
                             c.entries_per_vector, c.train_s);
         });
-        // Mean curves for gnuplot: one block per method.
-        write_file_atomic(stem + ".dat", [&](FILE* f) {
-            for (const auto& m : methods) {
-                const auto cs = of(m);
-                fprintf(f, "# %s\n", m.c_str());
-                for (size_t i = 0; i < cs[0]->points.size(); i++) {
-                    double s = 0, r = 0;
-                    for (const auto* c : cs) s += c->points[i].scanned_per_query, r += c->points[i].recall_10_10;
-                    fprintf(f, "%.2f %.4f\n", s / cs.size(), r / cs.size());
-                }
-                fprintf(f, "\n\n");
-            }
-        });
-        write_file_atomic(stem + ".gp", [&](FILE* f) {
-            fprintf(f,
-                    "set terminal svg size 900,600 dynamic font 'sans,11'\n"
-                    "set output '%s.svg'\n"
-                    "set title '%s: IVF%d,Flat, 10-recall@10 vs list entries scanned per query "
-                    "(mean of %d seeds)' noenhanced\n"
-                    "set logscale x\nset xlabel 'entries scanned per query'\n"
-                    "set ylabel '10-recall@10'\nset key bottom right noenhanced\nset grid\n"
-                    "plot ",
-                    ds.name.c_str(), ds.name.c_str(), nlist, nseeds);
-            for (size_t i = 0; i < methods.size(); i++)
-                fprintf(f, "%s'%s.dat' index %zu with linespoints title '%s'", i ? ", \\\n  " : "",
-                        ds.name.c_str(), i, methods[i].c_str());
-            fprintf(f, "\n");
-        });
-
         // The markdown section.
-        std::ostringstream md;
+        std::ostringstream md;  // the header: what was run
         md << "## " << ds.name << "\n\n" << ds.description << ". IVF" << nlist
            << ",Flat; k-means: FAISS, " << kmeans_niter + niter << " iterations; GMM: k-means init "
            << kmeans_niter << " + " << niter << " EM iterations; both on FAISS's sample of at most "
@@ -426,123 +638,8 @@ int main(int argc, char** argv) {
             md << (c ? "; " : "") << cov_names[c] << " τ = " << fmt("%.2f", tuned[c].ma.tau)
                << ", m = " << tuned[c].ma.max_lists << ", p = " << fmt("%g", tuned[c].mass);
         md << ".\n\n";
-        md << "Entries scanned per query to reach a 10-recall@10, relative to k-means (mean of "
-              "the per-seed ratios, [min, max]; < 1 is cheaper), and storage (list entries per "
-              "vector):\n\n| method | entries/vector | @0.8 | @0.9 | @0.95 | verdict |\n|---|---|---|---|---|---|\n";
-        const double levels[3] = {0.8, 0.9, 0.95};
-        for (const auto& m : methods) {
-            const auto cs = of(m);
-            md << "| " << m << " | " << fmt("%.2f", cs[0]->entries_per_vector);
-            int wins = 0, losses = 0, known = 0;
-            for (double lv : levels) {
-                std::vector<double> ratios;
-                for (const auto* c : cs) {
-                    const Curve* k = kmeans_of(c->seed);
-                    const double a = scanned_at_recall(c->points, lv),
-                                 b = scanned_at_recall(k->points, lv);
-                    if (!std::isnan(a) && !std::isnan(b)) ratios.push_back(a / b);
-                }
-                if (ratios.size() < cs.size() || ratios.empty()) {
-                    md << " | n/a";
-                    continue;
-                }
-                const double mean = std::accumulate(ratios.begin(), ratios.end(), 0.0) / ratios.size();
-                const double lo = *std::min_element(ratios.begin(), ratios.end()),
-                             hi = *std::max_element(ratios.begin(), ratios.end());
-                md << " | " << fmt("%.2f", mean) << " [" << fmt("%.2f", lo) << ", "
-                   << fmt("%.2f", hi) << "]";
-                known++;
-                wins += hi < 0.97;
-                losses += lo > 1.03;
-            }
-            const char* verdict = m == "k-means" ? "reference"
-                                  : known == 0   ? "n/a"
-                                  : wins == known ? "wins"
-                                  : losses == known ? "loses"
-                                  : wins > 0 && losses == 0 ? "wins at some levels, ties at others"
-                                  : losses > 0 && wins == 0 ? "loses at some levels, ties at others"
-                                  : wins > 0 ? "mixed" : "ties";
-            md << " | " << verdict << " |\n";
-        }
-        md << "\nA method wins at a level when every seed's ratio is below 0.97, loses when "
-              "every seed's is above 1.03, and ties otherwise.\n\n";
-        // Recall at equal cost: at k-means's entries scanned for nprobe 1, 4, 16.
-        md << "10-recall@10 at the entries k-means scans at a given nprobe (mean over seeds, "
-              "interpolated on each curve):\n\n| method";
-        std::vector<size_t> at;
-        for (size_t i = 0; i < nprobes.size(); i++)
-            if (nprobes[i] == 1 || nprobes[i] == 4 || nprobes[i] == 16) at.push_back(i);
-        for (size_t i : at) md << " | = k-means nprobe " << nprobes[i];
-        md << " |\n|---";
-        for (size_t i = 0; i < at.size(); i++) md << "|---";
-        md << "|\n";
-        for (const auto& m : methods) {
-            md << "| " << m;
-            for (size_t i : at) {
-                double s = 0;
-                int cnt = 0;
-                for (const auto* c : of(m)) {
-                    const double r = recall_at_scanned(
-                        c->points, kmeans_of(c->seed)->points[i].scanned_per_query);
-                    if (!std::isnan(r)) s += r, cnt++;
-                }
-                md << " | " << (cnt == int(of(m).size()) ? fmt("%.3f", s / cnt) : "n/a");
-            }
-            md << " |\n";
-        }
-        md << "\nk-means at those points: ";
-        for (size_t j = 0; j < at.size(); j++) {
-            double s = 0;
-            for (const auto* c : of("k-means")) s += c->points[at[j]].scanned_per_query;
-            md << (j ? ", " : "") << "nprobe " << nprobes[at[j]] << " scans "
-               << fmt("%.0f", s / nseeds) << " entries";
-        }
-        md << ". n/a: outside the method's measured range.\n\n";
-        md << "![" << ds.name << "](ivf_results/" << ds.name << ".svg)\n\n";
-        md << "Training time per fit (s, mean): ";
-        for (const auto* m : {"k-means", "GMM-sph single distance", "GMM-diag single distance"}) {
-            double s = 0;
-            for (const auto* c : of(m)) s += c->train_s;
-            md << m << " " << fmt("%.1f", s / nseeds) << (std::string(m) == "GMM-diag single distance" ? "" : ", ");
-        }
-        md << ". Every point: `" << ds.name << ".csv`.\n\n";
-        write_file_atomic(stem + ".md", [&](FILE* f) { fputs(md.str().c_str(), f); });
-
-        // One summary row at 10@10 = 0.9: k-means's cost, then the cheapest
-        // GMM method and the plain (single, distance) spherical one.
-        auto ratio_at = [&](const std::string& m, double lv, double* lo, double* hi) -> double {
-            std::vector<double> r;
-            for (const auto* c : of(m)) {
-                const double a = scanned_at_recall(c->points, lv),
-                             b = scanned_at_recall(kmeans_of(c->seed)->points, lv);
-                if (!std::isnan(a) && !std::isnan(b)) r.push_back(a / b);
-            }
-            if (r.size() < of(m).size() || r.empty()) return NAN;
-            *lo = *std::min_element(r.begin(), r.end());
-            *hi = *std::max_element(r.begin(), r.end());
-            return std::accumulate(r.begin(), r.end(), 0.0) / r.size();
-        };
-        double km_cost = 0;
-        for (const auto* c : of("k-means")) km_cost += scanned_at_recall(c->points, 0.9) / nseeds;
-        std::string best;
-        double best_r = INFINITY, best_lo = 0, best_hi = 0;
-        for (const auto& m : methods) {
-            double lo, hi;
-            const double r = m == "k-means" ? NAN : ratio_at(m, 0.9, &lo, &hi);
-            if (!std::isnan(r) && r < best_r) best_r = r, best = m, best_lo = lo, best_hi = hi;
-        }
-        std::ostringstream sm;
-        sm << "| " << ds.name << " | " << nlist << " | " << fmt("%.0f", km_cost) << " | ";
-        double lo = 0, hi = 0;
-        const double plain = ratio_at("GMM-sph single distance", 0.9, &lo, &hi);
-        sm << fmt("%.2f", plain) << " [" << fmt("%.2f", lo) << ", " << fmt("%.2f", hi) << "] | ";
-        if (best.empty())
-            sm << "n/a | n/a | n/a |\n";
-        else
-            sm << best << " | " << fmt("%.2f", best_r) << " [" << fmt("%.2f", best_lo) << ", "
-               << fmt("%.2f", best_hi) << "] | "
-               << (best_hi < 0.97 ? "GMM wins" : best_lo > 1.03 ? "k-means wins" : "tie") << " |\n";
-        write_file_atomic(stem + ".summary.md", [&](FILE* f) { fputs(sm.str().c_str(), f); });
+        write_file_atomic(stem + ".header.md", [&](FILE* f) { fputs(md.str().c_str(), f); });
+        write_report(stem, ds.name, md.str(), nlist, nseeds, nprobes, curves);
         fprintf(stderr, "%s: wrote %s.{csv,dat,gp,md} in %.0f s\n", ds.name.c_str(), stem.c_str(),
                 now_s() - t_start);
         return 0;

@@ -3,10 +3,10 @@
 # k-means IVF against GMM IVF on every real set in ../shared/data (skipped
 # when absent) and on three synthetic mixtures of 1M vectors.
 #   bench/run_ivf_bench.sh [BUILD_DIR]      (default: build)
-# ONLY=real|synthetic runs one group (e.g. the synthetic sets on a machine
-# with more cores or a GPU), ONLY=assemble only rebuilds the plots and
-# IVF_RESULTS.md from the per-set files in bench/ivf_results (each set's
-# machine is recorded next to it). Needs gnuplot (Debian: gnuplot-nox) for
+# ONLY=real|synthetic runs one group, ONLY=assemble only rebuilds the
+# tables (from each set's CSV), the plots and IVF_RESULTS.md from the
+# per-set files in bench/ivf_results (each set's machine is recorded next
+# to it). Needs gnuplot (Debian: gnuplot-nox) for
 # the SVG plots. SEEDS=1 SYNTH_N=200000 for a quick look; SYNTH_KINDS picks
 # synthetic sets (default: skewed spreads aniso).
 set -euo pipefail
@@ -48,7 +48,11 @@ if [ "$ONLY" = all ] || [ "$ONLY" = synthetic ]; then
 fi
 
 sets=()
-for s in $ALL_SETS; do [ -f "$OUT/$s.md" ] && sets+=("$s"); done
+for s in $ALL_SETS; do [ -f "$OUT/$s.csv" ] && sets+=("$s"); done
+# The tables always come from the measurements (NAME.csv) and the current tool.
+if [ -x "$TOOL" ]; then
+    for s in "${sets[@]}"; do "$TOOL" --out-dir "$OUT" --report-only "$s"; done
+fi
 if command -v gnuplot > /dev/null; then
     for s in "${sets[@]}"; do (cd "$OUT" && gnuplot "$s.gp"); done
 else
@@ -63,15 +67,16 @@ fi
          "through plain FAISS; recall against exact ground truth. Recall and entries scanned do" \
          "not depend on the machine; queries/s (in the CSV files) do."
     echo
-    echo "## Summary at 10-recall@10 = 0.9"
+    echo "## Summary"
     echo
-    echo "Entries scanned per query relative to k-means IVF at the same recall (mean of the" \
+    echo "At 10-recall@10 = 0.9 (or 0.95, 0.99 where k-means reaches the lower level at nprobe 1):" \
+         "entries scanned per query relative to k-means IVF at the same recall (mean of the" \
          "per-seed ratios [min, max]; below 1: GMM IVF scans fewer). The cheapest GMM method is" \
          "picked among the twelve after the fact, so its row flatters GMM; the plain spherical" \
          "GMM (single assignment, FAISS's own distance probing) is the like-for-like comparison."
     echo
-    echo "| data set | nlist | k-means entries | GMM-sph single distance | cheapest GMM method | its ratio | verdict |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| data set | nlist | recall level | k-means entries | GMM-sph single distance | cheapest GMM method | its ratio | verdict |"
+    echo "|---|---|---|---|---|---|---|---|"
     for s in "${sets[@]}"; do cat "$OUT/$s.summary.md"; done
     echo
     for s in "${sets[@]}"; do
