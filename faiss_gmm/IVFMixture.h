@@ -29,16 +29,16 @@ namespace faiss_gmm {
 /** How add_multi_assign() spreads vectors over the inverted lists. */
 struct MultiAssignParameters {
     /// A vector also goes into every other list whose responsibility
-    /// r_ik >= tau. No single value won on every data set of
-    /// bench/IVF_RESULTS.md (tuned on held-out base vectors: 0.05 on the
-    /// MNIST sets and the skewed synthetic mixture, 0.4 on SIFT and the
-    /// equal-size one); 0.1 is a middle default. In high dimension the
-    /// posteriors are nearly one-hot and tau matters little; tune it with
-    /// bench/ivf_recall on your data.
+    /// r_ik >= tau. No value helped on every data set of
+    /// bench/IVF_RESULTS.md: tuned on held-out base vectors, the choice was
+    /// 0.4 (the largest tried: fewest copies) on SIFT and on the equal-size
+    /// and anisotropic synthetic mixtures, 0.05-0.1 on the MNIST sets (where
+    /// posteriors are nearly one-hot and tau hardly matters), and 0.05 with
+    /// m = 3 on the skewed mixture, the one set where copies paid off at
+    /// fixed cost. 0.1 is a middle default; tune it with bench/ivf_recall.
     float tau = 0.1f;
     /// m: at most this many lists per vector, the nearest included (1 =
-    /// single assignment). 2 by default: it bounds the storage at 2x; m = 3
-    /// helped only on the skewed low-dimensional mixture, at 2.1x storage.
+    /// single assignment). 2 by default: storage at most 2x.
     int max_lists = 2;
 };
 
