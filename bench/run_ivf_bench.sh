@@ -75,6 +75,11 @@ fi
          "picked among the twelve after the fact, so its row flatters GMM; the plain spherical" \
          "GMM (single assignment, FAISS's own distance probing) is the like-for-like comparison."
     echo
+    echo "The synthetic sets are drawn from Gaussian mixtures, the very model GMM fits (isotropic" \
+         "components in skewed and spreads), and their clusters are well separated (k-means reaches" \
+         "0.9 at nprobe 1 on two of them): gains there need not transfer to real data; the real" \
+         "sets (siftsmall, mnist10k, fmnistsmall) are small (10k, 9k and 1k vectors)."
+    echo
     echo "| data set | nlist | recall level | k-means entries | GMM-sph single distance | cheapest GMM method | its ratio | verdict |"
     echo "|---|---|---|---|---|---|---|---|"
     for s in "${sets[@]}"; do cat "$OUT/$s.summary.md"; done

@@ -419,6 +419,36 @@ TEST(MultiAssignIndex, OpqPqChainRoundTripsThroughFaissFiles) {
     }
 }
 
+TEST(MultiAssignIndex, ScalarQuantizerCopiesAreFoundOnce) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    // SQ8 residual codes: an id's copies in different lists decode to
+    // slightly different vectors, so their distances differ.
+    Fixture f(seed, 16, 2500, 12, CovarianceType::Diagonal, "SQ8");
+    MultiAssignParameters p;
+    p.tau = 0.05f;
+    p.max_lists = 3;
+    const auto st = add_multi_assign(f.index.get(), f.model, f.n, f.xb.data(), p);
+    EXPECT_GT(st.entries_per_vector(), 1.0);
+    const int k = 25;
+    std::vector<float> dis(size_t(f.nq) * k);
+    std::vector<idx_t> ids(size_t(f.nq) * k);
+    std::set<int64_t> all;
+    for (int64_t i = 0; i < f.n; i++) all.insert(i);
+    MixtureSearchParameters sp;
+    sp.nprobe = 12;
+    sp.order = ProbeOrder::Distance;
+    search_mixture(f.index.get(), f.model, f.nq, f.xq.data(), k, dis.data(), ids.data(), sp);
+    size_t hits = 0;
+    for (int64_t q = 0; q < f.nq; q++) {
+        const idx_t* row = ids.data() + q * k;
+        EXPECT_EQ(std::set<idx_t>(row, row + k).size(), size_t(k)) << "query " << q;
+        hits += overlap(exact_knn(f.xq.data() + q * f.d, f.xb, f.d, all, k), row, k);
+    }
+    // SQ8 is approximate: most of the exact neighbours, not all.
+    EXPECT_GT(double(hits) / (double(f.nq) * k), 0.8);
+}
+
 TEST(MultiAssignIndex, BadInputIsRefusedWithAMessage) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
