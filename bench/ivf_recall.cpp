@@ -294,7 +294,7 @@ void write_report(const std::string& stem, const std::string& name, const std::s
                 "set title '%s: IVF%d,Flat, 10-recall@10 vs list entries scanned per query "
                 "(mean of %d seeds)' noenhanced\n"
                 "set logscale x\nset xlabel 'entries scanned per query'\n"
-                "set ylabel '10-recall@10'\nset key bottom right noenhanced\nset grid\n"
+                "set ylabel '10-recall@10' noenhanced\nset key bottom right noenhanced\nset grid\n"
                 "plot ",
                 name.c_str(), name.c_str(), nlist, nseeds);
         for (size_t i = 0; i < methods.size(); i++)
