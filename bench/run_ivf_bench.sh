@@ -43,7 +43,7 @@ fi
 if [ "$ONLY" = all ] || [ "$ONLY" = synthetic ]; then
     for kind in ${SYNTH_KINDS:-skewed spreads aniso}; do
         run "synthetic-$kind" --synthetic "$kind" --n "$SYNTH_N" --d 32 --nq 1000 --nlist 1024 \
-            --nprobe 1,2,4,8,16,32,64,128
+            --nprobe 1,2,4,8,16,32,64
     done
 fi
 
