@@ -456,7 +456,10 @@ void write_report(const std::string& stem, const std::string& name, const std::s
         if (!std::isnan(r) && r < best_r) best_r = r, best = m, best_lo = lo, best_hi = hi;
     }
     std::ostringstream sm;
-    sm << "| " << name << " | " << nlist << " | " << fmt("%.2f", slv) << " | "
+    // A set measured before a fix says so in its header: flag its row too.
+    const bool stale = header.find("not rerun after the fix") != std::string::npos;
+    sm << "| " << name << (stale ? " (old run: see its section)" : "") << " | " << nlist << " | "
+       << fmt("%.2f", slv) << " | "
        << fmt("%.0f", km_cost) << " | ";
     double lo = 0, hi = 0;
     const double plain = ratio_at("GMM-sph single distance", slv, &lo, &hi);
