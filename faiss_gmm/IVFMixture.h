@@ -31,11 +31,11 @@ struct MultiAssignParameters {
     /// A vector also goes into every other list whose responsibility
     /// r_ik >= tau. No value helped on every data set of
     /// bench/IVF_RESULTS.md: tuned on held-out base vectors, the choice was
-    /// 0.4 (the largest tried: fewest copies) on SIFT and on the equal-size
-    /// and anisotropic synthetic mixtures, 0.05-0.1 on the MNIST sets (where
-    /// posteriors are nearly one-hot and tau hardly matters), and 0.05 with
-    /// m = 3 on the skewed mixture, the one set where copies paid off at
-    /// fixed cost. 0.1 is a middle default; tune it with bench/ivf_recall.
+    /// 0.4 (the largest tried: fewest copies) on SIFT, 0.05-0.2 on the MNIST
+    /// sets, where posteriors are nearly one-hot and tau hardly matters
+    /// (1.02-1.06 entries per vector, no measurable change), and 0.05 with
+    /// m = 3 on a skewed low-dimensional synthetic mixture, the one set where
+    /// copies paid off. 0.1 is a middle default; tune it with bench/ivf_recall.
     float tau = 0.1f;
     /// m: at most this many lists per vector, the nearest included (1 =
     /// single assignment). 2 by default: storage at most 2x.
