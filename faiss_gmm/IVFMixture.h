@@ -34,8 +34,9 @@ struct MultiAssignParameters {
     /// 0.4 (the largest tried: fewest copies) on SIFT, 0.05-0.2 on the MNIST
     /// sets, where posteriors are nearly one-hot and tau hardly matters
     /// (1.02-1.06 entries per vector, no measurable change), and 0.05 with
-    /// m = 3 on a skewed low-dimensional synthetic mixture, the one set where
-    /// copies paid off. 0.1 is a middle default; tune it with bench/ivf_recall.
+    /// m = 3 on a skewed low-dimensional synthetic mixture, where copies paid
+    /// off only at high recall with adaptive probing. 0.1 is a middle
+    /// default; tune it with bench/ivf_recall.
     float tau = 0.1f;
     /// m: at most this many lists per vector, the nearest included (1 =
     /// single assignment). 2 by default: storage at most 2x.
