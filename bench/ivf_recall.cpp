@@ -20,10 +20,10 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <faiss_gmm/utils/Utils.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -35,11 +35,6 @@
 using namespace faiss_gmm;
 
 namespace {
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
 
 struct DataSet {
     std::string name, description;
@@ -88,8 +83,8 @@ double recall_at_scanned(const std::vector<RecallPoint>& pts, double scanned) {
     return NAN;
 }
 
-/// Mean scanned at recall 0.9 over the levels a curve reaches, for tuning:
-/// lower is better; never reaching 0.9 ranks last.
+/// Entries scanned to reach recall 0.9, for tuning: lower is better;
+/// never reaching 0.9 ranks last.
 double tuning_cost(const std::vector<RecallPoint>& pts) {
     const double s = scanned_at_recall(pts, 0.9);
     return std::isnan(s) ? INFINITY : s;
@@ -166,13 +161,23 @@ Tuned tune(const DataSet& ds, int nlist, const GaussianMixtureParameters& gp,
                                                           gt.data(), 10, nprobes, sp));
         log << "single: " << c;
     }
+    // Candidate lists once (nearest mean, top 3 by responsibility); each
+    // (tau, m) only selects from them (select_lists: the rule of assign_multi).
+    constexpr int kMaxM = 3;
+    std::vector<idx_t> nearest(nb), top(size_t(nb) * kMaxM), lists(size_t(nb) * kMaxM);
+    std::vector<float> ndis(nb), resp(size_t(nb) * kMaxM);
+    faiss::ivflib::extract_index_ivf(trained.get())
+        ->quantizer->search(nb, tb.data(), 1, ndis.data(), nearest.data());
+    model.top_components(nb, tb.data(), kMaxM, top.data(), resp.data());
+    std::unique_ptr<faiss::Index> best_index;
     for (int m : {2, 3}) {
         for (float tau : {0.05f, 0.1f, 0.2f, 0.3f, 0.4f}) {
             std::unique_ptr<faiss::Index> ix(faiss::clone_index(trained.get()));
             MultiAssignParameters ma;
             ma.tau = tau;
             ma.max_lists = m;
-            const auto st = add_multi_assign(ix.get(), model, nb, tb.data(), ma);
+            select_lists(nb, nearest.data(), kMaxM, top.data(), resp.data(), ma, lists.data());
+            const auto st = add_preassigned(ix.get(), nb, tb.data(), nullptr, m, lists.data());
             sp.max_copies = m;
             const double c = tuning_cost(evaluate_ivf_mixture(ix.get(), model, nt, tq.data(),
                                                               gt.data(), 10, nprobes, sp));
@@ -180,17 +185,20 @@ Tuned tune(const DataSet& ds, int nlist, const GaussianMixtureParameters& gp,
             snprintf(buf, sizeof buf, "; m=%d tau=%.2f: %.0f (x%.2f entries)", m, tau, c,
                      st.entries_per_vector());
             log << buf;
-            if (c < best_cost) best_cost = c, best.ma = ma;
+            if (c < best_cost) best_cost = c, best.ma = ma, best_index = std::move(ix);
         }
     }
-    std::unique_ptr<faiss::Index> ix(faiss::clone_index(trained.get()));
-    add_multi_assign(ix.get(), model, nb, tb.data(), best.ma);
+    if (!best_index) {  // no (tau, m) reached 0.9: the defaults
+        best_index.reset(faiss::clone_index(trained.get()));
+        add_multi_assign(best_index.get(), model, nb, tb.data(), best.ma);
+    }
+    faiss::Index* ix = best_index.get();
     sp.max_copies = best.ma.max_lists;
     best_cost = INFINITY;
     for (double mass : {0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999}) {
         sp.mass = mass;
         const double c = tuning_cost(
-            evaluate_ivf_mixture(ix.get(), model, nt, tq.data(), gt.data(), 10, nprobes, sp));
+            evaluate_ivf_mixture(ix, model, nt, tq.data(), gt.data(), 10, nprobes, sp));
         char buf[64];
         snprintf(buf, sizeof buf, "; p=%g: %.0f", mass, c);
         log << buf;
@@ -570,17 +578,13 @@ int main(int argc, char** argv) {
         FAISS_GMM_CHECK(dataset.empty() != synthetic.empty(),
                         "give exactly one of --dataset and --synthetic");
         std::vector<int> nprobes;
-        {
-            std::stringstream ss(nprobe_list);
-            std::string tok;
-            while (std::getline(ss, tok, ','))
-                if (std::stoi(tok) <= nlist) nprobes.push_back(std::stoi(tok));
-        }
-        const double t_start = now_s();
+        for (int np : parse_int_list(nprobe_list))
+            if (np <= nlist) nprobes.push_back(np);
+        const double t_start = wall_seconds();
         DataSet ds = dataset.empty() ? make_synthetic(synthetic, n, d, nq)
                                      : load_real(root, dataset, max_q);
         fprintf(stderr, "%s: %s (%.1f s)\n", ds.name.c_str(), ds.description.c_str(),
-                now_s() - t_start);
+                wall_seconds() - t_start);
 
         GaussianMixtureParameters gp;
         gp.niter = niter;
@@ -595,29 +599,29 @@ int main(int argc, char** argv) {
         for (int c = 0; c < 2; c++) {
             gp.covariance_type = covs[c];
             gp.seed = 0;
-            const double t0 = now_s();
+            const double t0 = wall_seconds();
             tuned[c] = tune(ds, nlist, gp, nprobes, nt);
             fprintf(stderr, "tuned %s (%.1f s): tau=%.2f m=%d p=%g  [%s]\n", cov_names[c],
-                    now_s() - t0, tuned[c].ma.tau, tuned[c].ma.max_lists, tuned[c].mass,
+                    wall_seconds() - t0, tuned[c].ma.tau, tuned[c].ma.max_lists, tuned[c].mass,
                     tuned[c].log.c_str());
         }
 
         std::vector<Curve> curves;
         for (int seed = 1; seed <= nseeds; seed++) {
-            double t0 = now_s();
+            double t0 = wall_seconds();
             auto km = kmeans_ivf(ds, nlist, kmeans_niter + niter, seed);
-            Curve ck{"k-means", seed, 1.0, now_s() - t0, {}};
+            Curve ck{"k-means", seed, 1.0, wall_seconds() - t0, {}};
             km->add(ds.nb, ds.xb.data());
             ck.points = evaluate_ivf(km.get(), ds.nq, ds.xq.data(), ds.gt.data(), ds.gt_k, nprobes);
             curves.push_back(ck);
             for (int c = 0; c < 2; c++) {
                 gp.covariance_type = covs[c];
                 gp.seed = seed;
-                t0 = now_s();
+                t0 = wall_seconds();
                 GaussianMixture model;
                 std::unique_ptr<faiss::Index> trained =
                     gmm_ivf(ds.d, nlist, ds.nb, ds.xb.data(), gp, &model);
-                const double t_train = now_s() - t0;
+                const double t_train = wall_seconds() - t0;
                 for (int multi = 0; multi < 2; multi++) {
                     std::unique_ptr<faiss::Index> ix(faiss::clone_index(trained.get()));
                     MultiAssignParameters ma = tuned[c].ma;
@@ -639,7 +643,7 @@ int main(int argc, char** argv) {
                     }
                 }
             }
-            fprintf(stderr, "seed %d done (%.0f s since start)\n", seed, now_s() - t_start);
+            fprintf(stderr, "seed %d done (%.0f s since start)\n", seed, wall_seconds() - t_start);
         }
 
         const std::string stem = out_dir + "/" + ds.name;
@@ -668,7 +672,7 @@ int main(int argc, char** argv) {
         write_file_atomic(stem + ".header.md", [&](FILE* f) { fputs(md.str().c_str(), f); });
         write_report(stem, ds.name, md.str(), nlist, nseeds, nprobes, curves);
         fprintf(stderr, "%s: wrote %s.{csv,dat,gp,md} in %.0f s\n", ds.name.c_str(), stem.c_str(),
-                now_s() - t_start);
+                wall_seconds() - t_start);
         return 0;
     } catch (const std::exception& e) {
         fprintf(stderr, "ivf_recall: %s\n", e.what());

@@ -14,9 +14,9 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <faiss_gmm/utils/Utils.h>
 
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -27,11 +27,6 @@
 using namespace faiss_gmm;
 
 namespace {
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
 
 /// Options shared by every subcommand that fits a mixture.
 struct GmmOptions {
@@ -81,22 +76,6 @@ struct GmmOptions {
     }
 };
 
-std::vector<int> parse_int_list(const std::string& s) {
-    std::vector<int> v;
-    std::stringstream ss(s);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) {
-        if (tok.empty()) continue;
-        try {
-            v.push_back(std::stoi(tok));
-        } catch (...) {
-            throw Error("faiss-gmm: bad integer '" + tok + "' in list '" + s + "'");
-        }
-    }
-    FAISS_GMM_CHECK(!v.empty(), "empty list '" + s + "'");
-    return v;
-}
-
 faiss::MetricType parse_metric(const std::string& m) {
     if (m == "l2" || m == "L2") return faiss::METRIC_L2;
     if (m == "ip" || m == "IP") return faiss::METRIC_INNER_PRODUCT;
@@ -127,9 +106,9 @@ int run_train(const std::string& data, int k, const std::string& means_out,
     auto p = o.params();
     print_backend(p);
     GaussianMixture gmm(d, k, p);
-    double t0 = now_s();
+    double t0 = wall_seconds();
     gmm.fit(n, x.data());
-    fprintf(stderr, "faiss-gmm: trained in %.2f s (%zu iterations, %s)\n", now_s() - t0,
+    fprintf(stderr, "faiss-gmm: trained in %.2f s (%zu iterations, %s)\n", wall_seconds() - t0,
             gmm.iteration_stats.size(), gmm.converged ? "converged" : "iteration limit");
     if (!means_out.empty()) write_vectors(means_out, k, d, gmm.means.data());
     if (!model_out.empty()) gmm.save(model_out);
@@ -152,7 +131,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     write_file_atomic(out + ".probe", [](FILE*) {});
     std::remove((out + ".probe").c_str());
     idx_t nt = train_rows > 0 ? std::min(train_rows, n) : n;
-    double t0 = now_s();
+    double t0 = wall_seconds();
     std::unique_ptr<faiss::Index> index;
     GaussianMixture model;
     if (kmeans) {
@@ -164,7 +143,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
         print_backend(p);
         index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric), &model));
     }
-    double t1 = now_s();
+    double t1 = wall_seconds();
     fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
     if (ma.max_lists > 1) {
         const auto st = add_multi_assign(index.get(), model, n, x.data(), ma);
@@ -177,7 +156,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     }
     if (!model_out.empty()) model.save(model_out);
     write_index_atomic(index.get(), out);
-    fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), now_s() - t1);
+    fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), wall_seconds() - t1);
     return 0;
 }
 
@@ -278,9 +257,9 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
     }
     FAISS_GMM_CHECK(nlist <= n, "--nlist larger than the number of base vectors");
     std::string factory = "IVF" + std::to_string(nlist) + ",Flat";
-    double t0 = now_s();
+    double t0 = wall_seconds();
     auto gt = brute_force_ground_truth(d, n, xb.data(), nq, xq.data(), 10);
-    fprintf(stderr, "faiss-gmm: ground truth in %.2f s\n", now_s() - t0);
+    fprintf(stderr, "faiss-gmm: ground truth in %.2f s\n", wall_seconds() - t0);
     auto nprobes = parse_int_list(nprobe_list);
 
     // k-means: FAISS's own training with as many iterations as GMM's
@@ -290,17 +269,17 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
     auto* km_ivf = faiss::ivflib::extract_index_ivf(km.get());
     km_ivf->cp.niter = p.kmeans_niter + p.niter;
     km_ivf->cp.seed = p.seed;
-    t0 = now_s();
+    t0 = wall_seconds();
     km->train(n, xb.data());
-    double t_km = now_s() - t0;
+    double t_km = wall_seconds() - t0;
     km->add(n, xb.data());
 
     print_backend(p);
-    t0 = now_s();
+    t0 = wall_seconds();
     GaussianMixture model;
     std::unique_ptr<faiss::Index> gm(
         index_factory_gmm(d, factory, n, xb.data(), p, faiss::METRIC_L2, &model));
-    double t_gm = now_s() - t0;
+    double t_gm = wall_seconds() - t0;
     // The same GMM quantizer with soft multi-assignment (default tau, m),
     // searched through the mixture: each id once, every copy scanned counts.
     std::unique_ptr<faiss::Index> gm_multi(faiss::clone_index(gm.get()));

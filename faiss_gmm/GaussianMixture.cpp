@@ -4,10 +4,10 @@
 #include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <faiss_gmm/utils/Utils.h>
 
 #include <algorithm>
 #include <cfloat>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -16,11 +16,6 @@
 namespace faiss_gmm {
 
 namespace {
-
-double now_s() {
-    using namespace std::chrono;
-    return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 constexpr char kMagic[8] = {'F', 'G', 'M', 'M', '0', '0', '0', '1'};
 
@@ -398,11 +393,11 @@ void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
         fprintf(stderr, "faiss-gmm: EM on %lld x %d, k=%d, %s covariance, backend %s\n",
                 (long long)n, d, k, to_string(params.covariance_type), backend->name().c_str());
     for (int it = 0; it < params.niter; it++) {
-        double t0 = now_s();
+        double t0 = wall_seconds();
         SufficientStatistics st;
         st.reset(d, k, params.covariance_type, mixture_center(*this));
         backend->accumulate(*this, n, x, w, nullptr, st);
-        double t1 = now_s();
+        double t1 = wall_seconds();
         double ll = st.sum_log_norm / st.sum_weights;
         double sq = 0;
         for (double v : st.nk) sq += v * v;
@@ -411,7 +406,7 @@ void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
         s.imbalance_factor = k * sq / (st.sum_weights * st.sum_weights);
         s.n_reseeded = m_step(st, reg_absolute_);
         s.time_estep = t1 - t0;
-        s.time = now_s() - t0;
+        s.time = wall_seconds() - t0;
         iteration_stats.push_back(s);
         if (params.verbose)
             fprintf(stderr, "  iter %3d/%d  log-lik %.6g  (%.3f s, E-step %.3f s, %.3g rows/s)%s\n",

@@ -32,6 +32,40 @@ double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const 
     return hits / (double(nq) * k);
 }
 
+namespace {
+
+/// The work of one search: what was probed and scanned, summed over queries.
+struct SearchWork {
+    int nprobe;
+    double ndis, nlist;
+};
+
+/// One RecallPoint per nprobe: `search(nprobe, ids)` fills nq x res_k ids and
+/// returns its work; recall, work per query and QPS come from here.
+template <class Search>
+std::vector<RecallPoint> recall_curve(idx_t nq, int res_k, const int32_t* gt, int gt_k,
+                                      const std::vector<int>& nprobes, Search&& search) {
+    std::vector<idx_t> ids(size_t(nq) * res_k);
+    std::vector<RecallPoint> out;
+    for (int np : nprobes) {
+        auto t0 = std::chrono::steady_clock::now();
+        const SearchWork w = search(std::max(np, 1), ids.data());
+        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        RecallPoint p;
+        p.nprobe = w.nprobe;
+        p.recall_1_1 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 1);
+        p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
+        p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
+        p.scanned_per_query = w.ndis / nq;
+        p.lists_per_query = w.nlist / nq;
+        p.qps = nq / std::max(dt, 1e-9);
+        out.push_back(p);
+    }
+    return out;
+}
+
+}  // namespace
+
 std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float* xq,
                                       const int32_t* gt, int gt_k,
                                       const std::vector<int>& nprobes) {
@@ -39,25 +73,13 @@ std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float
     FAISS_GMM_CHECK(ivf, "evaluate_ivf: the index holds no IndexIVF");
     const int res_k = std::min<int>(100, int(index->ntotal));
     std::vector<float> dis(size_t(nq) * res_k);
-    std::vector<faiss::Index::idx_t> ids(size_t(nq) * res_k);
-    std::vector<RecallPoint> out;
-    for (int np : nprobes) {
-        ivf->nprobe = std::min<size_t>(std::max(np, 1), ivf->nlist);
+    return recall_curve(nq, res_k, gt, gt_k, nprobes, [&](int np, idx_t* ids) {
+        ivf->nprobe = std::min<size_t>(np, ivf->nlist);
         faiss::indexIVF_stats.reset();
-        auto t0 = std::chrono::steady_clock::now();
-        index->search(nq, xq, res_k, dis.data(), ids.data());
-        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        RecallPoint p;
-        p.nprobe = int(ivf->nprobe);
-        p.recall_1_1 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 1);
-        p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
-        p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
-        p.scanned_per_query = double(faiss::indexIVF_stats.ndis) / nq;
-        p.lists_per_query = double(faiss::indexIVF_stats.nlist) / nq;
-        p.qps = nq / std::max(dt, 1e-9);
-        out.push_back(p);
-    }
-    return out;
+        index->search(nq, xq, res_k, dis.data(), ids);
+        return SearchWork{int(ivf->nprobe), double(faiss::indexIVF_stats.ndis),
+                          double(faiss::indexIVF_stats.nlist)};
+    });
 }
 
 std::vector<RecallPoint> evaluate_ivf_mixture(const faiss::Index* index,
@@ -70,25 +92,12 @@ std::vector<RecallPoint> evaluate_ivf_mixture(const faiss::Index* index,
     MixtureSearchParameters sp = params;
     if (sp.max_copies <= 0) sp.max_copies = count_max_copies(index);  // once, not per point
     std::vector<float> dis(size_t(nq) * res_k);
-    std::vector<idx_t> ids(size_t(nq) * res_k);
-    std::vector<RecallPoint> out;
-    for (int np : nprobes) {
-        sp.nprobe = std::max(np, 1);
+    return recall_curve(nq, res_k, gt, gt_k, nprobes, [&](int np, idx_t* ids) {
+        sp.nprobe = np;
         MixtureSearchStats st;
-        auto t0 = std::chrono::steady_clock::now();
-        search_mixture(index, model, nq, xq, res_k, dis.data(), ids.data(), sp, &st);
-        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        RecallPoint p;
-        p.nprobe = sp.nprobe;
-        p.recall_1_1 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 1);
-        p.recall_10_10 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 10);
-        p.recall_100_100 = k_recall_at_k(nq, ids.data(), res_k, gt, gt_k, 100);
-        p.scanned_per_query = st.ndis / nq;
-        p.lists_per_query = st.nlist / nq;
-        p.qps = nq / std::max(dt, 1e-9);
-        out.push_back(p);
-    }
-    return out;
+        search_mixture(index, model, nq, xq, res_k, dis.data(), ids, sp, &st);
+        return SearchWork{sp.nprobe, st.ndis, st.nlist};
+    });
 }
 
 }  // namespace faiss_gmm

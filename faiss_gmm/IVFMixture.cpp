@@ -15,8 +15,6 @@ namespace faiss_gmm {
 
 namespace {
 
-using FaissIdx = faiss::Index::idx_t;
-
 /// The IVF inside `index` and, for an IndexPreTransform, the chain in front.
 struct IvfParts {
     faiss::IndexIVF* ivf = nullptr;
@@ -63,62 +61,50 @@ Transformed to_ivf_space(const IvfParts& p, idx_t n, const float* x) {
 
 }  // namespace
 
-void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
-                  const float* x, const MultiAssignParameters& p, idx_t* lists) {
-    const IvfParts parts = ivf_parts(index, "assign_multi");
+namespace {
+
+void check_assign_params(const IvfParts& parts, const GaussianMixture& model,
+                         const MultiAssignParameters& p) {
     check_model_fits(parts.ivf, model, "assign_multi");
     FAISS_GMM_CHECK(p.max_lists >= 1 && p.max_lists <= model.k,
                     "assign_multi: max_lists must be in [1, k], got " + std::to_string(p.max_lists));
     FAISS_GMM_CHECK(p.tau >= 0.f && p.tau <= 1.f,
                     "assign_multi: tau must be in [0, 1], got " + std::to_string(p.tau));
-    if (n == 0) return;
-    FAISS_GMM_CHECK(x && lists, "assign_multi: null input");
-    check_finite_rows(n, index->d, x, "vectors to add");
-    const Transformed xt = to_ivf_space(parts, n, x);
-    const int d = parts.ivf->d, m = p.max_lists;
+}
 
+void check_add_ids(const faiss::Index* index, const idx_t* xids) {
+    FAISS_GMM_CHECK(xids || index->ntotal == 0,
+                    "add_preassigned: give ids when adding to a non-empty index (its ntotal "
+                    "counts list entries, not vectors, once vectors have several)");
+}
+
+/// assign_multi on n vectors already checked and in the IVF's space.
+void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, idx_t n,
+                         const float* xt, const MultiAssignParameters& p, idx_t* lists) {
+    const int d = parts.ivf->d, m = p.max_lists;
     // Rows in blocks, so that the top-m labels and responsibilities stay
     // O(block * m) whatever n is.
     const idx_t bs = 65536;
-    std::vector<FaissIdx> nearest(bs);
+    std::vector<idx_t> nearest(bs);  // idx_t is FAISS's id type (Common.h)
     std::vector<float> ndis(bs);
     std::vector<idx_t> top(size_t(bs) * m);
     std::vector<float> resp(size_t(bs) * m);
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         const idx_t nb = std::min(bs, n - i0);
-        const float* xb = xt.x + size_t(i0) * d;
+        const float* xb = xt + size_t(i0) * d;
         parts.ivf->quantizer->search(nb, xb, 1, ndis.data(), nearest.data());
         if (m > 1) model.top_components(nb, xb, m, top.data(), resp.data());
-#pragma omp parallel for
-        for (idx_t i = 0; i < nb; i++) {
-            idx_t* row = lists + size_t(i0 + i) * m;
-            int filled = 0;
-            row[filled++] = idx_t(nearest[i]);
-            for (int j = 0; j < m && filled < m; j++) {
-                const idx_t c = top[size_t(i) * m + j];
-                if (c != row[0] && resp[size_t(i) * m + j] >= p.tau) row[filled++] = c;
-            }
-            for (; filled < m; filled++) row[filled] = -1;
-        }
+        select_lists(nb, nearest.data(), m > 1 ? m : 0, top.data(), resp.data(), p,
+                     lists + size_t(i0) * m);
     }
 }
 
-MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, const idx_t* xids,
-                                 int max_lists, const idx_t* lists) {
-    const IvfParts parts = ivf_parts(index, "add_preassigned");
-    FAISS_GMM_CHECK(max_lists >= 1, "add_preassigned: max_lists must be >= 1");
-    FAISS_GMM_CHECK(xids || index->ntotal == 0,
-                    "add_preassigned: give ids when adding to a non-empty index (its ntotal "
-                    "counts list entries, not vectors, once vectors have several)");
-    MultiAssignStats st;
-    st.n_vectors = n;
-    if (n == 0) return st;
-    FAISS_GMM_CHECK(x && lists, "add_preassigned: null input");
-    check_finite_rows(n, index->d, x, "vectors to add");
-    const Transformed xt = to_ivf_space(parts, n, x);
+/// add_preassigned on n vectors already checked and in the IVF's space.
+MultiAssignStats add_in_ivf_space(faiss::Index* index, const IvfParts& parts, idx_t n,
+                                  const float* xt, const idx_t* xids, int max_lists,
+                                  const idx_t* lists) {
     const int d = parts.ivf->d;
     const idx_t nlist = idx_t(parts.ivf->nlist);
-
     // Every row's lists first, so that a bad one adds nothing.
     for (idx_t i = 0; i < n; i++) {
         const idx_t* row = lists + size_t(i) * max_lists;
@@ -131,9 +117,11 @@ MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, c
     }
     // One entry per (vector, list): the vector repeated, its id repeated.
     // In blocks, so that the repeated copy is bounded.
+    MultiAssignStats st;
+    st.n_vectors = n;
     const idx_t bs = 65536;
     std::vector<float> rep;
-    std::vector<FaissIdx> rep_ids, rep_lists;
+    std::vector<idx_t> rep_ids, rep_lists;
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         const idx_t nb = std::min(bs, n - i0);
         rep.clear();
@@ -142,9 +130,9 @@ MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, c
         for (idx_t i = i0; i < i0 + nb; i++) {
             const idx_t* row = lists + size_t(i) * max_lists;
             for (int j = 0; j < max_lists && row[j] >= 0; j++) {
-                rep.insert(rep.end(), xt.x + size_t(i) * d, xt.x + size_t(i + 1) * d);
-                rep_ids.push_back(FaissIdx(xids ? xids[i] : i));
-                rep_lists.push_back(FaissIdx(row[j]));
+                rep.insert(rep.end(), xt + size_t(i) * d, xt + size_t(i + 1) * d);
+                rep_ids.push_back(xids ? xids[i] : i);
+                rep_lists.push_back(row[j]);
             }
         }
         parts.ivf->add_core(idx_t(rep_ids.size()), rep.data(), rep_ids.data(), rep_lists.data());
@@ -154,18 +142,71 @@ MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, c
     return st;
 }
 
+}  // namespace
+
+void select_lists(idx_t n, const idx_t* nearest, int t, const idx_t* top, const float* resp,
+                  const MultiAssignParameters& p, idx_t* lists) {
+    const int m = p.max_lists;
+    FAISS_GMM_CHECK(m >= 1 && (m == 1 || t >= m),
+                    "select_lists: need max_lists >= 1 and t >= max_lists candidates");
+    // The first m - 1 candidates (by decreasing responsibility) other than the
+    // nearest list and >= tau: any t >= m candidates give the same lists.
+#pragma omp parallel for
+    for (idx_t i = 0; i < n; i++) {
+        idx_t* row = lists + size_t(i) * m;
+        int filled = 0;
+        row[filled++] = nearest[i];
+        for (int j = 0; j < t && filled < m; j++) {
+            const idx_t c = top[size_t(i) * t + j];
+            if (c != row[0] && resp[size_t(i) * t + j] >= p.tau) row[filled++] = c;
+        }
+        for (; filled < m; filled++) row[filled] = -1;
+    }
+}
+
+void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
+                  const float* x, const MultiAssignParameters& p, idx_t* lists) {
+    const IvfParts parts = ivf_parts(index, "assign_multi");
+    check_assign_params(parts, model, p);
+    if (n == 0) return;
+    FAISS_GMM_CHECK(x && lists, "assign_multi: null input");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const Transformed xt = to_ivf_space(parts, n, x);
+    assign_in_ivf_space(parts, model, n, xt.x, p, lists);
+}
+
+MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, const idx_t* xids,
+                                 int max_lists, const idx_t* lists) {
+    const IvfParts parts = ivf_parts(index, "add_preassigned");
+    FAISS_GMM_CHECK(max_lists >= 1, "add_preassigned: max_lists must be >= 1");
+    check_add_ids(index, xids);
+    if (n == 0) return MultiAssignStats();
+    FAISS_GMM_CHECK(x && lists, "add_preassigned: null input");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const Transformed xt = to_ivf_space(parts, n, x);
+    return add_in_ivf_space(index, parts, n, xt.x, xids, max_lists, lists);
+}
+
 MultiAssignStats add_multi_assign(faiss::Index* index, const GaussianMixture& model, idx_t n,
                                   const float* x, const MultiAssignParameters& p,
                                   const idx_t* xids) {
-    std::vector<idx_t> lists(size_t(n) * std::max(1, p.max_lists));
-    assign_multi(index, model, n, x, p, lists.data());
-    return add_preassigned(index, n, x, xids, p.max_lists, lists.data());
+    // One check and one transform of the vectors for both steps.
+    const IvfParts parts = ivf_parts(index, "add_multi_assign");
+    check_assign_params(parts, model, p);
+    check_add_ids(index, xids);
+    if (n == 0) return MultiAssignStats();
+    FAISS_GMM_CHECK(x, "add_multi_assign: null input");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const Transformed xt = to_ivf_space(parts, n, x);
+    std::vector<idx_t> lists(size_t(n) * p.max_lists);
+    assign_in_ivf_space(parts, model, n, xt.x, p, lists.data());
+    return add_in_ivf_space(index, parts, n, xt.x, xids, p.max_lists, lists.data());
 }
 
 int count_max_copies(const faiss::Index* index) {
     const IvfParts parts = ivf_parts(index, "count_max_copies");
     const faiss::InvertedLists* il = parts.ivf->invlists;
-    std::unordered_map<FaissIdx, int> count;
+    std::unordered_map<idx_t, int> count;
     count.reserve(size_t(parts.ivf->ntotal));
     int most = parts.ivf->ntotal > 0 ? 1 : 0;
     for (size_t l = 0; l < parts.ivf->nlist; l++) {
@@ -197,7 +238,7 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
 
     // Lists per query, and their centroid distances (IVFPQ's precomputed
     // tables add them to the code distances, so they must be the metric's).
-    std::vector<FaissIdx> assign(size_t(nq) * nprobe);
+    std::vector<idx_t> assign(size_t(nq) * nprobe);
     std::vector<float> cdis(size_t(nq) * nprobe);
     if (p.order == ProbeOrder::Distance) {
         ivf->quantizer->search(nq, qt.x, nprobe, cdis.data(), assign.data());
@@ -222,7 +263,7 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
                 }
                 const float* c = centroids.data() + size_t(top[e]) * d;
                 const float* v = qt.x + size_t(q) * d;
-                assign[e] = FaissIdx(top[e]);
+                assign[e] = top[e];
                 cdis[e] = ip ? faiss::fvec_inner_product(v, c, d) : faiss::fvec_L2sqr(v, c, d);
                 cum += resp[e];
                 if (adaptive && cum >= p.mass) stop = true;
@@ -239,7 +280,7 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
     faiss::IndexIVFStats ivf_stats;
     const idx_t qb = 4096;  // queries per block: bounds the over-fetched results
     std::vector<float> fd(size_t(std::min(qb, nq)) * kk);
-    std::vector<FaissIdx> fi(fd.size());
+    std::vector<idx_t> fi(fd.size());
     for (idx_t q0 = 0; q0 < nq; q0 += qb) {
         const idx_t nb = std::min(qb, nq - q0);
         ivf->search_preassigned(nb, qt.x + size_t(q0) * d, kk, assign.data() + size_t(q0) * nprobe,
@@ -248,17 +289,17 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
 #pragma omp parallel for
         for (idx_t q = 0; q < nb; q++) {
             const float* dq = fd.data() + size_t(q) * kk;
-            const FaissIdx* iq = fi.data() + size_t(q) * kk;
+            const idx_t* iq = fi.data() + size_t(q) * kk;
             float* dout = distances + size_t(q0 + q) * k;
             idx_t* lout = labels + size_t(q0 + q) * k;
             idx_t got = 0;
             for (idx_t j = 0; j < kk && got < k; j++) {
                 if (iq[j] < 0) break;
                 bool seen = false;
-                for (idx_t t = 0; t < got && !seen; t++) seen = lout[t] == idx_t(iq[j]);
+                for (idx_t t = 0; t < got && !seen; t++) seen = lout[t] == iq[j];
                 if (seen) continue;
                 dout[got] = dq[j];
-                lout[got++] = idx_t(iq[j]);
+                lout[got++] = iq[j];
             }
             for (; got < k; got++) {
                 // FAISS's own padding: id -1 at the worst float distance.

@@ -65,6 +65,18 @@ void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t
                   const float* x, const MultiAssignParameters& p, idx_t* lists);
 
 /**
+ * The selection rule of assign_multi() on precomputed candidates: row i of
+ * lists (n x p.max_lists, -1 padded) is nearest[i], then the first
+ * max_lists - 1 of row i of top (n x t components by decreasing
+ * responsibility, resp alongside, e.g. from GaussianMixture::top_components)
+ * that differ from it and have responsibility >= p.tau. Any t >= max_lists
+ * gives the same lists, so candidates computed once serve every (tau, m)
+ * with m <= t. t may be 0 when max_lists is 1.
+ */
+void select_lists(idx_t n, const idx_t* nearest, int t, const idx_t* top, const float* resp,
+                  const MultiAssignParameters& p, idx_t* lists);
+
+/**
  * Add n vectors with ids xids (nullptr: 0..n-1, only into an empty index)
  * into the lists given by assign_multi() (n x max_lists, -1 padded): each
  * vector's code is computed against each of its lists, as FAISS's own add

@@ -189,6 +189,17 @@ TEST_P(MultiAssign, ListsFollowNearestThenResponsibilities) {
         }
         EXPECT_GT(checked, f.n * 9 / 10);
         EXPECT_GT(extra, 0) << "the fixture should have border vectors";
+
+        // select_lists on more candidates than m (as the tuning benchmark
+        // computes them once for every m) gives assign_multi's lists.
+        const int t = m + 2;
+        std::vector<idx_t> nearest(f.n), top(size_t(f.n) * t), again(lists.size());
+        std::vector<float> ndis(f.n), resp(size_t(f.n) * t);
+        faiss::ivflib::extract_index_ivf(f.index.get())
+            ->quantizer->search(f.n, f.xb.data(), 1, ndis.data(), nearest.data());
+        f.model.top_components(f.n, f.xb.data(), t, top.data(), resp.data());
+        select_lists(f.n, nearest.data(), t, top.data(), resp.data(), p, again.data());
+        EXPECT_EQ(again, lists) << "m " << m;
     }
 }
 
