@@ -7,6 +7,7 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IVFMixture.h>
@@ -34,6 +35,7 @@ struct GmmOptions {
     int niter = 20, seed = 1234, max_points = 256, kmeans_niter = 10;
     double tol = 1e-4, reg_covar = 1e-3;
     bool quiet = false;
+    std::string gpus;  // "0,1" or "" (every visible GPU)
 
     void add_to(CLI::App* app) {
         app->add_option("--cov", cov, "covariance type: spherical or diagonal")
@@ -57,6 +59,8 @@ struct GmmOptions {
         app->add_option("--precision", precision,
                         "GPU E-step precision: fp32 (exact), tf32 or bf16 (tensor cores)")
             ->capture_default_str();
+        app->add_option("--gpus", gpus,
+                        "GPUs to split the rows over, e.g. 0,1 (default: every visible GPU)");
         app->add_flag("--quiet", quiet, "no progress on stderr");
     }
     GaussianMixtureParameters params() const {
@@ -72,6 +76,7 @@ struct GmmOptions {
         p.kmeans_niter = kmeans_niter;
         p.max_points_per_component = max_points;
         p.verbose = !quiet;
+        if (!gpus.empty()) p.gpu_devices = parse_int_list(gpus);
         return p;
     }
 };
@@ -99,18 +104,30 @@ void print_backend(const GaussianMixtureParameters& p) {
 }
 
 int run_train(const std::string& data, int k, const std::string& means_out,
-              const std::string& model_out, idx_t max_rows, const GmmOptions& o) {
-    idx_t n;
-    int d;
-    auto x = load(data, &n, &d, max_rows);
+              const std::string& model_out, idx_t max_rows, bool full_data,
+              const std::string& checkpoint, bool resume, const GmmOptions& o) {
     auto p = o.params();
+    if (full_data) p.max_points_per_component = 0;
+    p.checkpoint_path = checkpoint;
+    p.resume = resume;
+    FAISS_GMM_CHECK(!resume || !checkpoint.empty(), "--resume needs --checkpoint FILE");
+    // The source is read in blocks (files are memory-mapped): sampling reads
+    // only the sampled rows, --full-data streams every row each iteration.
+    std::unique_ptr<DataSource> all = open_data_source(data);
+    std::unique_ptr<DataSource> first;
+    if (max_rows > 0 && max_rows < all->n()) first.reset(new RangeSource(*all, 0, max_rows));
+    const DataSource& src = first ? *first : *all;
+    if (p.verbose) fprintf(stderr, "faiss-gmm: training data %s\n", src.description().c_str());
+    // Writable outputs before hours of EM, not after.
+    for (const std::string& out : {means_out, model_out, checkpoint})
+        if (!out.empty()) check_writable(out);
     print_backend(p);
-    GaussianMixture gmm(d, k, p);
+    GaussianMixture gmm(src.d(), k, p);
     double t0 = wall_seconds();
-    gmm.fit(n, x.data());
+    gmm.fit(src);
     fprintf(stderr, "faiss-gmm: trained in %.2f s (%zu iterations, %s)\n", wall_seconds() - t0,
             gmm.iteration_stats.size(), gmm.converged ? "converged" : "iteration limit");
-    if (!means_out.empty()) write_vectors(means_out, k, d, gmm.means.data());
+    if (!means_out.empty()) write_vectors(means_out, k, src.d(), gmm.means.data());
     if (!model_out.empty()) gmm.save(model_out);
     if (!gmm.iteration_stats.empty())
         printf("final mean log-likelihood %.6f\n", gmm.iteration_stats.back().log_likelihood);
@@ -128,8 +145,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     int d;
     auto x = load(data, &n, &d);
     // Fail on an unwritable output before spending the training time.
-    write_file_atomic(out + ".probe", [](FILE*) {});
-    std::remove((out + ".probe").c_str());
+    check_writable(out);
     idx_t nt = train_rows > 0 ? std::min(train_rows, n) : n;
     double t0 = wall_seconds();
     std::unique_ptr<faiss::Index> index;
@@ -334,6 +350,14 @@ int main(int argc, char** argv) {
     train->add_option("--means-out", means_out, "write the k means here (.fvecs, .fbin, .npy)");
     train->add_option("--model-out", model_out, "write the fitted model here");
     train->add_option("--max-rows", max_rows, "read at most this many rows (0: all)");
+    bool full_data = false, resume = false;
+    std::string checkpoint;
+    train->add_flag("--full-data", full_data,
+                    "stream every row through each EM iteration (default: FAISS's sample of "
+                    "k * max-points-per-component rows)");
+    train->add_option("--checkpoint", checkpoint,
+                      "write the model and EM state here after every iteration");
+    train->add_flag("--resume", resume, "continue from --checkpoint when it exists");
     o_train.add_to(train);
 
     std::string b_data, factory = "IVF1024,Flat", out, metric = "l2";
@@ -403,7 +427,9 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
     try {
-        if (*train) return run_train(data, k, means_out, model_out, max_rows, o_train);
+        if (*train)
+            return run_train(data, k, means_out, model_out, max_rows, full_data, checkpoint, resume,
+                             o_train);
         if (*build)
             return run_build(b_data, factory, out, metric, train_rows, use_kmeans, b_model_out,
                              b_ma, o_build);

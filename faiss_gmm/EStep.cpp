@@ -1,9 +1,15 @@
+#include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/Device.h>
 #ifdef FAISS_GMM_WITH_CUDA
 #include <faiss_gmm/gpu/GpuEStep.h>
 #endif
+
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 namespace faiss_gmm {
 
@@ -63,11 +69,102 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
         );
     }
 #ifdef FAISS_GMM_WITH_CUDA
-    if (p.device != Device::Cpu && gpu_backend_available())
-        return std::make_unique<gpu::GpuEStep>(p.gpu_device, gpu::GpuEStep::kDefaultBlockBytes,
-                                               p.precision);
+    if (p.device != Device::Cpu && gpu_backend_available()) {
+        std::vector<int> devices = p.gpu_devices;
+        if (devices.empty() && p.gpu_device >= 0) devices.push_back(p.gpu_device);
+        if (devices.empty())
+            for (int g = 0; g < cuda_device_count(); g++) devices.push_back(g);
+        for (int g : devices)
+            FAISS_GMM_CHECK(g >= 0 && g < cuda_device_count(),
+                            "GPU " + std::to_string(g) + " asked for but " +
+                                std::to_string(cuda_device_count()) + " visible");
+        if (devices.size() == 1)
+            return std::make_unique<gpu::GpuEStep>(devices[0], gpu::GpuEStep::kDefaultBlockBytes,
+                                                   p.precision);
+        std::vector<std::unique_ptr<EStepBackend>> workers;
+        for (int g : devices)
+            workers.push_back(std::make_unique<gpu::GpuEStep>(
+                g, gpu::GpuEStep::kDefaultBlockBytes, p.precision));
+        return std::make_unique<ShardedEStep>(std::move(workers));
+    }
 #endif
     return std::make_unique<CpuEStep>(p.max_block_bytes);
+}
+
+void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSource& src,
+                                     idx_t i0, idx_t n, SufficientStatistics& stats) {
+    FAISS_GMM_CHECK(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
+                                            " but the model " + std::to_string(model.d));
+    FAISS_GMM_CHECK(i0 >= 0 && n >= 0 && i0 + n <= src.n(), "row range outside the data");
+    const int d = model.d;
+    const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes() / (4 * size_t(d)))));
+    std::vector<float> buf(size_t(bs) * d);
+    for (idx_t b0 = 0; b0 < n; b0 += bs) {
+        const idx_t nb = std::min(bs, n - b0);
+        src.read_float(i0 + b0, nb, buf.data());
+        idx_t bad = -1;
+#pragma omp parallel for reduction(max : bad)
+        for (idx_t r = 0; r < nb; r++)
+            for (int j = 0; j < d; j++)
+                if (!std::isfinite(buf[size_t(r) * d + j])) bad = std::max(bad, nb - r);
+        FAISS_GMM_CHECK(bad < 0, "row " + std::to_string(i0 + b0 + nb - bad) + " of " +
+                                     src.description() + " holds a NaN or Inf");
+        accumulate(model, nb, buf.data(), nullptr, nullptr, stats);
+    }
+}
+
+ShardedEStep::ShardedEStep(std::vector<std::unique_ptr<EStepBackend>> workers)
+    : workers_(std::move(workers)) {
+    FAISS_GMM_CHECK(!workers_.empty(), "ShardedEStep needs at least one worker");
+}
+
+std::string ShardedEStep::name() const {
+    std::string s = "sharded[";
+    for (size_t w = 0; w < workers_.size(); w++) s += (w ? "," : "") + workers_[w]->name();
+    return s + "]";
+}
+
+template <class F>
+void ShardedEStep::for_shares(idx_t n, F&& f) {
+    const idx_t p = idx_t(workers_.size());
+    std::vector<std::thread> threads;
+    std::exception_ptr first;
+    std::mutex mu;
+    for (idx_t w = 0; w < p; w++) {
+        const idx_t b = n * w / p, e = n * (w + 1) / p;
+        threads.emplace_back([&, w, b, e] {
+            try {
+                f(size_t(w), b, e - b);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (!first) first = std::current_exception();
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    if (first) std::rethrow_exception(first);
+}
+
+void ShardedEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
+                              const float* weights, float* log_norm, SufficientStatistics& st) {
+    std::vector<SufficientStatistics> part(workers_.size());
+    for_shares(n, [&](size_t w, idx_t b, idx_t cnt) {
+        part[w].reset(st.d, st.k, st.covariance_type, st.shift);
+        if (cnt == 0) return;
+        workers_[w]->accumulate(model, cnt, x + size_t(b) * model.d, weights ? weights + b : nullptr,
+                                log_norm ? log_norm + b : nullptr, part[w]);
+    });
+    for (const auto& p : part) st.merge(p);  // in worker order: repeatable sums
+}
+
+void ShardedEStep::accumulate_source(const GaussianMixture& model, const DataSource& src,
+                                     idx_t i0, idx_t n, SufficientStatistics& st) {
+    std::vector<SufficientStatistics> part(workers_.size());
+    for_shares(n, [&](size_t w, idx_t b, idx_t cnt) {
+        part[w].reset(st.d, st.k, st.covariance_type, st.shift);
+        if (cnt > 0) workers_[w]->accumulate_source(model, src, i0 + b, cnt, part[w]);
+    });
+    for (const auto& p : part) st.merge(p);
 }
 
 }  // namespace faiss_gmm

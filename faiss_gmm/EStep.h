@@ -13,6 +13,8 @@
 
 namespace faiss_gmm {
 
+class DataSource;
+
 /**
  * Sums over rows of the E-step, in double. Sums of x are taken about `shift`
  * (x - shift), a point near the data: second moments about a nearby point
@@ -51,6 +53,44 @@ class EStepBackend {
      */
     virtual void accumulate(const GaussianMixture& model, idx_t n, const float* x,
                             const float* weights, float* log_norm, SufficientStatistics& stats) = 0;
+    /**
+     * Add the statistics of rows [i0, i0 + n) of src (unweighted). The
+     * default reads float32 blocks of at most block_bytes() and calls
+     * accumulate(); the GPU backend streams the stored bytes instead.
+     * Throws Error naming the first row holding a NaN or Inf.
+     */
+    virtual void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
+                                   idx_t n, SufficientStatistics& stats);
+    /** Host bytes one streamed block may take. */
+    virtual size_t block_bytes() const { return size_t(64) << 20; }
+};
+
+/**
+ * Rows split over several backends (the GPUs of a host, or workers sharing
+ * one), each driven by its own host thread; each backend sums its share
+ * into its own statistics, which are added on the host in double. The M-step
+ * runs on the host, so the O(K*D) sums go there whatever the reduction:
+ * adding a few MB per iteration on the CPU costs microseconds next to the
+ * E-step, where an NCCL all-reduce would add a communicator and a device
+ * copy for nothing.
+ */
+class ShardedEStep : public EStepBackend {
+   public:
+    explicit ShardedEStep(std::vector<std::unique_ptr<EStepBackend>> workers);
+    std::string name() const override;
+    /** Contiguous row ranges, one per worker, in proportion 1 : 1 : ... */
+    void accumulate(const GaussianMixture& model, idx_t n, const float* x, const float* weights,
+                    float* log_norm, SufficientStatistics& stats) override;
+    void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
+                           SufficientStatistics& stats) override;
+    size_t n_workers() const { return workers_.size(); }
+
+   private:
+    /// Run f(w, begin, count) for each worker's share of n rows, in threads;
+    /// rethrows the first worker's error.
+    template <class F>
+    void for_shares(idx_t n, F&& f);
+    std::vector<std::unique_ptr<EStepBackend>> workers_;
 };
 
 /** Whether a GPU E-step backend is compiled in and a GPU is visible. */
@@ -59,6 +99,9 @@ bool gpu_backend_available();
 /**
  * The backend for `params.device`: Auto picks the GPU when
  * gpu_backend_available(), else the CPU; Gpu throws Error when unavailable.
+ * On the GPU: the devices of params.gpu_devices (repeats allowed: workers
+ * sharing a device), else params.gpu_device when >= 0, else every visible
+ * GPU; more than one makes a ShardedEStep.
  */
 std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters& params);
 

@@ -1,5 +1,6 @@
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
+#include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/impl/CpuEStep.h>
@@ -18,6 +19,8 @@ namespace faiss_gmm {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'G', 'M', 'M', '0', '0', '0', '1'};
+/// A checkpoint: the model followed by the EM state (also loads as a model).
+constexpr char kCheckpointMagic[8] = {'F', 'G', 'M', 'M', 'C', 'K', 'P', '1'};
 
 }  // namespace
 
@@ -128,11 +131,46 @@ double GaussianMixture::n_parameters() const {
 }
 
 void GaussianMixture::fit(idx_t n, const float* x, const float* w) {
-    fit_from_means(n, x, nullptr, w);
+    fit_impl(n, x, nullptr, w, nullptr);
 }
 
 void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_mu,
                                      const float* w) {
+    fit_impl(n, x, init_mu, w, nullptr);
+}
+
+void GaussianMixture::fit(const DataSource& data) {
+    FAISS_GMM_CHECK(data.d() == d, "training data " + data.description() + " has dimension " +
+                                       std::to_string(data.d()) + ", the model " +
+                                       std::to_string(d));
+    const idx_t n = data.n();
+    FAISS_GMM_CHECK(n > 0, "no training data");
+    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
+                                       std::to_string(n) + " training rows (need k <= n)");
+    // Sampling mode reads only the rows fit() would keep; full-data mode
+    // initialises on k * 256 of them (FAISS's default sample) and streams.
+    const bool full = params.max_points_per_component <= 0;
+    const idx_t m = std::min(n, idx_t(k) * (full ? 256 : params.max_points_per_component));
+    if (params.verbose)
+        fprintf(stderr, "faiss-gmm: reading %lld %srows of %s\n", (long long)m,
+                full ? "initialisation " : "sampled ", data.description().c_str());
+    std::vector<float> xs(size_t(m) * d);
+    std::vector<idx_t> rows;
+    if (m == n)
+        data.read_float(0, n, xs.data());
+    else
+        read_rows(data, rows = sample_rows(n, m, params.seed + 1), xs.data());
+    // Name a bad row by its place in the data, not in the sample.
+    for (idx_t i = 0; i < m; i++)
+        for (int j = 0; j < d; j++)
+            FAISS_GMM_CHECK(std::isfinite(xs[size_t(i) * d + j]),
+                            "row " + std::to_string(rows.empty() ? i : rows[i]) + " of " +
+                                data.description() + " holds a NaN or Inf");
+    fit_impl(m, xs.data(), nullptr, nullptr, full && m < n ? &data : nullptr);
+}
+
+void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
+                               const DataSource* stream) {
     FAISS_GMM_CHECK(n > 0 && x, "no training data");
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                        std::to_string(n) + " training rows (need k <= n)");
@@ -157,14 +195,7 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
         if (params.verbose)
             fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n", (long long)m,
                     (long long)n);
-        std::vector<idx_t> perm(n);
-        std::iota(perm.begin(), perm.end(), 0);
-        std::mt19937_64 rng(params.seed + 1);
-        for (idx_t i = 0; i < m; i++) {
-            std::uniform_int_distribution<idx_t> u(i, n - 1);
-            std::swap(perm[i], perm[u(rng)]);
-        }
-        std::sort(perm.begin(), perm.begin() + m);  // sequential reads
+        const std::vector<idx_t> perm = sample_rows(n, m, params.seed + 1);
         xs.resize(size_t(m) * d);
         if (w) ws.resize(m);
         for (idx_t i = 0; i < m; i++) {
@@ -197,15 +228,27 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
         if (reg_absolute_ <= 0) reg_absolute_ = 1e-12 * scale;
     }
 
-    std::vector<float> mu;
-    if (init_mu) {
-        mu.assign(init_mu, init_mu + size_t(k) * d);
-        check_finite_rows(k, d, mu.data(), "initial means");
-    } else {
-        init_means(n, x, w, mu);
+    double prev = -std::numeric_limits<double>::infinity();
+    if (!(params.resume && resume_from_checkpoint(&prev))) {
+        std::vector<float> mu;
+        if (init_mu) {
+            mu.assign(init_mu, init_mu + size_t(k) * d);
+            check_finite_rows(k, d, mu.data(), "initial means");
+        } else {
+            init_means(n, x, w, mu);
+        }
+        init_from_hard_assignment(n, x, w, mu.data(), mean);
+        iteration_stats.clear();
+        converged = false;
     }
-    init_from_hard_assignment(n, x, w, mu.data(), mean);
-    run_em(n, x, w);
+    if (stream)
+        run_em(stream->n(), prev, [&](EStepBackend& b, SufficientStatistics& st) {
+            b.accumulate_source(*this, *stream, 0, stream->n(), st);
+        });
+    else
+        run_em(n, prev, [&](EStepBackend& b, SufficientStatistics& st) {
+            b.accumulate(*this, n, x, w, nullptr, st);
+        });
 }
 
 void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
@@ -384,21 +427,27 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
     return n_reseeded;
 }
 
-void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
+template <class EStepFn>
+void GaussianMixture::run_em(idx_t n, double prev, EStepFn&& estep) {
     auto backend = make_estep_backend(params);
-    iteration_stats.clear();
-    converged = false;
-    double prev = -std::numeric_limits<double>::infinity();
-    if (params.verbose)
+    const int first = int(iteration_stats.size());
+    if (params.verbose) {
         fprintf(stderr, "faiss-gmm: EM on %lld x %d, k=%d, %s covariance, backend %s\n",
                 (long long)n, d, k, to_string(params.covariance_type), backend->name().c_str());
-    for (int it = 0; it < params.niter; it++) {
+        if (first > 0)
+            fprintf(stderr, "faiss-gmm: resumed from '%s' after iteration %d%s\n",
+                    params.checkpoint_path.c_str(), first, converged ? " (converged)" : "");
+    }
+    double t_run = 0;
+    for (int it = first; it < params.niter && !converged; it++) {
         double t0 = wall_seconds();
         SufficientStatistics st;
         st.reset(d, k, params.covariance_type, mixture_center(*this));
-        backend->accumulate(*this, n, x, w, nullptr, st);
+        estep(*backend, st);
         double t1 = wall_seconds();
         double ll = st.sum_log_norm / st.sum_weights;
+        FAISS_GMM_CHECK(std::isfinite(ll), "the E-step's log-likelihood is not finite (iteration " +
+                                               std::to_string(it + 1) + ")");
         double sq = 0;
         for (double v : st.nk) sq += v * v;
         GmmIterationStats s;
@@ -408,17 +457,39 @@ void GaussianMixture::run_em(idx_t n, const float* x, const float* w) {
         s.time_estep = t1 - t0;
         s.time = wall_seconds() - t0;
         iteration_stats.push_back(s);
-        if (params.verbose)
-            fprintf(stderr, "  iter %3d/%d  log-lik %.6g  (%.3f s, E-step %.3f s, %.3g rows/s)%s\n",
-                    it + 1, params.niter, ll, s.time, s.time_estep,
-                    n / std::max(s.time_estep, 1e-9),
-                    s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
-        if (s.n_reseeded == 0 && std::abs(ll - prev) < params.tol) {
-            converged = true;
-            break;
-        }
+        t_run += s.time;
+        if (s.n_reseeded == 0 && std::abs(ll - prev) < params.tol) converged = true;
         prev = ll;
+        if (!params.checkpoint_path.empty()) write_checkpoint(prev);
+        if (params.verbose) {
+            const double eta = t_run / (it + 1 - first) * (params.niter - it - 1);
+            fprintf(stderr,
+                    "  iter %3d/%d  log-lik %.6g  %.3g rows/s  (%.3f s, E-step %.3f s)  ETA %s%s\n",
+                    it + 1, params.niter, ll, n / std::max(s.time_estep, 1e-9), s.time,
+                    s.time_estep, converged ? "0 s (converged)" : (std::to_string(int(eta + 0.5)) + " s").c_str(),
+                    s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
+        }
     }
+}
+
+void GaussianMixture::write_checkpoint(double prev) const {
+    write_file_atomic(params.checkpoint_path, [&](FILE* f) {
+        int32_t hdr[4] = {d, k, int32_t(params.covariance_type), params.normalize_means ? 1 : 0};
+        checked_fwrite(kCheckpointMagic, 1, 8, f, "checkpoint header");
+        checked_fwrite(hdr, sizeof(int32_t), 4, f, "checkpoint header");
+        checked_fwrite(weights.data(), sizeof(float), weights.size(), f, "weights");
+        checked_fwrite(means.data(), sizeof(float), means.size(), f, "means");
+        checked_fwrite(variances.data(), sizeof(float), variances.size(), f, "variances");
+        const int32_t state[2] = {int32_t(iteration_stats.size()), converged ? 1 : 0};
+        checked_fwrite(state, sizeof(int32_t), 2, f, "EM state");
+        checked_fwrite(&prev, sizeof(double), 1, f, "EM state");
+        for (const auto& s : iteration_stats) {
+            const double v[4] = {s.log_likelihood, s.time, s.time_estep, s.imbalance_factor};
+            const int32_t r = s.n_reseeded;
+            checked_fwrite(v, sizeof(double), 4, f, "iteration stats");
+            checked_fwrite(&r, sizeof(int32_t), 1, f, "iteration stats");
+        }
+    });
 }
 
 void GaussianMixture::score_samples(idx_t n, const float* x, float* out) const {
@@ -507,17 +578,19 @@ void GaussianMixture::save(const std::string& path) const {
     });
 }
 
-GaussianMixture GaussianMixture::load(const std::string& path) {
-    FILE* f = fopen(path.c_str(), "rb");
-    if (!f) throw Error("faiss-gmm: cannot open model '" + path + "': " + strerror(errno));
-    std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
+namespace {
+
+/// The model part of a model or checkpoint file; *checkpoint says which.
+GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
     char magic[8];
     int32_t hdr[4];
     auto need = [&](bool ok, const char* what) {
         if (!ok) throw Error("faiss-gmm: model file '" + path + "' is " + what);
     };
-    need(fread(magic, 1, 8, f) == 8 && memcmp(magic, kMagic, 8) == 0,
+    need(fread(magic, 1, 8, f) == 8 && (memcmp(magic, kMagic, 8) == 0 ||
+                                        memcmp(magic, kCheckpointMagic, 8) == 0),
          "not a faiss-gmm model (bad magic)");
+    *checkpoint = memcmp(magic, kCheckpointMagic, 8) == 0;
     need(fread(hdr, sizeof(int32_t), 4, f) == 4, "truncated (header)");
     need(hdr[0] > 0 && hdr[1] > 0 && (hdr[2] == 0 || hdr[2] == 1), "corrupt (bad header)");
     GaussianMixtureParameters p;
@@ -531,9 +604,69 @@ GaussianMixture GaussianMixture::load(const std::string& path) {
              fread(m.means.data(), sizeof(float), m.means.size(), f) == m.means.size() &&
              fread(m.variances.data(), sizeof(float), m.variances.size(), f) == m.variances.size(),
          "truncated");
-    need(fgetc(f) == EOF, "longer than its header says");
+    return m;
+}
+
+/// The EM state after the model in a checkpoint.
+void read_em_state(FILE* f, const std::string& path, GaussianMixture& m, double* prev) {
+    auto need = [&](bool ok) {
+        if (!ok) throw Error("faiss-gmm: checkpoint '" + path + "' is truncated (EM state)");
+    };
+    int32_t state[2];
+    need(fread(state, sizeof(int32_t), 2, f) == 2 && state[0] >= 0);
+    need(fread(prev, sizeof(double), 1, f) == 1);
+    m.iteration_stats.resize(state[0]);
+    for (auto& s : m.iteration_stats) {
+        double v[4];
+        int32_t r;
+        need(fread(v, sizeof(double), 4, f) == 4 && fread(&r, sizeof(int32_t), 1, f) == 1);
+        s.log_likelihood = v[0];
+        s.time = v[1];
+        s.time_estep = v[2];
+        s.imbalance_factor = v[3];
+        s.n_reseeded = r;
+    }
+    m.converged = state[1] != 0;
+}
+
+}  // namespace
+
+GaussianMixture GaussianMixture::load(const std::string& path) {
+    FILE* f = fopen(path.c_str(), "rb");
+    if (!f) throw Error("faiss-gmm: cannot open model '" + path + "': " + strerror(errno));
+    std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
+    bool checkpoint = false;
+    GaussianMixture m = read_model(f, path, &checkpoint);
+    double prev;
+    if (checkpoint) read_em_state(f, path, m, &prev);
+    if (fgetc(f) != EOF)
+        throw Error("faiss-gmm: model file '" + path + "' is longer than its header says");
     m.check_model();
     return m;
+}
+
+bool GaussianMixture::resume_from_checkpoint(double* prev) {
+    FILE* f = fopen(params.checkpoint_path.c_str(), "rb");
+    if (!f) return false;  // nothing written yet: a fresh start
+    std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
+    const std::string& path = params.checkpoint_path;
+    bool checkpoint = false;
+    GaussianMixture m = read_model(f, path, &checkpoint);
+    FAISS_GMM_CHECK(checkpoint, "'" + path + "' is a model, not a checkpoint (nothing to resume)");
+    FAISS_GMM_CHECK(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
+                    "checkpoint '" + path + "' holds d=" + std::to_string(m.d) + ", k=" +
+                        std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
+                        " covariance; this fit has d=" + std::to_string(d) + ", k=" +
+                        std::to_string(k) + ", " + to_string(params.covariance_type));
+    read_em_state(f, path, m, prev);
+    FAISS_GMM_CHECK(fgetc(f) == EOF, "checkpoint '" + path + "' is longer than its header says");
+    m.check_model();
+    weights = m.weights;
+    means = m.means;
+    variances = m.variances;
+    iteration_stats = m.iteration_stats;
+    converged = m.converged;
+    return true;
 }
 
 }  // namespace faiss_gmm

@@ -14,6 +14,8 @@
 namespace faiss_gmm {
 
 struct SufficientStatistics;
+class DataSource;
+class EStepBackend;
 
 /// Shape of each component's covariance.
 enum class CovarianceType {
@@ -83,10 +85,20 @@ struct GaussianMixtureParameters {
     Device device = Device::Auto;  ///< which E-step backend runs
     Precision precision = Precision::Fp32;  ///< GPU E-step accuracy class (the CPU is always fp32);
                                             ///< d > 128 runs fp32 SIMT kernels
-    int gpu_device = -1;                    ///< GPU ordinal; -1 picks the current device
+    int gpu_device = -1;  ///< GPU ordinal; -1: every visible GPU (rows split between them)
+    /// GPUs to split the rows over (overrides gpu_device); a device may
+    /// repeat (workers sharing it).
+    std::vector<int> gpu_devices;
     size_t max_block_bytes =
         size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
     bool verbose = false;  ///< print per-iteration progress on stderr
+    /// After every EM iteration, write the model and the EM state here
+    /// (atomically: temporary file, then rename); "" writes none. The file
+    /// also loads as a model (GaussianMixture::load).
+    std::string checkpoint_path;
+    /// Continue from checkpoint_path when it exists (same data and
+    /// parameters): the run then ends as the uninterrupted one would.
+    bool resume = false;
 };
 
 /** What one EM iteration did (see GaussianMixture::iteration_stats). */
@@ -125,6 +137,16 @@ class GaussianMixture {
     void fit(idx_t n, const float* x, const float* sample_weights = nullptr);
 
     /**
+     * Fit on rows read from a source (files, generators, shards). With
+     * max_points_per_component > 0 (the default, FAISS's rule) only the
+     * k * max_points_per_component sampled rows are read, and the result
+     * equals fit() on the same rows in memory. With max_points_per_component
+     * <= 0 every EM iteration streams all rows through the E-step (device
+     * memory stays bounded by the backend's blocks); the initialisation then
+     * runs on k * 256 sampled rows.
+     */
+    void fit(const DataSource& data);
+    /**
      * Fit starting from the given means (k x d) instead of running the
      * initialiser; variances and weights come from a hard assignment.
      */
@@ -162,7 +184,18 @@ class GaussianMixture {
     }
 
    private:
-    void run_em(idx_t n, const float* x, const float* w);
+    /// Validation, subsampling and initialisation on rows in memory; then
+    /// EM over them, or over `stream` when given (full-data mode).
+    void fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
+                  const DataSource* stream);
+    /// EM iterations after those in iteration_stats (a resumed run), prev:
+    /// the last one's log-likelihood; estep(backend, stats) sums the
+    /// statistics of n_rows rows.
+    template <class EStepFn>
+    void run_em(idx_t n_rows, double prev, EStepFn&& estep);
+    /// The checkpoint's EM state into this model; false when there is none.
+    bool resume_from_checkpoint(double* prev_log_likelihood);
+    void write_checkpoint(double prev_log_likelihood) const;
     void init_means(idx_t n, const float* x, const float* w, std::vector<float>& mu) const;
     /// shift: the sample mean, the point the initial statistics are taken about.
     void init_from_hard_assignment(idx_t n, const float* x, const float* w, const float* mu,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <regex>
 
@@ -22,7 +23,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
     throw Error("faiss-gmm: '" + path + "': " + why);
 }
 
-size_t elem_size(ElementType t) { return t == ElementType::UInt8 ? 1 : 4; }
+size_t elem_size(ElementType t) { return element_size(t); }
 
 /// Parse the dict of a .npy header: dtype, fortran_order, shape.
 void parse_npy_header(const std::string& path, const std::string& h, ElementType* type, idx_t* n,
@@ -37,8 +38,11 @@ void parse_npy_header(const std::string& path, const std::string& h, ElementType
         *type = ElementType::UInt8;
     else if (descr == "<i4")
         *type = ElementType::Int32;
+    else if (descr == "<f2")
+        *type = ElementType::Float16;
     else
-        bad_file(path, "unsupported npy dtype '" + descr + "' (float32 '<f4' or uint8 '|u1')");
+        bad_file(path, "unsupported npy dtype '" + descr +
+                           "' (float32 '<f4', float16 '<f2', uint8 '|u1' or int32 '<i4')");
     if (!std::regex_search(h, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
         bad_file(path, "npy header has no 'fortran_order'");
     if (m[1] == "True") bad_file(path, "npy array is in Fortran order (need C order)");
@@ -53,6 +57,90 @@ void parse_npy_header(const std::string& path, const std::string& h, ElementType
 }
 
 }  // namespace
+
+size_t element_size(ElementType t) {
+    switch (t) {
+        case ElementType::UInt8:
+            return 1;
+        case ElementType::Float16:
+            return 2;
+        default:
+            return 4;
+    }
+}
+
+const char* to_string(ElementType t) {
+    switch (t) {
+        case ElementType::Float32:
+            return "float32";
+        case ElementType::UInt8:
+            return "uint8";
+        case ElementType::Int32:
+            return "int32";
+        case ElementType::Float16:
+            return "float16";
+    }
+    return "?";
+}
+
+float half_to_float(uint16_t h) {
+    const uint32_t sign = uint32_t(h & 0x8000) << 16;
+    const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    float f;
+    if (exp == 0) {  // zero or subnormal: man * 2^-24, exact in float
+        f = std::ldexp(float(man), -24);
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        u |= sign;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    const uint32_t u = sign | (exp == 31 ? (0xffu << 23) | (man << 13)  // Inf / NaN
+                                         : ((exp + 112) << 23) | (man << 13));
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t float_to_half(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint16_t sign = uint16_t((u >> 16) & 0x8000);
+    const uint32_t au = u & 0x7fffffff;
+    if (au >= 0x7f800000) return sign | 0x7c00 | (au > 0x7f800000 ? 0x200 : 0);  // Inf / NaN
+    if (au >= 0x477ff000) return sign | 0x7c00;  // rounds past 65504: Inf
+    if (au < 0x38800000) {                       // below 2^-14: subnormal half (or zero)
+        float a;
+        memcpy(&a, &au, 4);
+        return sign | uint16_t(std::nearbyint(std::ldexp(a, 24)));  // round to nearest even
+    }
+    // Normal: drop 13 mantissa bits with round to nearest even (a carry
+    // into the exponent is the correct result).
+    const uint32_t r = au + 0xfff + ((au >> 13) & 1);
+    return sign | uint16_t((r - (112u << 23)) >> 13);
+}
+
+void convert_to_float(ElementType t, const void* src, size_t count, float* out) {
+    switch (t) {
+        case ElementType::Float32:
+            memcpy(out, src, sizeof(float) * count);
+            break;
+        case ElementType::UInt8: {
+            const uint8_t* p = static_cast<const uint8_t*>(src);
+            for (size_t i = 0; i < count; i++) out[i] = float(p[i]);
+            break;
+        }
+        case ElementType::Float16: {
+            const uint16_t* p = static_cast<const uint16_t*>(src);
+            for (size_t i = 0; i < count; i++) out[i] = half_to_float(p[i]);
+            break;
+        }
+        case ElementType::Int32: {
+            const int32_t* p = static_cast<const int32_t*>(src);
+            for (size_t i = 0; i < count; i++) out[i] = float(p[i]);
+            break;
+        }
+    }
+}
 
 VectorFormat format_from_path(const std::string& p) {
     if (ends_with(p, ".fvecs")) return VectorFormat::Fvecs;
@@ -197,25 +285,20 @@ void VectorFile::read_float(idx_t i0, idx_t count, float* out) const {
     FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_,
                     "'" + path_ + "': row range out of bounds");
 #pragma omp parallel for if (count * d_ > (1 << 20))
-    for (idx_t i = 0; i < count; i++) {
-        const uint8_t* p = row_ptr(i0 + i);
-        float* o = out + size_t(i) * d_;
-        switch (type_) {
-            case ElementType::Float32:
-                memcpy(o, p, sizeof(float) * d_);
-                break;
-            case ElementType::UInt8:
-                for (int j = 0; j < d_; j++) o[j] = float(p[j]);
-                break;
-            case ElementType::Int32:
-                for (int j = 0; j < d_; j++) {
-                    int32_t v;
-                    memcpy(&v, p + 4 * j, 4);
-                    o[j] = float(v);
-                }
-                break;
-        }
+    for (idx_t i = 0; i < count; i++)
+        convert_to_float(type_, row_ptr(i0 + i), size_t(d_), out + size_t(i) * d_);
+}
+
+void VectorFile::read_raw(idx_t i0, idx_t count, void* out) const {
+    FAISS_GMM_CHECK(i0 >= 0 && count >= 0 && i0 + count <= n_,
+                    "'" + path_ + "': row range out of bounds");
+    uint8_t* o = static_cast<uint8_t*>(out);
+    const size_t rb = size_t(d_) * elem_;
+    if (!row_skip_) {
+        memcpy(o, row_ptr(i0), rb * size_t(count));
+        return;
     }
+    for (idx_t i = 0; i < count; i++) memcpy(o + size_t(i) * rb, row_ptr(i0 + i), rb);
 }
 
 void VectorFile::read_int(idx_t i0, idx_t count, int32_t* out) const {
@@ -263,9 +346,10 @@ void write_rows(const std::string& path, idx_t n, int d, const void* x, ElementT
             checked_fwrite(hdr, 4, 2, f, "header");
             checked_fwrite(src, es, size_t(n) * d, f, "rows");
         } else if (fmt == VectorFormat::Npy) {
-            const char* descr = t == ElementType::Float32 ? "<f4"
-                                : t == ElementType::UInt8 ? "|u1"
-                                                          : "<i4";
+            const char* descr = t == ElementType::Float32   ? "<f4"
+                                : t == ElementType::UInt8   ? "|u1"
+                                : t == ElementType::Float16 ? "<f2"
+                                                            : "<i4";
             std::string h = std::string("{'descr': '") + descr +
                             "', 'fortran_order': False, 'shape': (" + std::to_string(n) + ", " +
                             std::to_string(d) + "), }";
@@ -296,6 +380,9 @@ void write_ivectors(const std::string& path, idx_t n, int d, const int32_t* x) {
 }
 void write_bvectors(const std::string& path, idx_t n, int d, const uint8_t* x) {
     write_rows(path, n, d, x, ElementType::UInt8);
+}
+void write_hvectors(const std::string& path, idx_t n, int d, const uint16_t* x) {
+    write_rows(path, n, d, x, ElementType::Float16);
 }
 
 }  // namespace faiss_gmm

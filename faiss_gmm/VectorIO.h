@@ -25,7 +25,30 @@ enum class VectorFormat {
 };
 
 /// Element type of the stored values.
-enum class ElementType { Float32, UInt8, Int32 };
+enum class ElementType {
+    Float32,
+    UInt8,
+    Int32,
+    Float16,  ///< IEEE half (npy '<f2'); training data only
+};
+
+/** Bytes per value of t. */
+size_t element_size(ElementType t);
+
+/** Name of t for messages ("float32", "uint8", "int32", "float16"). */
+const char* to_string(ElementType t);
+
+/** IEEE half to float (exact; subnormals, Inf and NaN kept). */
+float half_to_float(uint16_t h);
+
+/** Float to IEEE half, round to nearest even (overflow gives Inf). */
+uint16_t float_to_half(float f);
+
+/**
+ * count values of type t at src converted to float32 into out (Float32,
+ * UInt8, Float16 or Int32).
+ */
+void convert_to_float(ElementType t, const void* src, size_t count, float* out);
 
 /** Format from the file name's extension; throws Error for an unknown one. */
 VectorFormat format_from_path(const std::string& path);
@@ -47,6 +70,18 @@ class VectorFile {
 
     /** Rows [i0, i0 + count) converted to float32 into out (count x d). */
     void read_float(idx_t i0, idx_t count, float* out) const;
+    /**
+     * Rows [i0, i0 + count) as stored (type(), row headers of *vecs files
+     * dropped) into out: count x d values of element_size(type()) bytes.
+     */
+    void read_raw(idx_t i0, idx_t count, void* out) const;
+    /**
+     * The rows as one contiguous n x d array of type() (fbin, u8bin, npy),
+     * or nullptr where per-row headers interleave them (*vecs).
+     */
+    const void* contiguous_rows() const {
+        return row_skip_ ? nullptr : static_cast<const uint8_t*>(map_) + header_;
+    }
     /** Rows [i0, i0 + count) as int32 into out (Int32 files only). */
     void read_int(idx_t i0, idx_t count, int32_t* out) const;
 
@@ -82,5 +117,8 @@ void write_ivectors(const std::string& path, idx_t n, int d, const int32_t* x);
 
 /** Write n x d uint8 rows as bvecs, u8bin or npy (from the extension). Atomic. */
 void write_bvectors(const std::string& path, idx_t n, int d, const uint8_t* x);
+
+/** Write n x d IEEE half rows (as uint16_t bits) as npy ('<f2'). Atomic. */
+void write_hvectors(const std::string& path, idx_t n, int d, const uint16_t* x);
 
 }  // namespace faiss_gmm

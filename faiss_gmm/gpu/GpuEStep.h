@@ -49,6 +49,7 @@ class GpuEStep : public EStepBackend {
                            SufficientStatistics& stats, cudaStream_t stream);
 
     int device() const { return device_; }
+    size_t block_bytes() const override { return block_bytes_; }
 
     /** The tensor-core plan a Precision maps to (used while d <= 128). */
     static MmaPlan plan_for(Precision p);

@@ -45,6 +45,7 @@ class CpuEStep : public EStepBackend {
     void accumulate(const GaussianMixture& model, idx_t n, const float* x, const float* weights,
                     float* log_norm, SufficientStatistics& stats) override;
 
+    size_t block_bytes() const override { return block_bytes_; }
     /** Rows per block for a model of k components in dimension d. */
     idx_t block_rows(int d, int k) const;
 

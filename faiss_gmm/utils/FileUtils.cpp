@@ -52,4 +52,10 @@ void check_finite_rows(idx_t n, int d, const float* x, const char* what) {
     }
 }
 
+void check_writable(const std::string& path) {
+    const std::string probe = path + ".probe";
+    write_file_atomic(probe, [](FILE*) {});
+    std::remove(probe.c_str());
+}
+
 }  // namespace faiss_gmm

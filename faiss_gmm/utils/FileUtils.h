@@ -17,6 +17,13 @@ namespace faiss_gmm {
  */
 void write_file_atomic(const std::string& path, const std::function<void(FILE*)>& write);
 
+/**
+ * Throw Error naming path when a file cannot be created next to it (its
+ * folder is missing or read-only): checked before long work, not after.
+ * Leaves nothing behind.
+ */
+void check_writable(const std::string& path);
+
 /** fwrite that throws Error naming `what` on a short write. */
 void checked_fwrite(const void* p, size_t size, size_t count, FILE* f, const char* what);
 
