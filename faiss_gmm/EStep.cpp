@@ -124,6 +124,12 @@ std::string ShardedEStep::name() const {
     return s + "]";
 }
 
+size_t ShardedEStep::device_bytes() const {
+    size_t b = 0;
+    for (const auto& w : workers_) b += w->device_bytes();
+    return b;
+}
+
 template <class F>
 void ShardedEStep::for_shares(idx_t n, F&& f) {
     const idx_t p = idx_t(workers_.size());

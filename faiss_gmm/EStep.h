@@ -63,6 +63,8 @@ class EStepBackend {
                                    idx_t n, SufficientStatistics& stats);
     /** Host bytes one streamed block may take. */
     virtual size_t block_bytes() const { return size_t(64) << 20; }
+    /** Device memory the backend holds now (its buffers only grow): 0 on the CPU. */
+    virtual size_t device_bytes() const { return 0; }
 };
 
 /**
@@ -84,6 +86,7 @@ class ShardedEStep : public EStepBackend {
     void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
                            SufficientStatistics& stats) override;
     size_t n_workers() const { return workers_.size(); }
+    size_t device_bytes() const override;
 
    private:
     /// Run f(w, begin, count) for each worker's share of n rows, in threads;

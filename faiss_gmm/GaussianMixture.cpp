@@ -470,6 +470,7 @@ void GaussianMixture::run_em(idx_t n, double prev, EStepFn&& estep) {
                     s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
         }
     }
+    estep_device_bytes = backend->device_bytes();
 }
 
 void GaussianMixture::write_checkpoint(double prev) const {

@@ -124,6 +124,8 @@ class GaussianMixture {
     std::vector<float> variances;  ///< k (spherical) or k x d (diagonal) variances
     std::vector<GmmIterationStats> iteration_stats;  ///< one entry per EM iteration of the last fit
     bool converged = false;                          ///< whether the last fit met tol before niter
+    size_t estep_device_bytes = 0;  ///< device memory the E-step held at the end of the last fit
+                                    ///< (0 on the CPU): what bounds a streamed fit's GPU use
 
     GaussianMixture() = default;
     /** An unfitted model of k components in dimension d. */

@@ -13,8 +13,10 @@
 namespace faiss_gmm {
 namespace test {
 
-/// A fresh seed per call (tests draw new inputs every run), printed on failure by the caller.
+/// A fresh seed per call (tests draw new inputs every run), printed on failure by the caller;
+/// FAISS_GMM_TEST_SEED=<seed> replays a printed one.
 inline uint64_t fresh_seed() {
+    if (const char* s = std::getenv("FAISS_GMM_TEST_SEED")) return std::strtoull(s, nullptr, 10);
     static std::random_device rd;
     return (uint64_t(rd()) << 32) ^ rd();
 }

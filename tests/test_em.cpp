@@ -88,9 +88,10 @@ TEST(Em, RecoversKnownMixture) {
     p.init = InitMethod::KMeansPlusPlus;
     p.max_points_per_component = 0;  // every row: standard errors below assume n rows
     // EM finds a local optimum: keep the best of several initialisations
-    // (as sklearn's n_init / FAISS's nredo).
+    // (as sklearn's n_init / FAISS's nredo). Ten: with five, seed
+    // 8556250678679322126 still merged two true components in every redo.
     GaussianMixture g;
-    for (int redo = 0; redo < 5; redo++) {
+    for (int redo = 0; redo < 10; redo++) {
         p.seed = int(seed % 1000) + 17 * redo;
         GaussianMixture h(sp.d, sp.n_clusters, p);
         h.fit(n, x.data());

@@ -47,6 +47,8 @@ class DeviceBuffer {
     }
     T* data() { return p_; }
     const T* data() const { return p_; }
+    /** Bytes allocated on the device. */
+    size_t bytes() const { return n_ * sizeof(T); }
 
    private:
     T* p_ = nullptr;

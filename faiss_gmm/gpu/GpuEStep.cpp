@@ -1,9 +1,12 @@
+#include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/gpu/GpuEStep.h>
+#include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <kernels/ConvertKernels.cuh>
 #include <kernels/EStepKernels.cuh>
 
 namespace faiss_gmm {
@@ -326,6 +329,121 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
     retire(int(block & 1));
     retire(int((block + 1) & 1));
     download_stats(st, stream_);
+}
+
+size_t GpuEStep::device_bytes() const {
+    size_t b = raw_.bytes() + sample_dev_.bytes() + a_.bytes() + b_.bytes() + c_.bytes() +
+               acc_.bytes() + converted_.bytes();
+    for (int s = 0; s < 2; s++)
+        b += x_[s].bytes() + w_[s].bytes() + lz_[s].bytes() + raw_dev_[s].bytes();
+    return b;
+}
+
+namespace {
+
+/// Whether p lies in page-locked host memory the copy engine reads directly.
+bool page_locked(const void* p) {
+    if (!p) return false;
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError();  // older drivers: an error for pageable memory
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
+}  // namespace
+
+void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
+                                 idx_t n, SufficientStatistics& st) {
+    FAISS_GMM_CHECK(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
+                                            " but the model " + std::to_string(model.d));
+    FAISS_GMM_CHECK(i0 >= 0 && n >= 0 && i0 + n <= src.n(), "row range outside the data");
+    FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
+    const int d = model.d;
+    const ElementType type = src.type();
+    const size_t rb = src.row_bytes();
+    // The kernels' centre from up to 1024 rows spread over the range.
+    const idx_t ns = std::min<idx_t>(n, 1024);
+    std::vector<float> sample(size_t(ns) * d);
+    for (idx_t i = 0; i < ns; i++)
+        src.read_float(i0 + i * (n / std::max<idx_t>(ns, 1)), 1, sample.data() + size_t(i) * d);
+    check_finite_rows(ns, d, sample.data(), "training data (sampled rows)");
+    upload_model(model, st, ns, sample.data(), false, stream_);
+    if (n == 0) {
+        download_stats(st, stream_);
+        return;
+    }
+    // A slot holds a block raw on both sides; the converted rows and the
+    // per-row log Z are one buffer each (the kernels run in order on stream_).
+    const size_t per_row = 2 * rb + (type == ElementType::Float32 ? 0 : 4 * size_t(d)) + 4;
+    const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(2 * block_bytes_ / per_row)));
+    const uint8_t* direct = static_cast<const uint8_t*>(src.contiguous_rows());
+    if (!page_locked(direct)) direct = nullptr;
+    for (int s = 0; s < 2 && s < (n + bs - 1) / bs; s++) {
+        raw_dev_[s].reserve(size_t(bs) * rb);
+        if (!direct) raw_host_[s].reserve(size_t(bs) * rb);
+    }
+    if (type != ElementType::Float32) converted_.reserve(size_t(bs) * d);
+    lz_[0].reserve(size_t(bs));
+    idx_t block = 0;
+    for (idx_t b0 = 0; b0 < n; b0 += bs, block++) {
+        const int s = int(block & 1);
+        const idx_t nb = std::min(bs, n - b0);
+        const uint8_t* from = direct ? direct + size_t(i0 + b0) * rb : raw_host_[s].data();
+        if (!direct) {
+            // The slot's previous upload must be done before it is refilled;
+            // host threads read (or generate) the rows meanwhile the other
+            // slot's copy and kernels run.
+            FAISS_GMM_CUDA_CHECK(cudaEventSynchronize(copied_[s].get()));
+            uint8_t* dst = raw_host_[s].data();
+            const idx_t chunk = std::max<idx_t>(1, (idx_t(1) << 20) / idx_t(rb));
+#pragma omp parallel for schedule(dynamic)
+            for (idx_t c0 = 0; c0 < nb; c0 += chunk)
+                src.read_raw(i0 + b0 + c0, std::min(chunk, nb - c0), dst + size_t(c0) * rb);
+        }
+        // The device slot is free once the kernels (or the conversion) of
+        // its previous block have read it.
+        FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, done_[s].get(), 0));
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(raw_dev_[s].data(), from, size_t(nb) * rb,
+                                             cudaMemcpyHostToDevice, copy_stream_));
+        FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[s].get(), copy_stream_));
+        FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
+        const float* x = reinterpret_cast<const float*>(raw_dev_[s].data());
+        if (type != ElementType::Float32) {
+            const int64_t count = int64_t(nb) * d;
+            if (type == ElementType::UInt8)
+                FAISS_GMM_CUDA_CHECK(
+                    launch_u8_to_float(raw_dev_[s].data(), count, converted_.data(), stream_));
+            else
+                FAISS_GMM_CUDA_CHECK(launch_f16_to_float(
+                    reinterpret_cast<const uint16_t*>(raw_dev_[s].data()), count,
+                    converted_.data(), stream_));
+            FAISS_GMM_CUDA_CHECK(cudaEventRecord(done_[s].get(), stream_));
+            x = converted_.data();
+        }
+        run_block(nb, x, nullptr, lz_[0].data(), stream_);
+        if (type == ElementType::Float32)
+            FAISS_GMM_CUDA_CHECK(cudaEventRecord(done_[s].get(), stream_));
+    }
+    FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+    try {
+        download_stats(st, stream_);
+    } catch (const Error&) {
+        // A non-finite log-likelihood: name the row when the data holds one.
+        if (type != ElementType::UInt8) {
+            std::vector<float> buf(size_t(std::min<idx_t>(n, 65536)) * d);
+            for (idx_t b0 = 0; b0 < n; b0 += 65536) {
+                const idx_t nb = std::min<idx_t>(65536, n - b0);
+                src.read_float(i0 + b0, nb, buf.data());
+                for (size_t v = 0; v < size_t(nb) * d; v++)
+                    FAISS_GMM_CHECK(std::isfinite(buf[v]),
+                                    "row " + std::to_string(i0 + b0 + idx_t(v / d)) + " of " +
+                                        src.description() + " holds a NaN or Inf");
+            }
+        }
+        throw;
+    }
 }
 
 }  // namespace gpu

@@ -40,6 +40,17 @@ class GpuEStep : public EStepBackend {
                     float* log_norm, SufficientStatistics& stats) override;
 
     /**
+     * Streaming path: rows [i0, i0 + n) of src cross PCIe in their stored
+     * type (uint8 and float16 are converted on the device), in blocks of
+     * block_bytes, through two slots: while the kernels run on block b the
+     * copy engine uploads block b+1 and host threads read block b+2 into
+     * page-locked memory. Rows already in page-locked memory (a source over
+     * cudaHostAlloc'ed or registered rows) are copied straight from there.
+     */
+    void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
+                           SufficientStatistics& stats) override;
+
+    /**
      * Device-resident path: x (n x d), weights (n, may be null) and
      * log_norm (n, device memory, required) live on this backend's device;
      * work is queued on `stream`, which is synchronised before returning.
@@ -50,6 +61,7 @@ class GpuEStep : public EStepBackend {
 
     int device() const { return device_; }
     size_t block_bytes() const override { return block_bytes_; }
+    size_t device_bytes() const override;
 
     /** The tensor-core plan a Precision maps to (used while d <= 128). */
     static MmaPlan plan_for(Precision p);
@@ -100,6 +112,11 @@ class GpuEStep : public EStepBackend {
     // The host path's two slots: page-locked staging, device copies, events.
     DeviceBuffer<float> x_[2], w_[2], lz_[2];
     PinnedBuffer<float> hx_[2], hw_[2], hlz_[2];
+    // The streaming path's slots: raw rows (stored type) on both sides, and
+    // the converted float rows of the block being computed.
+    DeviceBuffer<uint8_t> raw_dev_[2];
+    PinnedBuffer<uint8_t> raw_host_[2];
+    DeviceBuffer<float> converted_;
     Event copied_[2], done_[2];
     // Page-locked staging of the model terms, the statistics and the centre's sample.
     PinnedBuffer<float> hmodel_, sample_;

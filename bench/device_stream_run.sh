@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine over binaries carried in .carry/ (see
+# docs/ARCHITECTURE.md, "GPU runs"): the GPU tests, then the streaming
+# benchmark (bench_streaming), whose JSON bench/run_bench.sh turns into the
+# "Streaming" section of bench/RESULTS.md. Logs and JSON go to $OUT.
+set -uo pipefail
+C=.carry
+mkdir -p /tmp/fgmm_lib && tar -xJf $C/lib.tar.xz -C /tmp/fgmm_lib
+export LD_LIBRARY_PATH=/tmp/fgmm_lib:${LD_LIBRARY_PATH:-}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+echo "host: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB" | tee "$OUT/host.txt"
+if [ "${RUN_TESTS:-1}" = 1 ]; then
+  start=$(date +%s)
+  "$C/tests/faiss_gmm_tests" --gtest_filter="${TEST_FILTER:-*Gpu*}" > "$OUT/gpu_tests.log" 2>&1
+  echo "gpu tests rc=$? ($(( $(date +%s) - start )) s)"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED  \]" "$OUT/gpu_tests.log" | tail -15
+fi
+if [ "${RUN_BENCH:-1}" = 1 ]; then
+  "$C/bench/bench_streaming" --benchmark_out="$OUT/streaming.json" --benchmark_out_format=json \
+      ${BENCH_FILTER:+--benchmark_filter=$BENCH_FILTER} > "$OUT/streaming.log" 2>&1
+  echo "bench rc=$?"
+  grep -E "^BM_|rc=" "$OUT/streaming.log" | tail -12
+fi

@@ -1,0 +1,159 @@
+// The GPU streaming E-step (sources of every element type, page-locked or
+// not, many blocks) against float64, and the multi-GPU path (several
+// workers sharing one GPU) against the single-GPU path. Skips without a GPU.
+#include <faiss_gmm/DataSource.h>
+#include <faiss_gmm/EStep.h>
+#include <gtest/gtest.h>
+#ifdef FAISS_GMM_WITH_CUDA
+#include <faiss_gmm/gpu/GpuEStep.h>
+#endif
+
+#include "TestUtils.h"
+
+using namespace faiss_gmm;
+using namespace faiss_gmm::test;
+
+#define SKIP_WITHOUT_GPU() \
+    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
+
+#ifdef FAISS_GMM_WITH_CUDA
+
+TEST(GpuStreaming, SourcesOfEveryTypeMatchFloat64) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    for (const int d : {40, 128, 200}) {
+        const int k = d == 200 ? 33 : 257;
+        const idx_t n = 20011;
+        SyntheticMixtureParameters mp;
+        mp.d = d;
+        mp.n_clusters = 50;
+        mp.seed = seed + d;
+        SyntheticMixture mix(mp);
+        for (ElementType t : {ElementType::Float32, ElementType::UInt8, ElementType::Float16}) {
+            SCOPED_TRACE(std::string(to_string(t)) + " d=" + std::to_string(d));
+            SyntheticSource gen(mix, n, seed, t, t == ElementType::UInt8 ? 30.f : 1.f,
+                                t == ElementType::UInt8 ? 128.f : 0.f);
+            std::vector<float> x(size_t(n) * d);
+            gen.read_float(0, n, x.data());
+            const auto cov = d == 40 ? CovarianceType::Diagonal : CovarianceType::Spherical;
+            GaussianMixture m = random_model(d, k, cov, x, rng);
+            const NaiveStats ref = naive_estep(m, n, x.data());
+            // Small blocks: many of them, the last one short.
+            gpu::GpuEStep g(0, 1 << 20, Precision::Fp32);
+            // The generator itself, then the same rows in page-locked memory.
+            std::vector<uint8_t> raw(size_t(n) * gen.row_bytes());
+            gen.read_raw(0, n, raw.data());
+            gpu::PinnedBuffer<uint8_t> pinned;
+            pinned.reserve(raw.size());
+            std::copy(raw.begin(), raw.end(), pinned.data());
+            ArraySource in_pinned(n, d, t, pinned.data());
+            for (const DataSource* src : {(const DataSource*)&gen, (const DataSource*)&in_pinned}) {
+                SCOPED_TRACE(src->description());
+                SufficientStatistics st;
+                st.reset(d, k, cov, mixture_center(m));
+                g.accumulate_source(m, *src, 0, n, st);
+                const NaiveStats got = to_absolute(st);
+                EXPECT_LT(rel_err(got.nk, ref.nk), 1e-4);
+                EXPECT_LT(rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x), 1e-4);
+                EXPECT_LT(rel_err(got.sum_x2, ref.sum_x2), 1e-4);
+                EXPECT_NEAR(st.sum_log_norm, ref.sum_log_norm, 1e-5 * std::abs(ref.sum_log_norm));
+                EXPECT_EQ(st.sum_weights, double(n));
+            }
+            // A sub-range through a shard.
+            RangeSource shard(in_pinned, 1001, 7777);
+            SufficientStatistics sh;
+            sh.reset(d, k, cov, mixture_center(m));
+            g.accumulate_source(m, shard, 0, shard.n(), sh);
+            const NaiveStats rs = naive_estep(m, 7777, x.data() + size_t(1001) * d);
+            EXPECT_LT(rel_err(to_absolute(sh).nk, rs.nk), 1e-4);
+        }
+    }
+}
+
+TEST(GpuStreaming, NonFiniteRowIsNamed) {
+    SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    const int d = 16, k = 8;
+    const idx_t n = 5000;
+    auto x = random_rows(n, d, false, rng);
+    GaussianMixture m = random_model(d, k, CovarianceType::Spherical, x, rng);
+    x[size_t(4321) * d + 5] = INFINITY;
+    ArraySource src(n, d, x.data());
+    gpu::GpuEStep g(0, 1 << 16);
+    SufficientStatistics st;
+    st.reset(d, k, CovarianceType::Spherical, mixture_center(m));
+    try {
+        g.accumulate_source(m, src, 0, n, st);
+        FAIL() << "an Inf row was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("row 4321"), std::string::npos) << e.what();
+    }
+}
+
+TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const int d = 64, k = 100;
+    const idx_t n = 150001;
+    SyntheticMixtureParameters mp;
+    mp.d = d;
+    mp.n_clusters = 80;
+    mp.seed = seed;
+    SyntheticSource src(SyntheticMixture(mp), n, seed, ElementType::UInt8, 30.f, 128.f);
+    for (CovarianceType cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
+        GaussianMixtureParameters p;
+        p.covariance_type = cov;
+        p.device = Device::Gpu;
+        p.max_points_per_component = 0;  // stream every row
+        p.niter = 2;
+        p.tol = 0;
+        p.seed = int(seed % 1000);
+        p.gpu_devices = {0};
+        GaussianMixture one(d, k, p);
+        one.fit(src);
+        p.gpu_devices = {0, 0, 0};  // the multi-GPU path, three workers sharing GPU 0
+        EXPECT_EQ(make_estep_backend(p)->name(), "sharded[gpu:0,gpu:0,gpu:0]");
+        GaussianMixture three(d, k, p);
+        three.fit(src);
+        // One E-step on the same model, split or not, against float64 (each
+        // worker centres its own rows, so the two differ at float32 level).
+        SufficientStatistics s1, s3;
+        s1.reset(d, k, cov, mixture_center(one));
+        s3.reset(d, k, cov, mixture_center(one));
+        make_estep_backend(p)->accumulate_source(one, src, 0, n, s3);
+        p.gpu_devices = {0};
+        make_estep_backend(p)->accumulate_source(one, src, 0, n, s1);
+        std::vector<float> x(size_t(n) * d);
+        src.read_float(0, n, x.data());
+        const NaiveStats ref = naive_estep(one, n, x.data());
+        for (const SufficientStatistics* st : {&s1, &s3}) {
+            const NaiveStats got = to_absolute(*st);
+            EXPECT_LT(rel_err(got.nk, ref.nk), 1e-4);
+            EXPECT_LT(rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x), 1e-4);
+            EXPECT_LT(rel_err(got.sum_x2, ref.sum_x2), 1e-4);
+            EXPECT_EQ(st->sum_weights, double(n));
+        }
+        // Two EM iterations: float32-class differences, slightly amplified.
+        EXPECT_LT(rel_err(three.means, one.means), 1e-4);
+        EXPECT_LT(rel_err(three.variances, one.variances), 1e-3);
+        EXPECT_LT(rel_err(three.weights, one.weights), 1e-3);
+        for (size_t i = 0; i < one.iteration_stats.size(); i++)
+            EXPECT_NEAR(three.iteration_stats[i].log_likelihood,
+                        one.iteration_stats[i].log_likelihood,
+                        1e-6 * std::abs(one.iteration_stats[i].log_likelihood));
+        // And the CPU on the same stream agrees to float32 accuracy.
+        p.device = Device::Cpu;
+        p.niter = 1;
+        GaussianMixture cpu(d, k, p);
+        cpu.fit(src);
+        p.device = Device::Gpu;
+        GaussianMixture gpu1(d, k, p);
+        gpu1.fit(src);
+        EXPECT_LT(rel_err(gpu1.means, cpu.means), 1e-4);
+    }
+}
+
+#endif
