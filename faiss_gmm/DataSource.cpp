@@ -268,6 +268,28 @@ std::vector<idx_t> sample_rows(idx_t n, idx_t m, uint64_t seed) {
     return out;
 }
 
+void check_finite_source_rows(const DataSource& src, idx_t i0, idx_t count, const float* x) {
+    const int d = src.d();
+    idx_t bad = -1;  // count - (first bad row): the max is the first
+#pragma omp parallel for reduction(max : bad) if (count * d > (1 << 16))
+    for (idx_t r = 0; r < count; r++)
+        for (int j = 0; j < d; j++)
+            if (!std::isfinite(x[size_t(r) * d + j])) bad = std::max(bad, count - r);
+    FAISS_GMM_CHECK(bad < 0, "row " + std::to_string(i0 + count - bad) + " of " +
+                                 src.description() + " holds a NaN or Inf");
+}
+
+void find_nonfinite_source_row(const DataSource& src, idx_t i0, idx_t count) {
+    if (src.type() == ElementType::UInt8) return;  // bytes are always finite
+    const idx_t bs = 65536;
+    std::vector<float> buf(size_t(std::min(bs, count)) * src.d());
+    for (idx_t b0 = 0; b0 < count; b0 += bs) {
+        const idx_t nb = std::min(bs, count - b0);
+        src.read_float(i0 + b0, nb, buf.data());
+        check_finite_source_rows(src, i0 + b0, nb, buf.data());
+    }
+}
+
 void read_rows(const DataSource& src, const std::vector<idx_t>& rows, float* out) {
     const int d = src.d();
     const idx_t m = idx_t(rows.size());

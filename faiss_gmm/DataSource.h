@@ -143,6 +143,18 @@ class SyntheticSource : public DataSource {
  */
 std::vector<idx_t> sample_rows(idx_t n, idx_t m, uint64_t seed);
 
+/**
+ * Throw Error naming the first row of x (count x d floats, rows
+ * [i0, i0 + count) of src) that holds a NaN or Inf, by its index in src.
+ */
+void check_finite_source_rows(const DataSource& src, idx_t i0, idx_t count, const float* x);
+
+/**
+ * The same over rows [i0, i0 + count) of src, read in bounded blocks: names
+ * the bad row after a pass found a non-finite result.
+ */
+void find_nonfinite_source_row(const DataSource& src, idx_t i0, idx_t count);
+
 /** The given rows (sorted, in range) of a source as float32 into out (rows.size() x d). */
 void read_rows(const DataSource& src, const std::vector<idx_t>& rows, float* out);
 

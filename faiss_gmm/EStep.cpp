@@ -102,13 +102,7 @@ void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSou
     for (idx_t b0 = 0; b0 < n; b0 += bs) {
         const idx_t nb = std::min(bs, n - b0);
         src.read_float(i0 + b0, nb, buf.data());
-        idx_t bad = -1;
-#pragma omp parallel for reduction(max : bad)
-        for (idx_t r = 0; r < nb; r++)
-            for (int j = 0; j < d; j++)
-                if (!std::isfinite(buf[size_t(r) * d + j])) bad = std::max(bad, nb - r);
-        FAISS_GMM_CHECK(bad < 0, "row " + std::to_string(i0 + b0 + nb - bad) + " of " +
-                                     src.description() + " holds a NaN or Inf");
+        check_finite_source_rows(src, i0 + b0, nb, buf.data());
         accumulate(model, nb, buf.data(), nullptr, nullptr, stats);
     }
 }

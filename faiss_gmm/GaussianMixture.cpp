@@ -22,6 +22,17 @@ constexpr char kMagic[8] = {'F', 'G', 'M', 'M', '0', '0', '0', '1'};
 /// A checkpoint: the model followed by the EM state (also loads as a model).
 constexpr char kCheckpointMagic[8] = {'F', 'G', 'M', 'M', 'C', 'K', 'P', '1'};
 
+/// The model part of a model or checkpoint file (read_model reads it back).
+void write_model(const GaussianMixture& m, const char* magic, FILE* f) {
+    int32_t hdr[4] = {m.d, m.k, int32_t(m.params.covariance_type),
+                      m.params.normalize_means ? 1 : 0};
+    checked_fwrite(magic, 1, 8, f, "model header");
+    checked_fwrite(hdr, sizeof(int32_t), 4, f, "model header");
+    checked_fwrite(m.weights.data(), sizeof(float), m.weights.size(), f, "weights");
+    checked_fwrite(m.means.data(), sizeof(float), m.means.size(), f, "means");
+    checked_fwrite(m.variances.data(), sizeof(float), m.variances.size(), f, "variances");
+}
+
 }  // namespace
 
 const char* to_string(CovarianceType c) {
@@ -475,12 +486,7 @@ void GaussianMixture::run_em(idx_t n, double prev, EStepFn&& estep) {
 
 void GaussianMixture::write_checkpoint(double prev) const {
     write_file_atomic(params.checkpoint_path, [&](FILE* f) {
-        int32_t hdr[4] = {d, k, int32_t(params.covariance_type), params.normalize_means ? 1 : 0};
-        checked_fwrite(kCheckpointMagic, 1, 8, f, "checkpoint header");
-        checked_fwrite(hdr, sizeof(int32_t), 4, f, "checkpoint header");
-        checked_fwrite(weights.data(), sizeof(float), weights.size(), f, "weights");
-        checked_fwrite(means.data(), sizeof(float), means.size(), f, "means");
-        checked_fwrite(variances.data(), sizeof(float), variances.size(), f, "variances");
+        write_model(*this, kCheckpointMagic, f);
         const int32_t state[2] = {int32_t(iteration_stats.size()), converged ? 1 : 0};
         checked_fwrite(state, sizeof(int32_t), 2, f, "EM state");
         checked_fwrite(&prev, sizeof(double), 1, f, "EM state");
@@ -570,12 +576,7 @@ double GaussianMixture::bic(idx_t n, const float* x) const {
 void GaussianMixture::save(const std::string& path) const {
     check_model();
     write_file_atomic(path, [&](FILE* f) {
-        int32_t hdr[4] = {d, k, int32_t(params.covariance_type), params.normalize_means ? 1 : 0};
-        checked_fwrite(kMagic, 1, 8, f, "model header");
-        checked_fwrite(hdr, sizeof(int32_t), 4, f, "model header");
-        checked_fwrite(weights.data(), sizeof(float), weights.size(), f, "weights");
-        checked_fwrite(means.data(), sizeof(float), means.size(), f, "means");
-        checked_fwrite(variances.data(), sizeof(float), variances.size(), f, "variances");
+        write_model(*this, kMagic, f);
     });
 }
 

@@ -431,17 +431,7 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
         download_stats(st, stream_);
     } catch (const Error&) {
         // A non-finite log-likelihood: name the row when the data holds one.
-        if (type != ElementType::UInt8) {
-            std::vector<float> buf(size_t(std::min<idx_t>(n, 65536)) * d);
-            for (idx_t b0 = 0; b0 < n; b0 += 65536) {
-                const idx_t nb = std::min<idx_t>(65536, n - b0);
-                src.read_float(i0 + b0, nb, buf.data());
-                for (size_t v = 0; v < size_t(nb) * d; v++)
-                    FAISS_GMM_CHECK(std::isfinite(buf[v]),
-                                    "row " + std::to_string(i0 + b0 + idx_t(v / d)) + " of " +
-                                        src.description() + " holds a NaN or Inf");
-            }
-        }
+        find_nonfinite_source_row(src, i0, n);
         throw;
     }
 }
