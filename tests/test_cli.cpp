@@ -35,6 +35,34 @@ Run cli(const std::string& args) {
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
 }
 
+/// The recall columns (R1@1, R10@10, R100@100) of eval's row for `nprobe`;
+/// empty when the row is missing.
+std::vector<double> recall_row(const std::string& out, int nprobe) {
+    size_t pos = 0;
+    while (pos < out.size()) {
+        size_t end = out.find('\n', pos);
+        if (end == std::string::npos) end = out.size();
+        int np;
+        double r1, r10, r100;
+        if (sscanf(out.c_str() + pos, " %d %lf %lf %lf", &np, &r1, &r10, &r100) == 4 && np == nprobe)
+            return {r1, r10, r100};
+        pos = end + 1;
+    }
+    return {};
+}
+
+/// With every list probed the search is exhaustive: recall is 1 but for a
+/// near-tie at rank 10 or 100, which the brute-force ground truth (BLAS
+/// distances) and the IVF scan (direct distances) may order differently.
+/// A result list holding an id twice would lose far more than that.
+void expect_exhaustive_recall(const std::string& out, int nprobe, const std::string& what) {
+    const auto r = recall_row(out, nprobe);
+    ASSERT_EQ(r.size(), 3u) << what << ": no row for nprobe " << nprobe << "\n" << out;
+    EXPECT_EQ(r[0], 1.0) << what << "\n" << out;  // queries are base rows: distance 0
+    EXPECT_GE(r[1], 0.99) << what << "\n" << out;
+    EXPECT_GE(r[2], 0.995) << what << "\n" << out;
+}
+
 bool exists(const std::string& p) {
     struct stat s;
     return stat(p.c_str(), &s) == 0;
@@ -44,11 +72,15 @@ class Cli : public testing::Test {
    protected:
     TempDir dir;
     std::string data;
+    uint64_t seed = fresh_seed();
+    void TearDown() override {
+        if (HasFailure()) printf("data seed: FAISS_GMM_TEST_SEED=%llu\n", (unsigned long long)seed);
+    }
     void SetUp() override {
         SyntheticMixtureParameters sp;
         sp.d = 16;
         sp.n_clusters = 12;
-        sp.seed = fresh_seed();
+        sp.seed = seed;
         SyntheticMixture mix(sp);
         std::vector<float> x(3001 * 16);
         mix.sample(3001, 1, x.data());
@@ -81,8 +113,7 @@ TEST_F(Cli, TrainBuildEval) {
             " --nprobe 1,16 --max-queries 40");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("R10@10"), std::string::npos) << r.out;
-    // All 16 lists probed with exact distances: recall 1.
-    EXPECT_NE(r.out.find("     16    1.0000    1.0000"), std::string::npos) << r.out;
+    expect_exhaustive_recall(r.out, 16, "all 16 lists probed");
 }
 
 TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
@@ -101,8 +132,7 @@ TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
         ASSERT_EQ(r.code, 0) << probe << "\n" << r.out;
         EXPECT_NE(r.out.find("lists/q"), std::string::npos) << r.out;
         if (probe.find("mass") == std::string::npos)  // every list probed: exact, each id once
-            EXPECT_NE(r.out.find("     16    1.0000    1.0000    1.0000"), std::string::npos)
-                << probe << "\n" << r.out;
+            expect_exhaustive_recall(r.out, 16, probe);
     }
     r = cli("eval --index " + (dir / "multi.index") + " --probe posterior --queries " + data +
             " --base " + data);
