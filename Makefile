@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 DEB_PACKAGES = build-essential cmake libfaiss-dev libopenblas-dev libomp-dev \
-               libgtest-dev libbenchmark-dev libcli11-dev
+               libgtest-dev libbenchmark-dev libcli11-dev libopenmpi-dev openmpi-bin
 
 .PHONY: deps configure build demo test bench clean
 

@@ -1,12 +1,14 @@
 /**
  * faiss-gmm: the command-line tool. Subcommands train, build, eval, demo.
- * Progress goes to stderr, results to stdout.
+ * Progress goes to stderr, results to stdout. Under mpirun, train runs as
+ * one rank of a distributed fit.
  */
 #include <faiss/IVFlib.h>
 #include <faiss/clone_index.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss_gmm/Communicator.h>
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IVFEvaluation.h>
@@ -103,28 +105,67 @@ void print_backend(const GaussianMixtureParameters& p) {
     fprintf(stderr, "faiss-gmm: E-step backend: %s\n", b->name().c_str());
 }
 
+/// This rank's part of --data: the file named by substituting {rank}, or a
+/// contiguous share of the one source (after --max-rows).
+struct TrainData {
+    std::unique_ptr<DataSource> source, first, share;
+    const DataSource& shard() const { return share ? *share : first ? *first : *source; }
+};
+
+TrainData open_train_data(const std::string& spec, idx_t max_rows, const Communicator& comm) {
+    TrainData t;
+    const std::string tag = "{rank}";
+    const size_t at = spec.find(tag);
+    if (at != std::string::npos) {
+        FAISS_GMM_CHECK(max_rows == 0, "--max-rows does not combine with per-rank files ({rank})");
+        std::string path = spec;
+        path.replace(at, tag.size(), std::to_string(comm.rank()));
+        t.source = open_data_source(path);
+        return t;
+    }
+    t.source = open_data_source(spec);
+    if (max_rows > 0 && max_rows < t.source->n())
+        t.first.reset(new RangeSource(*t.source, 0, max_rows));
+    if (comm.size() > 1) {
+        const DataSource& all = t.first ? *t.first : *t.source;
+        const idx_t b = all.n() * comm.rank() / comm.size();
+        const idx_t e = all.n() * (comm.rank() + 1) / comm.size();
+        t.share.reset(new RangeSource(all, b, e - b));
+    }
+    return t;
+}
+
 int run_train(const std::string& data, int k, const std::string& means_out,
               const std::string& model_out, idx_t max_rows, bool full_data,
-              const std::string& checkpoint, bool resume, const GmmOptions& o) {
+              const std::string& checkpoint, bool resume, const GmmOptions& o,
+              const Communicator& comm) {
     auto p = o.params();
     if (full_data) p.max_points_per_component = 0;
     p.checkpoint_path = checkpoint;
     p.resume = resume;
     FAISS_GMM_CHECK(!resume || !checkpoint.empty(), "--resume needs --checkpoint FILE");
+    const bool lead = comm.rank() == 0;  // prints the results and writes the files
     // The source is read in blocks (files are memory-mapped): sampling reads
     // only the sampled rows, --full-data streams every row each iteration.
-    std::unique_ptr<DataSource> all = open_data_source(data);
-    std::unique_ptr<DataSource> first;
-    if (max_rows > 0 && max_rows < all->n()) first.reset(new RangeSource(*all, 0, max_rows));
-    const DataSource& src = first ? *first : *all;
-    if (p.verbose) fprintf(stderr, "faiss-gmm: training data %s\n", src.description().c_str());
+    const TrainData td = open_train_data(data, max_rows, comm);
+    const DataSource& src = td.shard();
+    if (p.verbose) {
+        if (comm.size() > 1)
+            fprintf(stderr, "faiss-gmm: rank %d of %d: training data %s\n", comm.rank(),
+                    comm.size(), src.description().c_str());
+        else
+            fprintf(stderr, "faiss-gmm: training data %s\n", src.description().c_str());
+    }
     // Writable outputs before hours of EM, not after.
-    for (const std::string& out : {means_out, model_out, checkpoint})
-        if (!out.empty()) check_writable(out);
-    print_backend(p);
+    if (lead) {
+        for (const std::string& out : {means_out, model_out, checkpoint})
+            if (!out.empty()) check_writable(out);
+        if (p.verbose) print_backend(p);
+    }
     GaussianMixture gmm(src.d(), k, p);
     double t0 = wall_seconds();
-    gmm.fit(src);
+    gmm.fit(src, comm);
+    if (!lead) return 0;
     fprintf(stderr, "faiss-gmm: trained in %.2f s (%zu iterations, %s)\n", wall_seconds() - t0,
             gmm.iteration_stats.size(), gmm.converged ? "converged" : "iteration limit");
     if (!means_out.empty()) write_vectors(means_out, k, src.d(), gmm.means.data());
@@ -334,6 +375,20 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Started by mpirun with several processes: this is one rank of a
+    // distributed job.
+    std::unique_ptr<Communicator> comm;
+    try {
+        const int launched = mpi_launch_size();
+        FAISS_GMM_CHECK(launched == 1 || mpi_built(),
+                        "started by mpirun with " + std::to_string(launched) +
+                            " processes, but this build has no MPI support (install "
+                            "libopenmpi-dev and rebuild)");
+        comm = launched > 1 ? mpi_world(&argc, &argv) : std::make_unique<Communicator>();
+    } catch (const std::exception& e) {
+        fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
     CLI::App app{
         "faiss-gmm: train the coarse quantizer of FAISS IVF indexes with a Gaussian "
         "mixture (EM) instead of k-means.\nVector files: .fvecs .bvecs .fbin .u8bin .npy; "
@@ -345,7 +400,10 @@ int main(int argc, char** argv) {
     int k = 1024;
     idx_t max_rows = 0;
     auto* train = app.add_subcommand("train", "fit a GMM; write the means (fvecs) and the model");
-    train->add_option("--data", data, "training vectors")->required();
+    train->add_option("--data", data,
+                      "training vectors (under mpirun: each rank takes its share, or the file "
+                      "named by replacing {rank} with its rank)")
+        ->required();
     train->add_option("-k,--k", k, "number of components")->capture_default_str();
     train->add_option("--means-out", means_out, "write the k means here (.fvecs, .fbin, .npy)");
     train->add_option("--model-out", model_out, "write the fitted model here");
@@ -429,7 +487,8 @@ int main(int argc, char** argv) {
     try {
         if (*train)
             return run_train(data, k, means_out, model_out, max_rows, full_data, checkpoint, resume,
-                             o_train);
+                             o_train, *comm);
+        FAISS_GMM_CHECK(comm->size() == 1, "only train runs distributed (under mpirun)");
         if (*build)
             return run_build(b_data, factory, out, metric, train_rows, use_kmeans, b_model_out,
                              b_ma, o_build);
@@ -438,6 +497,12 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::string msg = e.what();
         if (msg.rfind("faiss-gmm: ", 0) == 0) msg = msg.substr(11);
+        if (comm->size() > 1) {
+            // The other ranks may wait in a collective for this one: end the job.
+            fprintf(stderr, "faiss-gmm: error (rank %d of %d): %s\n", comm->rank(), comm->size(),
+                    msg.c_str());
+            comm->abort(1);
+        }
         fprintf(stderr, "faiss-gmm: error: %s\n", msg.c_str());
         return 1;
     }

@@ -1,9 +1,11 @@
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
+#include <faiss_gmm/Communicator.h>
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/utils/Device.h>
 #include <faiss_gmm/utils/FileUtils.h>
 #include <faiss_gmm/utils/Utils.h>
 
@@ -32,6 +34,9 @@ void write_model(const GaussianMixture& m, const char* magic, FILE* f) {
     checked_fwrite(m.means.data(), sizeof(float), m.means.size(), f, "means");
     checked_fwrite(m.variances.data(), sizeof(float), m.variances.size(), f, "variances");
 }
+
+/// The communicator of a fit that runs in one process.
+const Communicator kOneProcess;
 
 }  // namespace
 
@@ -142,19 +147,31 @@ double GaussianMixture::n_parameters() const {
 }
 
 void GaussianMixture::fit(idx_t n, const float* x, const float* w) {
-    fit_impl(n, x, nullptr, w, nullptr);
+    fit_impl(n, x, nullptr, w, nullptr, 0, kOneProcess);
 }
 
 void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_mu,
                                      const float* w) {
-    fit_impl(n, x, init_mu, w, nullptr);
+    fit_impl(n, x, init_mu, w, nullptr, 0, kOneProcess);
 }
 
 void GaussianMixture::fit(const DataSource& data) {
+    fit(data, kOneProcess);
+}
+
+void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     FAISS_GMM_CHECK(data.d() == d, "training data " + data.description() + " has dimension " +
                                        std::to_string(data.d()) + ", the model " +
                                        std::to_string(d));
-    const idx_t n = data.n();
+    // The data is the ranks' shards in rank order: this one holds global
+    // rows [first, first + n_local).
+    const std::vector<int64_t> sizes = comm.allgather(data.n());
+    idx_t n = 0, first = 0;
+    for (int r = 0; r < comm.size(); r++) {
+        if (r < comm.rank()) first += sizes[r];
+        n += sizes[r];
+    }
+    const idx_t n_local = data.n();
     FAISS_GMM_CHECK(n > 0, "no training data");
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                        std::to_string(n) + " training rows (need k <= n)");
@@ -162,26 +179,56 @@ void GaussianMixture::fit(const DataSource& data) {
     // initialises on k * 256 of them (FAISS's default sample) and streams.
     const bool full = params.max_points_per_component <= 0;
     const idx_t m = std::min(n, idx_t(k) * (full ? 256 : params.max_points_per_component));
-    if (params.verbose)
-        fprintf(stderr, "faiss-gmm: reading %lld %srows of %s\n", (long long)m,
-                full ? "initialisation " : "sampled ", data.description().c_str());
-    std::vector<float> xs(size_t(m) * d);
-    std::vector<idx_t> rows;
-    if (m == n)
-        data.read_float(0, n, xs.data());
-    else
-        read_rows(data, rows = sample_rows(n, m, params.seed + 1), xs.data());
-    // Name a bad row by its place in the data, not in the sample.
-    for (idx_t i = 0; i < m; i++)
-        for (int j = 0; j < d; j++)
-            FAISS_GMM_CHECK(std::isfinite(xs[size_t(i) * d + j]),
-                            "row " + std::to_string(rows.empty() ? i : rows[i]) + " of " +
-                                data.description() + " holds a NaN or Inf");
-    fit_impl(m, xs.data(), nullptr, nullptr, full && m < n ? &data : nullptr);
+    if (params.verbose && comm.rank() == 0) {
+        if (comm.size() > 1)
+            fprintf(stderr, "faiss-gmm: reading %lld %srows of %lld from %d ranks' shards\n",
+                    (long long)m, full ? "initialisation " : "sampled ", (long long)n, comm.size());
+        else
+            fprintf(stderr, "faiss-gmm: reading %lld %srows of %s\n", (long long)m,
+                    full ? "initialisation " : "sampled ", data.description().c_str());
+    }
+    // Each rank fills the sample rows it holds; the others stay 0, so the
+    // sum over ranks is the sample, exactly.
+    std::vector<float> xs(size_t(m) * d, 0.f);
+    // Name a bad row by its place in this shard, not in the sample.
+    auto check_rows = [&](idx_t count, const float* x, const idx_t* local_rows) {
+        for (idx_t i = 0; i < count; i++)
+            for (int j = 0; j < d; j++)
+                FAISS_GMM_CHECK(std::isfinite(x[size_t(i) * d + j]),
+                                "row " + std::to_string(local_rows ? local_rows[i] : i) + " of " +
+                                    data.description() + " holds a NaN or Inf");
+    };
+    if (m == n) {
+        float* mine = xs.data() + size_t(first) * d;
+        data.read_float(0, n_local, mine);
+        check_rows(n_local, mine, nullptr);
+    } else {
+        const std::vector<idx_t> rows = sample_rows(n, m, params.seed + 1);
+        if (comm.size() == 1) {
+            read_rows(data, rows, xs.data());
+            check_rows(m, xs.data(), rows.data());
+        } else {
+            std::vector<idx_t> local, slot;
+            for (idx_t i = 0; i < m; i++)
+                if (rows[i] >= first && rows[i] < first + n_local) {
+                    local.push_back(rows[i] - first);
+                    slot.push_back(i);
+                }
+            std::vector<float> buf(local.size() * d);
+            read_rows(data, local, buf.data());
+            check_rows(idx_t(local.size()), buf.data(), local.data());
+            for (size_t i = 0; i < local.size(); i++)
+                memcpy(xs.data() + size_t(slot[i]) * d, buf.data() + i * d, sizeof(float) * d);
+        }
+    }
+    comm.allreduce_sum(xs.data(), xs.size());
+    fit_impl(m, xs.data(), nullptr, nullptr, full && m < n ? &data : nullptr, n, comm);
 }
 
 void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
-                               const DataSource* stream) {
+                               const DataSource* stream, idx_t n_stream,
+                               const Communicator& comm) {
+    const bool lead = comm.rank() == 0;  // the rank that prints
     FAISS_GMM_CHECK(n > 0 && x, "no training data");
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                        std::to_string(n) + " training rows (need k <= n)");
@@ -192,7 +239,7 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
                 std::isfinite(w[i]) && w[i] >= 0,
                 "sample weight of row " + std::to_string(i) + " is negative or non-finite");
     }
-    if (n < idx_t(k) * params.min_points_per_component)
+    if (lead && n < idx_t(k) * params.min_points_per_component)
         fprintf(stderr,
                 "WARNING faiss-gmm: %lld training rows for %d components: fewer than %d per "
                 "component, the model may be poor\n",
@@ -203,7 +250,7 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
     std::vector<float> xs, ws;
     if (params.max_points_per_component > 0 && n > idx_t(k) * params.max_points_per_component) {
         idx_t m = idx_t(k) * params.max_points_per_component;
-        if (params.verbose)
+        if (params.verbose && lead)
             fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n", (long long)m,
                     (long long)n);
         const std::vector<idx_t> perm = sample_rows(n, m, params.seed + 1);
@@ -240,7 +287,7 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
     }
 
     double prev = -std::numeric_limits<double>::infinity();
-    if (!(params.resume && resume_from_checkpoint(&prev))) {
+    if (!(params.resume && resume_from_checkpoint(&prev, comm))) {
         std::vector<float> mu;
         if (init_mu) {
             mu.assign(init_mu, init_mu + size_t(k) * d);
@@ -252,12 +299,16 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
         iteration_stats.clear();
         converged = false;
     }
+    // Full-data mode: each rank streams its shard, the statistics are
+    // summed over the ranks. Sampling mode: every rank holds the whole
+    // sample and runs the same EM on it (no messages, the same result).
     if (stream)
-        run_em(stream->n(), prev, [&](EStepBackend& b, SufficientStatistics& st) {
+        run_em(n_stream, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
             b.accumulate_source(*this, *stream, 0, stream->n(), st);
+            allreduce(st, comm);
         });
     else
-        run_em(n, prev, [&](EStepBackend& b, SufficientStatistics& st) {
+        run_em(n, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
             b.accumulate(*this, n, x, w, nullptr, st);
         });
 }
@@ -439,12 +490,21 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
 }
 
 template <class EStepFn>
-void GaussianMixture::run_em(idx_t n, double prev, EStepFn&& estep) {
-    auto backend = make_estep_backend(params);
+void GaussianMixture::run_em(idx_t n, double prev, const Communicator& comm, EStepFn&& estep) {
+    GaussianMixtureParameters bp = params;
+    if (comm.size() > 1 && bp.gpu_devices.empty() && bp.gpu_device < 0 &&
+        bp.device != Device::Cpu) {
+        // Ranks sharing a host share its GPUs: one each, round robin.
+        const int count = cuda_device_count();
+        if (count > 0) bp.gpu_device = comm.local_rank() % count;
+    }
+    auto backend = make_estep_backend(bp);
     const int first = int(iteration_stats.size());
-    if (params.verbose) {
-        fprintf(stderr, "faiss-gmm: EM on %lld x %d, k=%d, %s covariance, backend %s\n",
-                (long long)n, d, k, to_string(params.covariance_type), backend->name().c_str());
+    const bool verbose = params.verbose && comm.rank() == 0;
+    if (verbose) {
+        fprintf(stderr, "faiss-gmm: EM on %lld x %d, k=%d, %s covariance, backend %s%s\n",
+                (long long)n, d, k, to_string(params.covariance_type), backend->name().c_str(),
+                comm.size() > 1 ? (" on rank 0 of " + std::to_string(comm.size())).c_str() : "");
         if (first > 0)
             fprintf(stderr, "faiss-gmm: resumed from '%s' after iteration %d%s\n",
                     params.checkpoint_path.c_str(), first, converged ? " (converged)" : "");
@@ -471,8 +531,8 @@ void GaussianMixture::run_em(idx_t n, double prev, EStepFn&& estep) {
         t_run += s.time;
         if (s.n_reseeded == 0 && std::abs(ll - prev) < params.tol) converged = true;
         prev = ll;
-        if (!params.checkpoint_path.empty()) write_checkpoint(prev);
-        if (params.verbose) {
+        if (!params.checkpoint_path.empty() && comm.rank() == 0) write_checkpoint(prev);
+        if (verbose) {
             const double eta = t_run / (it + 1 - first) * (params.niter - it - 1);
             fprintf(stderr,
                     "  iter %3d/%d  log-lik %.6g  %.3g rows/s  (%.3f s, E-step %.3f s)  ETA %s%s\n",
@@ -647,9 +707,25 @@ GaussianMixture GaussianMixture::load(const std::string& path) {
     return m;
 }
 
-bool GaussianMixture::resume_from_checkpoint(double* prev) {
-    FILE* f = fopen(params.checkpoint_path.c_str(), "rb");
-    if (!f) return false;  // nothing written yet: a fresh start
+bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& comm) {
+    // Rank 0 reads the file (the others may not see it), every rank parses it.
+    std::vector<char> bytes;
+    int64_t size = -1;  // -1: no checkpoint yet, a fresh start
+    if (comm.rank() == 0) {
+        if (FILE* f = fopen(params.checkpoint_path.c_str(), "rb")) {
+            std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
+            char buf[1 << 16];
+            size_t r;
+            while ((r = fread(buf, 1, sizeof(buf), f)) > 0) bytes.insert(bytes.end(), buf, buf + r);
+            size = int64_t(bytes.size());
+        }
+    }
+    comm.broadcast(&size, sizeof(size));
+    if (size < 0) return false;
+    bytes.resize(size_t(size));
+    comm.broadcast(bytes.data(), bytes.size());
+    FILE* f = fmemopen(bytes.empty() ? nullptr : bytes.data(), std::max<size_t>(bytes.size(), 1), "rb");
+    FAISS_GMM_CHECK(f, "cannot read checkpoint '" + params.checkpoint_path + "'");
     std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
     const std::string& path = params.checkpoint_path;
     bool checkpoint = false;

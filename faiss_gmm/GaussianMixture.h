@@ -16,6 +16,7 @@ namespace faiss_gmm {
 struct SufficientStatistics;
 class DataSource;
 class EStepBackend;
+class Communicator;
 
 /// Shape of each component's covariance.
 enum class CovarianceType {
@@ -149,6 +150,19 @@ class GaussianMixture {
      */
     void fit(const DataSource& data);
     /**
+     * Fit on data split over the processes of comm (MPI ranks): each passes
+     * its own shard, and the shards in rank order form the data. The result
+     * is that of fit() on the whole data on one process: the same sample
+     * (gathered from the ranks that hold its rows), and in full-data mode
+     * each iteration's statistics summed over the ranks. Every process ends
+     * with the same model; only rank 0 prints progress and writes
+     * checkpoints, and a resume reads rank 0's checkpoint. With several
+     * ranks and no GPU chosen, each rank takes GPU local_rank % count.
+     * An Error on one rank leaves the others in a collective: end the job
+     * with comm.abort() (the CLI does).
+     */
+    void fit(const DataSource& shard, const Communicator& comm);
+    /**
      * Fit starting from the given means (k x d) instead of running the
      * initialiser; variances and weights come from a hard assignment.
      */
@@ -188,15 +202,17 @@ class GaussianMixture {
    private:
     /// Validation, subsampling and initialisation on rows in memory; then
     /// EM over them, or over `stream` when given (full-data mode).
+    /// `stream` is this process's shard of the comm's data (n_stream rows in all).
     void fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
-                  const DataSource* stream);
+                  const DataSource* stream, idx_t n_stream, const Communicator& comm);
     /// EM iterations after those in iteration_stats (a resumed run), prev:
     /// the last one's log-likelihood; estep(backend, stats) sums the
-    /// statistics of n_rows rows.
+    /// statistics of n_rows rows (all processes').
     template <class EStepFn>
-    void run_em(idx_t n_rows, double prev, EStepFn&& estep);
-    /// The checkpoint's EM state into this model; false when there is none.
-    bool resume_from_checkpoint(double* prev_log_likelihood);
+    void run_em(idx_t n_rows, double prev, const Communicator& comm, EStepFn&& estep);
+    /// The checkpoint's EM state (read by rank 0, sent to all) into this
+    /// model; false when there is none.
+    bool resume_from_checkpoint(double* prev_log_likelihood, const Communicator& comm);
     void write_checkpoint(double prev_log_likelihood) const;
     void init_means(idx_t n, const float* x, const float* w, std::vector<float>& mu) const;
     /// shift: the sample mean, the point the initial statistics are taken about.

@@ -4,7 +4,10 @@
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -194,6 +197,30 @@ struct TempDir {
     ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
     std::string operator/(const std::string& f) const { return path + "/" + f; }
 };
+
+/// A shell command's exit code and its stdout and stderr, merged.
+struct CommandRun {
+    int code;
+    std::string out;
+};
+
+inline CommandRun run_command(const std::string& cmd) {
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    if (!p) return {-1, "popen failed: " + cmd};
+    std::string out;
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, r);
+    const int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+/// The faiss-gmm executable: FAISS_GMM_CLI in the environment (runs of the
+/// carried binaries on another machine), else the build's.
+inline std::string cli_path() {
+    const char* env = std::getenv("FAISS_GMM_CLI");
+    return env ? env : FAISS_GMM_CLI;
+}
 
 }  // namespace test
 }  // namespace faiss_gmm

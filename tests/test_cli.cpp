@@ -5,7 +5,6 @@
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <memory>
 
@@ -16,24 +15,7 @@ using namespace faiss_gmm::test;
 
 namespace {
 
-struct Run {
-    int code;
-    std::string out;
-};
-
-Run cli(const std::string& args) {
-    // FAISS_GMM_CLI in the environment overrides the build's path (runs of
-    // the carried binaries on another machine).
-    const char* env = getenv("FAISS_GMM_CLI");
-    std::string cmd = std::string(env ? env : FAISS_GMM_CLI) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, r);
-    int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+CommandRun cli(const std::string& args) { return run_command(cli_path() + " " + args); }
 
 /// The recall columns (R1@1, R10@10, R100@100) of eval's row for `nprobe`;
 /// empty when the row is missing.

@@ -235,7 +235,7 @@ TEST(Checkpoint, KilledCliRunResumesAndLosesAtMostOneIteration) {
     TempDir dir;
     // Slow enough iterations to kill one mid-way: 200k streamed rows.
     const std::string data = "synthetic:200000x24,k=64,seed=" + std::to_string(seed % 100000);
-    const std::string common = std::string(FAISS_GMM_CLI) + " train --data " + data +
+    const std::string common = cli_path() + " train --data " + data +
                                " -k 64 --full-data --device cpu --niter 8 --tol 0 --seed 5 ";
     const std::string ckpt = dir.path + "/run.ckpt";
     ASSERT_EQ(0, std::system((common + "--quiet --means-out " + dir.path + "/whole.fvecs > " +
