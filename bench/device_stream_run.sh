@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine over binaries carried in .carry/ (see
-# docs/ARCHITECTURE.md, "GPU runs"): the GPU tests, then the streaming
-# benchmark (bench_streaming), whose JSON bench/run_bench.sh turns into the
-# "Streaming" section of bench/RESULTS.md. Logs and JSON go to $OUT.
+# docs/ARCHITECTURE.md, "GPU runs"): the GPU tests, then a benchmark
+# (BENCH=bench_streaming by default, or bench_multi_gpu on nvidia-h200-x2),
+# whose JSON ($OUT/streaming.json, $OUT/multi_gpu.json) bench/run_bench.sh
+# turns into its section of bench/RESULTS.md:
+#   GPU_NAME=... MACHINE=... PARTS=multi_gpu FROM_JSON=<json> bench/run_bench.sh
+# Logs and JSON go to $OUT.
 set -uo pipefail
 C=.carry
 mkdir -p /tmp/fgmm_lib && tar -xJf $C/lib.tar.xz -C /tmp/fgmm_lib
@@ -18,8 +21,10 @@ if [ "${RUN_TESTS:-1}" = 1 ]; then
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED  \]" "$OUT/gpu_tests.log" | tail -15
 fi
 if [ "${RUN_BENCH:-1}" = 1 ]; then
-  "$C/bench/bench_streaming" --benchmark_out="$OUT/streaming.json" --benchmark_out_format=json \
-      ${BENCH_FILTER:+--benchmark_filter=$BENCH_FILTER} > "$OUT/streaming.log" 2>&1
+  B=${BENCH:-bench_streaming}
+  part=${B#bench_}
+  "$C/bench/$B" --benchmark_out="$OUT/$part.json" --benchmark_out_format=json \
+      ${BENCH_FILTER:+--benchmark_filter=$BENCH_FILTER} > "$OUT/$part.log" 2>&1
   echo "bench rc=$?"
-  grep -E "^BM_|rc=" "$OUT/streaming.log" | tail -12
+  grep -E "^BM_|rc=" "$OUT/$part.log" | tail -12
 fi

@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# Regenerates bench/RESULTS.md: the E-step table (bench_estep) and the
+# Regenerates bench/RESULTS.md: the E-step table (bench_estep), the
 # streaming table (bench_streaming: copy bound, streaming E-step, one EM
-# iteration over a billion generated rows).
+# iteration over a billion generated rows) and the multi-GPU table
+# (bench_multi_gpu: one GPU against several on the same iteration).
 #   bench/run_bench.sh [build-dir]        (run from the repository root)
-# PARTS="estep streaming" (default) picks what to run; each part's JSON is
+# PARTS="estep streaming multi_gpu" (default) picks what to run; each part's JSON is
 # kept in bench/results/, and a part not run keeps its saved JSON, so the
 # file is always rebuilt whole from bench/results/*.json.
-# FROM_JSON="a.json b.json" builds the streaming part from JSON files of
-# earlier bench_streaming runs (e.g. split over two GPU-machine calls).
+# FROM_JSON="a.json b.json" builds the one part in PARTS from JSON files of
+# earlier runs of its benchmark (e.g. made on the GPU machine).
 set -euo pipefail
 BUILD=${1:-build}
-PARTS=${PARTS:-estep streaming}
+PARTS=${PARTS:-estep streaming multi_gpu}
 out=bench/RESULTS.md
 mkdir -p bench/results
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 MACHINE="${MACHINE:-$(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); GPU: ${GPU_NAME:-none}}"
 for part in $PARTS; do
-  if [ "$part" = streaming ] && [ -n "${FROM_JSON:-}" ]; then
-    python3 - bench/results/streaming.json $FROM_JSON <<'PY'
+  if [ -n "${FROM_JSON:-}" ]; then
+    python3 - bench/results/$part.json $FROM_JSON <<'PY'
 import json, sys
 out, ins = sys.argv[1], sys.argv[2:]
 docs = [json.load(open(f)) for f in ins]
@@ -74,6 +75,34 @@ if os.path.exists("bench/results/streaming.json"):
         t = b["real_time"]  # seconds (kSecond)
         lines.append(f"| {b['label'].split()[1]} | {b['rows']:.0f} | {t:.1f} | {b['estep_s']:.1f} | "
                      f"{b['rows']/b['estep_s']/1e6:.1f} | {('%.0f' % b['peak_device_MB']) if 'peak_device_MB' in b else 'not measured'} | {b['host_threads']:.0f} |")
+    lines.append("")
+if os.path.exists("bench/results/multi_gpu.json"):
+    bs = json.load(open("bench/results/multi_gpu.json"))["benchmarks"]
+    lines += ["## Several GPUs (issue 6)", "", meta("multi_gpu"), "",
+              "`bench/bench_multi_gpu.cpp`: full-data EM, K = 1024, D = 128, spherical, float32 rows",
+              "from `SyntheticSource` (1024 Gaussians); 3 iterations, time = the mean of iterations 2",
+              "and 3 (E-step + M-step). Rows split into one contiguous share per GPU (`ShardedEStep`,",
+              "statistics summed on the host). Device-resident: each GPU keeps its share in its device",
+              "cache after iteration 1 (`gpu_cache_bytes`). Host-streamed: the rows sit in page-locked",
+              "host memory and cross PCIe every iteration; its bound is the copy to all GPUs at once.",
+              "Model check: largest |mean difference| from the one-GPU run over the largest |mean|.", ""]
+    copy = {b["name"]: b for b in bs if b["name"].startswith("BM_PinnedCopyAll") and not b.get("error_occurred")}
+    for name, b in sorted(copy.items()):
+        lines.append(f"Page-locked host -> device, {name.split('G:')[1].split('/')[0]} GPU(s) at once: **{b['GB/s']:.1f} GB/s**.")
+    lines += ["", "| data | precision | rows | GPUs | iteration (s) | E-step (s) | Mrows/s | GB/s | speed-up | of the copy bound | means vs 1 GPU | iteration 1 (s) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    one = {}
+    for b in bs:
+        if not b["name"].startswith("BM_Iteration") or b.get("error_occurred"): continue
+        a = dict(kv.split(":") for kv in b["name"].split("/")[1:] if ":" in kv)
+        data, prec = b["label"].split()
+        key = (data, prec, a["N"])
+        if a["G"] == "1": one[key] = b["real_time"]
+        speed = f"{one[key] / b['real_time']:.2f}x" if key in one and a["G"] != "1" else "1"
+        bound = f"{100 * b['GB/s'] / b['copy_GB/s']:.0f}%" if data == "host-streamed" and b.get("copy_GB/s") else "-"
+        diff = f"{b['means_rel_diff_vs_1gpu']:.1e}" if "means_rel_diff_vs_1gpu" in b else "-"
+        lines.append(f"| {data} | {prec} | {a['N']} | {a['G']} | {b['real_time']:.2f} | {b['estep_s']:.2f} | "
+                     f"{b['Mrows/s']:.0f} | {b['GB/s']:.1f} | {speed} | {bound} | {diff} | {b['first_iter_s']:.1f} |")
     lines.append("")
 if os.path.exists("bench/results/estep.json"):
     bs = json.load(open("bench/results/estep.json"))["benchmarks"]

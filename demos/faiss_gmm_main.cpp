@@ -35,7 +35,7 @@ namespace {
 struct GmmOptions {
     std::string cov = "spherical", init = "kmeans", device = "auto", precision = "fp32";
     int niter = 20, seed = 1234, max_points = 256, kmeans_niter = 10;
-    double tol = 1e-4, reg_covar = 1e-3;
+    double tol = 1e-4, reg_covar = 1e-3, gpu_cache_gb = 0;
     bool quiet = false;
     std::string gpus;  // "0,1" or "" (every visible GPU)
 
@@ -63,6 +63,11 @@ struct GmmOptions {
             ->capture_default_str();
         app->add_option("--gpus", gpus,
                         "GPUs to split the rows over, e.g. 0,1 (default: every visible GPU)");
+        app->add_option("--gpu-cache-gb", gpu_cache_gb,
+                        "--full-data on GPUs: keep each GPU's share of the rows on the device "
+                        "after the first iteration when it fits in this many GB (0: stream "
+                        "every iteration)")
+            ->capture_default_str();
         app->add_flag("--quiet", quiet, "no progress on stderr");
     }
     GaussianMixtureParameters params() const {
@@ -79,6 +84,8 @@ struct GmmOptions {
         p.max_points_per_component = max_points;
         p.verbose = !quiet;
         if (!gpus.empty()) p.gpu_devices = parse_int_list(gpus);
+        FAISS_GMM_CHECK(gpu_cache_gb >= 0, "--gpu-cache-gb must be >= 0");
+        p.gpu_cache_bytes = size_t(gpu_cache_gb * 1e9);
         return p;
     }
 };

@@ -80,11 +80,11 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
                                 std::to_string(cuda_device_count()) + " visible");
         if (devices.size() == 1)
             return std::make_unique<gpu::GpuEStep>(devices[0], gpu::GpuEStep::kDefaultBlockBytes,
-                                                   p.precision);
+                                                   p.precision, p.gpu_cache_bytes);
         std::vector<std::unique_ptr<EStepBackend>> workers;
         for (int g : devices)
             workers.push_back(std::make_unique<gpu::GpuEStep>(
-                g, gpu::GpuEStep::kDefaultBlockBytes, p.precision));
+                g, gpu::GpuEStep::kDefaultBlockBytes, p.precision, p.gpu_cache_bytes));
         return std::make_unique<ShardedEStep>(std::move(workers));
     }
 #endif

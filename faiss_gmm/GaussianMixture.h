@@ -90,6 +90,12 @@ struct GaussianMixtureParameters {
     /// GPUs to split the rows over (overrides gpu_device); a device may
     /// repeat (workers sharing it).
     std::vector<int> gpu_devices;
+    /// Full-data mode on the GPU: keep each GPU's share of the rows (as
+    /// stored: uint8 rows take a quarter of float32) resident on the device
+    /// after the first iteration when it fits in this many bytes, so later
+    /// iterations read no host memory; 0 streams every iteration (device
+    /// memory stays at a few blocks). The source must not change during the fit.
+    size_t gpu_cache_bytes = 0;
     size_t max_block_bytes =
         size_t(64) << 20;  ///< scratch budget per E-step block (bounds the rows x K slice)
     bool verbose = false;  ///< print per-iteration progress on stderr

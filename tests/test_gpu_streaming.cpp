@@ -4,6 +4,8 @@
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <gtest/gtest.h>
+
+#include <atomic>
 #ifdef FAISS_GMM_WITH_CUDA
 #include <faiss_gmm/gpu/GpuEStep.h>
 #endif
@@ -166,6 +168,103 @@ TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
         gpu1.fit(src);
         EXPECT_LT(rel_err(gpu1.means, cpu.means), 1e-4);
     }
+}
+
+// Full-data EM with each worker's share cached on the device after the
+// first iteration: the same kernels on the same blocks, so the same model as
+// streaming every iteration; a cache too small for a share falls back to
+// streaming. Three workers on GPU 0 stand in for three GPUs.
+TEST(GpuStreaming, DeviceCacheGivesTheStreamedModel) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const int d = 48, k = 77;
+    const idx_t n = 200003;
+    SyntheticMixtureParameters mp;
+    mp.d = d;
+    mp.n_clusters = 60;
+    mp.seed = seed;
+    for (ElementType t : {ElementType::UInt8, ElementType::Float32}) {
+        SCOPED_TRACE(to_string(t));
+        SyntheticSource src(SyntheticMixture(mp), n, seed, t, t == ElementType::UInt8 ? 30.f : 1.f,
+                            t == ElementType::UInt8 ? 128.f : 0.f);
+        GaussianMixtureParameters p;
+        p.device = Device::Gpu;
+        p.max_points_per_component = 0;
+        p.niter = 4;
+        p.tol = 0;
+        p.seed = int(seed % 1000);
+        p.gpu_devices = {0, 0, 0};
+        GaussianMixture streamed(d, k, p);
+        streamed.fit(src);
+        p.gpu_cache_bytes = size_t(n) * src.row_bytes();  // each share fits
+        GaussianMixture cached(d, k, p);
+        cached.fit(src);
+        EXPECT_EQ(cached.means, streamed.means);
+        EXPECT_EQ(cached.variances, streamed.variances);
+        EXPECT_EQ(cached.weights, streamed.weights);
+        p.gpu_cache_bytes = size_t(n / 4) * src.row_bytes();  // no share fits: streamed
+        GaussianMixture small(d, k, p);
+        small.fit(src);
+        EXPECT_EQ(small.means, streamed.means);
+        EXPECT_EQ(small.estep_device_bytes, streamed.estep_device_bytes);
+    }
+}
+
+/// Counts the rows read through it (the device cache must read none).
+class CountingSource : public DataSource {
+   public:
+    explicit CountingSource(const DataSource& s) : s_(s) {}
+    idx_t n() const override { return s_.n(); }
+    int d() const override { return s_.d(); }
+    ElementType type() const override { return s_.type(); }
+    std::string description() const override { return s_.description(); }
+    void read_raw(idx_t i0, idx_t count, void* out) const override {
+        rows += count;
+        s_.read_raw(i0, count, out);
+    }
+    mutable std::atomic<int64_t> rows{0};
+
+   private:
+    const DataSource& s_;
+};
+
+TEST(GpuStreaming, DeviceCacheReadsTheRowsOnce) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 40, k = 33;
+    const idx_t n = 150001, i0 = 777, count = 120000;
+    SyntheticMixtureParameters mp;
+    mp.d = d;
+    mp.seed = seed;
+    SyntheticSource gen(SyntheticMixture(mp), n, seed, ElementType::UInt8, 30.f, 128.f);
+    CountingSource src(gen);
+    std::vector<float> x(size_t(count) * d);
+    gen.read_float(i0, count, x.data());
+    const GaussianMixture m = random_model(d, k, CovarianceType::Diagonal, x, rng);
+    gpu::GpuEStep g(0, 1 << 20, Precision::Fp32, size_t(count) * d);
+    SufficientStatistics first, again;
+    first.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+    again.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+    g.accumulate_source(m, src, i0, count, first);
+    const int64_t first_rows = src.rows;
+    EXPECT_GE(first_rows, count);
+    EXPECT_GE(g.device_bytes(), size_t(count) * d) << "the cache holds the range";
+    g.accumulate_source(m, src, i0, count, again);
+    EXPECT_LE(src.rows - first_rows, 1024) << "only the centre's sample is read again";
+    EXPECT_EQ(again.nk, first.nk);
+    EXPECT_EQ(again.sum_x, first.sum_x);
+    EXPECT_EQ(again.sum_x2, first.sum_x2);
+    const NaiveStats ref = naive_estep(m, count, x.data());
+    EXPECT_LT(rel_err(to_absolute(again).nk, ref.nk), 1e-4);
+    // Another range is not the cached one: read (and cached) anew.
+    SufficientStatistics other;
+    other.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+    const int64_t before = src.rows;
+    g.accumulate_source(m, src, 0, count, other);
+    EXPECT_GE(src.rows - before, count);
 }
 
 #endif

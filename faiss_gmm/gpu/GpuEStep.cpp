@@ -42,8 +42,8 @@ void GpuEStep::set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma
 
 bool GpuEStep::mma_path() const { return use_mma_ && d_ <= kMmaMaxDim; }
 
-GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision)
-    : block_bytes_(block_bytes), plan_(plan_for(precision)) {
+GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision, size_t cache_bytes)
+    : block_bytes_(block_bytes), plan_(plan_for(precision)), cache_limit_(cache_bytes) {
     int count = 0;
     FAISS_GMM_CUDA_CHECK(cudaGetDeviceCount(&count));
     if (device < 0) FAISS_GMM_CUDA_CHECK(cudaGetDevice(&device));
@@ -333,7 +333,7 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
 
 size_t GpuEStep::device_bytes() const {
     size_t b = raw_.bytes() + sample_dev_.bytes() + a_.bytes() + b_.bytes() + c_.bytes() +
-               acc_.bytes() + converted_.bytes();
+               acc_.bytes() + converted_.bytes() + cache_.bytes();
     for (int s = 0; s < 2; s++)
         b += x_[s].bytes() + w_[s].bytes() + lz_[s].bytes() + raw_dev_[s].bytes();
     return b;
@@ -378,20 +378,38 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
     // per-row log Z are one buffer each (the kernels run in order on stream_).
     const size_t per_row = 2 * rb + (type == ElementType::Float32 ? 0 : 4 * size_t(d)) + 4;
     const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(2 * block_bytes_ / per_row)));
+    // The per-block buffers first: a cache takes what memory is left.
+    if (type != ElementType::Float32) converted_.reserve(size_t(bs) * d);
+    lz_[0].reserve(size_t(bs));
+    // The device cache: hit (rows already on the device), fill (this pass
+    // uploads into it), or neither (stream through the slots).
+    const bool hit = cache_src_ == &src && cache_i0_ == i0 && cache_n_ == n;
+    bool fill = false;
+    if (!hit && cache_limit_ > 0 && size_t(n) * rb <= cache_limit_) {
+        cache_src_ = nullptr;
+        try {
+            cache_.reserve(size_t(n) * rb);
+            fill = true;
+        } catch (const Error&) {
+            // Not enough free device memory: stream instead, as without a cache.
+        }
+    }
     const uint8_t* direct = static_cast<const uint8_t*>(src.contiguous_rows());
     if (!page_locked(direct)) direct = nullptr;
     for (int s = 0; s < 2 && s < (n + bs - 1) / bs; s++) {
-        raw_dev_[s].reserve(size_t(bs) * rb);
-        if (!direct) raw_host_[s].reserve(size_t(bs) * rb);
+        if (!hit && !fill) raw_dev_[s].reserve(size_t(bs) * rb);
+        if (!direct && !hit) raw_host_[s].reserve(size_t(bs) * rb);
     }
-    if (type != ElementType::Float32) converted_.reserve(size_t(bs) * d);
-    lz_[0].reserve(size_t(bs));
     idx_t block = 0;
     for (idx_t b0 = 0; b0 < n; b0 += bs, block++) {
         const int s = int(block & 1);
         const idx_t nb = std::min(bs, n - b0);
+        // Where the block's stored rows sit on the device.
+        uint8_t* dev = hit || fill ? cache_.data() + size_t(b0) * rb : raw_dev_[s].data();
         const uint8_t* from = direct ? direct + size_t(i0 + b0) * rb : raw_host_[s].data();
-        if (!direct) {
+        if (hit) {
+            // Nothing to upload.
+        } else if (!direct) {
             // The slot's previous upload must be done before it is refilled;
             // host threads read (or generate) the rows meanwhile the other
             // slot's copy and kernels run.
@@ -402,23 +420,23 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
             for (idx_t c0 = 0; c0 < nb; c0 += chunk)
                 src.read_raw(i0 + b0 + c0, std::min(chunk, nb - c0), dst + size_t(c0) * rb);
         }
-        // The device slot is free once the kernels (or the conversion) of
-        // its previous block have read it.
-        FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, done_[s].get(), 0));
-        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(raw_dev_[s].data(), from, size_t(nb) * rb,
-                                             cudaMemcpyHostToDevice, copy_stream_));
-        FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[s].get(), copy_stream_));
-        FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
-        const float* x = reinterpret_cast<const float*>(raw_dev_[s].data());
+        if (!hit) {
+            // The device slot is free once the kernels (or the conversion)
+            // of its previous block have read it.
+            FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, done_[s].get(), 0));
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(dev, from, size_t(nb) * rb,
+                                                 cudaMemcpyHostToDevice, copy_stream_));
+            FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[s].get(), copy_stream_));
+            FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
+        }
+        const float* x = reinterpret_cast<const float*>(dev);
         if (type != ElementType::Float32) {
             const int64_t count = int64_t(nb) * d;
             if (type == ElementType::UInt8)
-                FAISS_GMM_CUDA_CHECK(
-                    launch_u8_to_float(raw_dev_[s].data(), count, converted_.data(), stream_));
+                FAISS_GMM_CUDA_CHECK(launch_u8_to_float(dev, count, converted_.data(), stream_));
             else
-                FAISS_GMM_CUDA_CHECK(launch_f16_to_float(
-                    reinterpret_cast<const uint16_t*>(raw_dev_[s].data()), count,
-                    converted_.data(), stream_));
+                FAISS_GMM_CUDA_CHECK(launch_f16_to_float(reinterpret_cast<const uint16_t*>(dev),
+                                                         count, converted_.data(), stream_));
             FAISS_GMM_CUDA_CHECK(cudaEventRecord(done_[s].get(), stream_));
             x = converted_.data();
         }
@@ -433,6 +451,11 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
         // A non-finite log-likelihood: name the row when the data holds one.
         find_nonfinite_source_row(src, i0, n);
         throw;
+    }
+    if (fill) {
+        cache_src_ = &src;
+        cache_i0_ = i0;
+        cache_n_ = n;
     }
 }
 

@@ -24,9 +24,10 @@ class GpuEStep : public EStepBackend {
      * device: CUDA ordinal (-1: the current one). block_bytes bounds one of
      * the two row blocks of the host-pointer path (each has a page-locked
      * host copy and a device copy). precision picks the kernels' plan.
+     * cache_bytes: see accumulate_source (0: no cache).
      */
     explicit GpuEStep(int device = -1, size_t block_bytes = kDefaultBlockBytes,
-                      Precision precision = Precision::Fp32);
+                      Precision precision = Precision::Fp32, size_t cache_bytes = 0);
     ~GpuEStep() override;
 
     std::string name() const override { return "gpu:" + std::to_string(device_); }
@@ -46,6 +47,10 @@ class GpuEStep : public EStepBackend {
      * copy engine uploads block b+1 and host threads read block b+2 into
      * page-locked memory. Rows already in page-locked memory (a source over
      * cudaHostAlloc'ed or registered rows) are copied straight from there.
+     * When the range's stored bytes fit in cache_bytes, the first call
+     * uploads them into a device cache and later calls on the same source
+     * and range (the next EM iterations) read no host memory at all: the
+     * source must not change while this backend lives (one fit).
      */
     void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
                            SufficientStatistics& stats) override;
@@ -117,6 +122,11 @@ class GpuEStep : public EStepBackend {
     DeviceBuffer<uint8_t> raw_dev_[2];
     PinnedBuffer<uint8_t> raw_host_[2];
     DeviceBuffer<float> converted_;
+    // The device cache of one source range (see accumulate_source).
+    size_t cache_limit_ = 0;
+    DeviceBuffer<uint8_t> cache_;
+    const DataSource* cache_src_ = nullptr;  // whose rows cache_ holds (null: none)
+    idx_t cache_i0_ = 0, cache_n_ = 0;
     Event copied_[2], done_[2];
     // Page-locked staging of the model terms, the statistics and the centre's sample.
     PinnedBuffer<float> hmodel_, sample_;
