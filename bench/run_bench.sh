@@ -103,6 +103,10 @@ if os.path.exists("bench/results/multi_gpu.json"):
         diff = f"{b['means_rel_diff_vs_1gpu']:.1e}" if "means_rel_diff_vs_1gpu" in b else "-"
         lines.append(f"| {data} | {prec} | {a['N']} | {a['G']} | {b['real_time']:.2f} | {b['estep_s']:.2f} | "
                      f"{b['Mrows/s']:.0f} | {b['GB/s']:.1f} | {speed} | {bound} | {diff} | {b['first_iter_s']:.1f} |")
+    skipped = [b for b in bs if b.get("error_occurred")]
+    if skipped:
+        lines += ["", "Not run on this machine:"]
+        lines += [f"- `{b['name']}`: {b.get('error_message', '')}" for b in skipped]
     lines.append("")
 if os.path.exists("bench/results/estep.json"):
     bs = json.load(open("bench/results/estep.json"))["benchmarks"]
