@@ -180,12 +180,13 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     const bool full = params.max_points_per_component <= 0;
     const idx_t m = std::min(n, idx_t(k) * (full ? 256 : params.max_points_per_component));
     if (params.verbose && comm.rank() == 0) {
+        const char* what = m == n ? "all " : full ? "initialisation " : "sampled ";
         if (comm.size() > 1)
             fprintf(stderr, "faiss-gmm: reading %lld %srows of %lld from %d ranks' shards\n",
-                    (long long)m, full ? "initialisation " : "sampled ", (long long)n, comm.size());
+                    (long long)m, what, (long long)n, comm.size());
         else
-            fprintf(stderr, "faiss-gmm: reading %lld %srows of %s\n", (long long)m,
-                    full ? "initialisation " : "sampled ", data.description().c_str());
+            fprintf(stderr, "faiss-gmm: reading %lld %srows of %s\n", (long long)m, what,
+                    data.description().c_str());
     }
     // Each rank fills the sample rows it holds; the others stay 0, so the
     // sum over ranks is the sample, exactly.

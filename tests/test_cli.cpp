@@ -168,6 +168,14 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     EXPECT_NE(r.out.find("unknown precision 'fp64'"), std::string::npos) << r.out;
     EXPECT_FALSE(exists(dir / "p_means.fvecs"));
 
+    // An unwritable checkpoint is refused before any EM, with no outputs.
+    r = cli("train --data " + data + " -k 4 --full-data --checkpoint " +
+            (dir / "data.fvecs/run.ckpt") + " --means-out " + (dir / "ck_means.fvecs"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("cannot write"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("EM on"), std::string::npos) << "EM started:\n" << r.out;
+    EXPECT_FALSE(exists(dir / "ck_means.fvecs"));
+
     r = cli("--help");
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("build"), std::string::npos);
