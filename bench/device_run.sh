@@ -3,12 +3,7 @@
 # (see docs/ARCHITECTURE.md, "GPU runs"): GPU tests, then the benchmark,
 # which rewrites bench/RESULTS.md; logs and results go to $OUT.
 set -uo pipefail
-C=.carry
-mkdir -p /tmp/fgmm_lib && tar -xJf $C/lib.tar.xz -C /tmp/fgmm_lib
-export LD_LIBRARY_PATH=/tmp/fgmm_lib:${LD_LIBRARY_PATH:-}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+source "$(dirname "$0")/device_setup.sh"
 "$C/tests/faiss_gmm_tests" --gtest_filter="${TEST_FILTER:-*Gpu*}" > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED  \]" "$OUT/gpu_tests.log" | tail -15

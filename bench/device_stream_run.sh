@@ -7,12 +7,7 @@
 #   GPU_NAME=... MACHINE=... PARTS=multi_gpu FROM_JSON=<json> bench/run_bench.sh
 # Logs and JSON go to $OUT.
 set -uo pipefail
-C=.carry
-mkdir -p /tmp/fgmm_lib && tar -xJf $C/lib.tar.xz -C /tmp/fgmm_lib
-export LD_LIBRARY_PATH=/tmp/fgmm_lib:${LD_LIBRARY_PATH:-}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+source "$(dirname "$0")/device_setup.sh"
 echo "host: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB" | tee "$OUT/host.txt"
 if [ "${RUN_TESTS:-1}" = 1 ]; then
   start=$(date +%s)

@@ -3,7 +3,7 @@
 
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
-
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cmath>
@@ -197,6 +197,12 @@ struct TempDir {
     ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
     std::string operator/(const std::string& f) const { return path + "/" + f; }
 };
+
+/// Whether a file (or folder) exists at p.
+inline bool file_exists(const std::string& p) {
+    struct stat s;
+    return stat(p.c_str(), &s) == 0;
+}
 
 /// A shell command's exit code and its stdout and stderr, merged.
 struct CommandRun {

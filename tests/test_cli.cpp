@@ -4,7 +4,6 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <memory>
 
@@ -45,10 +44,6 @@ void expect_exhaustive_recall(const std::string& out, int nprobe, const std::str
     EXPECT_GE(r[2], 0.995) << what << "\n" << out;
 }
 
-bool exists(const std::string& p) {
-    struct stat s;
-    return stat(p.c_str(), &s) == 0;
-}
 
 class Cli : public testing::Test {
    protected:
@@ -124,7 +119,7 @@ TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
             (dir / "km.index"));
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("drop --kmeans"), std::string::npos) << r.out;
-    EXPECT_FALSE(exists(dir / "km.index"));
+    EXPECT_FALSE(file_exists(dir / "km.index"));
 }
 
 TEST_F(Cli, DemoRunsSmall) {
@@ -143,7 +138,7 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     r = cli("train --data " + data + " -k 5000 --means-out " + (dir / "big.fvecs"));
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("k=5000"), std::string::npos) << r.out;
-    EXPECT_FALSE(exists(dir / "big.fvecs"));
+    EXPECT_FALSE(file_exists(dir / "big.fvecs"));
 
     std::vector<float> bad(20 * 4, 1.f);
     bad[13 * 4 + 1] = NAN;
@@ -152,7 +147,7 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
             (dir / "nan_means.fvecs"));
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("row 13"), std::string::npos) << r.out;
-    EXPECT_FALSE(exists(dir / "nan_means.fvecs"));
+    EXPECT_FALSE(file_exists(dir / "nan_means.fvecs"));
 
     r = cli("build --data " + data + " --factory IVF8,Flat --out " + (dir / "data.fvecs/x.index"));
     EXPECT_NE(r.code, 0);
@@ -166,7 +161,7 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
             (dir / "p_means.fvecs"));
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("unknown precision 'fp64'"), std::string::npos) << r.out;
-    EXPECT_FALSE(exists(dir / "p_means.fvecs"));
+    EXPECT_FALSE(file_exists(dir / "p_means.fvecs"));
 
     // An unwritable checkpoint is refused before any EM, with no outputs.
     r = cli("train --data " + data + " -k 4 --full-data --checkpoint " +
@@ -174,7 +169,7 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("cannot write"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("EM on"), std::string::npos) << "EM started:\n" << r.out;
-    EXPECT_FALSE(exists(dir / "ck_means.fvecs"));
+    EXPECT_FALSE(file_exists(dir / "ck_means.fvecs"));
 
     r = cli("--help");
     EXPECT_EQ(r.code, 0);

@@ -3,7 +3,6 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -15,10 +14,6 @@ using namespace faiss_gmm::test;
 
 namespace {
 
-bool file_exists(const std::string& p) {
-    struct stat s;
-    return stat(p.c_str(), &s) == 0;
-}
 
 class EmMonotone : public testing::TestWithParam<CovarianceType> {};
 

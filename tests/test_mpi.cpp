@@ -4,7 +4,6 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include "TestUtils.h"
 
@@ -67,10 +66,6 @@ class Mpi : public testing::Test {
     }
 };
 
-bool exists(const std::string& p) {
-    struct stat s;
-    return stat(p.c_str(), &s) == 0;
-}
 
 // Sampling mode: the ranks gather FAISS's sample of the global rows and all
 // run the same EM on it, so the model is the one-process model, bit for bit.
@@ -128,7 +123,7 @@ TEST_F(Mpi, BadRowOnOneRankEndsTheJobAndIsNamed) {
         EXPECT_NE(r.out.find("row 17 of"), std::string::npos) << mode << "\n" << r.out;
         EXPECT_NE(r.out.find("shard_1.fvecs"), std::string::npos) << mode << "\n" << r.out;
         EXPECT_NE(r.out.find("rank 1 of 2"), std::string::npos) << mode << "\n" << r.out;
-        EXPECT_FALSE(exists(dir / "bad.gmm"));
+        EXPECT_FALSE(file_exists(dir / "bad.gmm"));
     }
 }
 

@@ -7,11 +7,13 @@
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <memory>
 
+#include "TestUtils.h"
+
 using namespace faiss_gmm;
+using faiss_gmm::test::file_exists;
 
 namespace {
 
@@ -27,8 +29,7 @@ TEST_P(RealData, GmmRecallIsSaneAgainstKMeans) {
     const char* env = getenv("FAISS_GMM_DATA");
     std::string root = env ? env : FAISS_GMM_SHARED_DATA;
     std::string pre = root + "/" + ds.name + "/" + ds.name;
-    struct stat st;
-    if (stat((pre + "_base.fvecs").c_str(), &st) != 0)
+    if (!file_exists(pre + "_base.fvecs"))
         GTEST_SKIP() << "no data set at " << pre << "_base.fvecs";
     idx_t nb, nq, ng;
     int d, dq, gk;

@@ -6,7 +6,6 @@
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -252,8 +251,7 @@ TEST(Checkpoint, KilledCliRunResumesAndLosesAtMostOneIteration) {
     }
     int done_before_kill = 0;
     for (int wait_ms = 0; wait_ms < 120000; wait_ms += 20) {
-        struct stat st;
-        if (stat(ckpt.c_str(), &st) == 0) {
+        if (file_exists(ckpt)) {
             done_before_kill = int(GaussianMixture::load(ckpt).iteration_stats.size());
             if (done_before_kill >= 2) break;
         }
