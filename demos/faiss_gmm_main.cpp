@@ -8,12 +8,14 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/random.h>
 #include <faiss_gmm/Communicator.h>
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
+#include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
@@ -48,7 +50,8 @@ struct GmmOptions {
         app->add_option("--reg-covar", reg_covar,
                         "added to variances, in units of the data's mean variance")
             ->capture_default_str();
-        app->add_option("--init", init, "initial means: kmeans, kmeans++ or random")
+        app->add_option("--init", init, "initial means: kmeans (on a GPU backend our GPU k-means, else FAISS's), "
+                        "faiss-kmeans (FAISS's CPU k-means always), kmeans++ or random")
             ->capture_default_str();
         app->add_option("--kmeans-niter", kmeans_niter, "k-means iterations for --init kmeans")
             ->capture_default_str();
@@ -97,7 +100,17 @@ faiss::MetricType parse_metric(const std::string& m) {
 }
 
 std::vector<float> load(const std::string& path, idx_t* n, int* d, idx_t max_rows = 0) {
-    auto x = read_vectors(path, n, d, max_rows);
+    std::vector<float> x;
+    if (path.rfind("synthetic:", 0) == 0) {
+        // Generated rows (synthetic:N[xD][,k=K]...), as train reads them.
+        auto src = open_data_source(path);
+        *n = max_rows > 0 ? std::min(max_rows, src->n()) : src->n();
+        *d = src->d();
+        x.resize(size_t(*n) * *d);
+        src->read_float(0, *n, x.data());
+    } else {
+        x = read_vectors(path, n, d, max_rows);
+    }
     check_finite_rows(*n, *d, x.data(), path.c_str());
     fprintf(stderr, "faiss-gmm: read %lld x %d from %s\n", (long long)*n, *d, path.c_str());
     return x;
@@ -182,6 +195,52 @@ int run_train(const std::string& data, int k, const std::string& means_out,
     return 0;
 }
 
+/// train --algo kmeans: FAISS's k-means semantics (its sample, initial
+/// rows, updates and splits), on the GPU when the backend is one.
+int run_train_kmeans(const std::string& data, int k, const std::string& means_out,
+                     idx_t max_rows, const GmmOptions& o) {
+    const auto p = o.params();
+    const TrainData td = open_train_data(data, max_rows, Communicator());
+    const DataSource& src = td.shard();
+    if (!means_out.empty()) check_writable(means_out);
+    if (p.verbose) print_backend(p);
+    const idx_t n = src.n();
+    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
+                                       std::to_string(n) + " rows (need k <= n)");
+    // Only FAISS's sample is read: the first k * max rows of rand_perm(n, seed).
+    const idx_t m = o.max_points > 0 ? std::min(n, idx_t(k) * o.max_points) : n;
+    std::vector<float> x(size_t(m) * src.d());
+    if (m == n) {
+        src.read_float(0, n, x.data());
+    } else {
+        FAISS_GMM_CHECK(n < (idx_t(1) << 31), "--algo kmeans samples at most 2^31 rows");
+        std::vector<int> perm(n);
+        faiss::rand_perm(perm.data(), size_t(n), o.seed);
+        std::vector<idx_t> rows(perm.begin(), perm.begin() + m);
+        read_rows(src, rows, x.data());
+    }
+    check_finite_rows(m, src.d(), x.data(), src.description().c_str());
+    if (p.verbose)
+        fprintf(stderr, "faiss-gmm: k-means on %lld of %lld rows of %s\n", (long long)m,
+                (long long)n, src.description().c_str());
+    faiss::ClusteringParameters cp;
+    cp.niter = o.niter;
+    cp.seed = o.seed;
+    cp.verbose = p.verbose;
+    cp.max_points_per_centroid = 1 << 30;  // sampled above
+    KMeansClustering km(src.d(), k, cp);
+    km.backend = p;
+    faiss::IndexFlatL2 index(src.d());
+    const double t0 = wall_seconds();
+    km.train(m, x.data(), index);
+    fprintf(stderr, "faiss-gmm: k-means trained in %.2f s (%zu iterations)\n",
+            wall_seconds() - t0, km.iteration_stats.size());
+    if (!means_out.empty()) write_vectors(means_out, k, src.d(), km.centroids.data());
+    if (!km.iteration_stats.empty())
+        printf("final objective %.6g\n", km.iteration_stats.back().obj);
+    return 0;
+}
+
 int run_build(const std::string& data, const std::string& factory, const std::string& out,
               const std::string& metric, idx_t train_rows, bool kmeans,
               const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o) {
@@ -198,13 +257,17 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     double t0 = wall_seconds();
     std::unique_ptr<faiss::Index> index;
     GaussianMixture model;
+    const auto p = o.params();
+    print_backend(p);
     if (kmeans) {
-        index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
+        try {
+            index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
+        } catch (const std::exception& e) {
+            throw Error("faiss-gmm: bad factory string '" + factory + "': " + e.what());
+        }
         index->verbose = !o.quiet;
-        index->train(nt, x.data());
+        train_index_kmeans(index.get(), nt, x.data(), p);
     } else {
-        auto p = o.params();
-        print_backend(p);
         index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric), &model));
     }
     double t1 = wall_seconds();
@@ -216,7 +279,7 @@ int run_build(const std::string& data, const std::string& factory, const std::st
                 "vector\n",
                 ma.tau, ma.max_lists, (long long)st.n_entries, st.entries_per_vector());
     } else {
-        index->add(n, x.data());
+        add_to_index(index.get(), n, x.data(), p);  // the list assignment on the GPU when there is one
     }
     if (!model_out.empty()) model.save(model_out);
     write_index_atomic(index.get(), out);
@@ -423,6 +486,11 @@ int main(int argc, char** argv) {
     train->add_option("--checkpoint", checkpoint,
                       "write the model and EM state here after every iteration");
     train->add_flag("--resume", resume, "continue from --checkpoint when it exists");
+    std::string algo = "gmm";
+    train->add_option("--algo", algo,
+                      "gmm, or kmeans: FAISS's k-means (its sample, initialisation and splits; "
+                      "--niter iterations) on the GPU when the backend is one")
+        ->capture_default_str();
     o_train.add_to(train);
 
     std::string b_data, factory = "IVF1024,Flat", out, metric = "l2";
@@ -439,7 +507,8 @@ int main(int argc, char** argv) {
     build->add_option("--out", out, "index file (faiss::read_index reads it)")->required();
     build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
     build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
-    build->add_flag("--kmeans", use_kmeans, "train with FAISS k-means instead (for comparison)");
+    build->add_flag("--kmeans", use_kmeans, "train with k-means instead (FAISS's semantics; the GPU k-means when the "
+                    "backend is a GPU)");
     std::string b_model_out;
     MultiAssignParameters b_ma;
     b_ma.max_lists = 1;
@@ -492,6 +561,15 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
     try {
+        if (*train && algo == "kmeans") {
+            FAISS_GMM_CHECK(comm->size() == 1, "--algo kmeans runs in one process");
+            FAISS_GMM_CHECK(model_out.empty() && !full_data && checkpoint.empty(),
+                            "--algo kmeans writes --means-out only (no --model-out, "
+                            "--full-data or --checkpoint)");
+            return run_train_kmeans(data, k, means_out, max_rows, o_train);
+        }
+        FAISS_GMM_CHECK(algo == "gmm" || algo == "kmeans",
+                        "unknown --algo '" + algo + "' (gmm or kmeans)");
         if (*train)
             return run_train(data, k, means_out, model_out, max_rows, full_data, checkpoint, resume,
                              o_train, *comm);

@@ -1,3 +1,4 @@
+#include <faiss/IndexFlat.h>
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/impl/CpuEStep.h>
@@ -107,6 +108,46 @@ void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSou
     }
 }
 
+void EStepBackend::assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
+                          const float* w, const AssignOutputs& out) {
+    const int d = model.d, k = model.k;
+    std::vector<idx_t> lab(out.labels ? 0 : n);
+    idx_t* labels = out.labels ? out.labels : lab.data();
+    std::vector<float> dis;
+    if (how == HardAssign::NearestMean) {
+        // FAISS's exact search: what faiss::Clustering assigns with.
+        faiss::IndexFlatL2 index(d);
+        index.add(k, model.means.data());
+        dis.resize(n);
+        std::vector<faiss::Index::idx_t> fl(n);
+        index.search(n, x, 1, dis.data(), fl.data());
+        for (idx_t i = 0; i < n; i++) labels[i] = idx_t(fl[i]);
+    } else {
+        std::vector<float> r(out.resp ? 0 : n);
+        cpu_top_components(model, n, x, 1, labels, out.resp ? out.resp : r.data());
+    }
+    if (out.objective && !dis.empty())
+        for (idx_t i = 0; i < n; i++) *out.objective += dis[i];  // unweighted, as FAISS
+    if (!out.stats) return;
+    SufficientStatistics& st = *out.stats;
+    FAISS_GMM_CHECK(st.d == d && st.k == k, "statistics were reset for another model shape");
+    const bool spherical = st.covariance_type == CovarianceType::Spherical;
+    for (idx_t i = 0; i < n; i++) {
+        const int c = int(labels[i]);
+        const double wi = w ? w[i] : 1.0;
+        st.nk[c] += wi;
+        st.sum_weights += wi;
+        for (int j = 0; j < d; j++) {
+            const double v = double(x[size_t(i) * d + j]) - st.shift[j];
+            st.sum_x[size_t(c) * d + j] += wi * v;
+            if (spherical)
+                st.sum_x2[c] += wi * v * v;
+            else
+                st.sum_x2[size_t(c) * d + j] += wi * v * v;
+        }
+    }
+}
+
 ShardedEStep::ShardedEStep(std::vector<std::unique_ptr<EStepBackend>> workers)
     : workers_(std::move(workers)) {
     FAISS_GMM_CHECK(!workers_.empty(), "ShardedEStep needs at least one worker");
@@ -156,6 +197,42 @@ void ShardedEStep::accumulate(const GaussianMixture& model, idx_t n, const float
     });
     for (const auto& p : part) st.merge(p);  // in worker order: repeatable sums
 }
+
+void ShardedEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
+                          const float* w, const AssignOutputs& out) {
+    std::vector<SufficientStatistics> part(out.stats ? workers_.size() : 0);
+    std::vector<double> obj(workers_.size(), 0.0);
+    for_shares(n, [&](size_t wk, idx_t b, idx_t cnt) {
+        AssignOutputs o;
+        o.labels = out.labels ? out.labels + b : nullptr;
+        o.resp = out.resp ? out.resp + b : nullptr;
+        if (out.stats) {
+            part[wk].reset(out.stats->d, out.stats->k, out.stats->covariance_type,
+                           out.stats->shift);
+            o.stats = &part[wk];
+        }
+        o.objective = out.objective ? &obj[wk] : nullptr;
+        if (cnt > 0)
+            workers_[wk]->assign(model, how, cnt, x + size_t(b) * model.d, w ? w + b : nullptr, o);
+    });
+    for (const auto& p : part) out.stats->merge(p);
+    if (out.objective)
+        for (double v : obj) *out.objective += v;
+}
+
+void ShardedEStep::pin_rows(idx_t n, int d, const float* x, const float* w) {
+    // The same shares as accumulate and assign: each worker's calls then
+    // find exactly the rows it pinned.
+    for_shares(n, [&](size_t wk, idx_t b, idx_t cnt) {
+        if (cnt > 0) workers_[wk]->pin_rows(cnt, d, x + size_t(b) * d, w ? w + b : nullptr);
+    });
+}
+
+void ShardedEStep::unpin_rows() {
+    for (auto& wk : workers_) wk->unpin_rows();
+}
+
+bool ShardedEStep::on_gpu() const { return workers_.front()->on_gpu(); }
 
 void ShardedEStep::accumulate_source(const GaussianMixture& model, const DataSource& src,
                                      idx_t i0, idx_t n, SufficientStatistics& st) {

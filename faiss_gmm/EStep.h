@@ -40,6 +40,22 @@ struct SufficientStatistics {
 /** The point the E-step centres on: sum_k pi_k mu_k (no pass over data). */
 std::vector<double> mixture_center(const GaussianMixture& model);
 
+/// How EStepBackend::assign picks each row's component.
+enum class HardAssign {
+    NearestMean = 0,   ///< the nearest mean in L2 (k-means; weights and variances ignored)
+    MostProbable = 1,  ///< the largest responsibility (predict, the top-1 of top_components)
+};
+
+/// What EStepBackend::assign writes; each may be null.
+struct AssignOutputs {
+    idx_t* labels = nullptr;  ///< n: the component of each row
+    float* resp = nullptr;    ///< n: that component's responsibility (MostProbable only)
+    /// One-hot statistics added (the caller resets them: shape and shift):
+    /// Nk, sum w (x - s) and the second moments of the rows given to each component.
+    SufficientStatistics* stats = nullptr;
+    double* objective = nullptr;  ///< += sum ||x - mu_label||^2, unweighted as FAISS's (NearestMean)
+};
+
 /** One E-step implementation. */
 class EStepBackend {
    public:
@@ -61,6 +77,26 @@ class EStepBackend {
      */
     virtual void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
                                    idx_t n, SufficientStatistics& stats);
+    /**
+     * Hard assignment of rows x (n x d, host; weights may be null) under
+     * `model`: see HardAssign and AssignOutputs. The default runs on the
+     * CPU (FAISS's exact IndexFlatL2 search for NearestMean); the GPU
+     * backend runs the E-step's kernels with an argmax policy, so nothing
+     * proportional to n * k runs on the host.
+     */
+    virtual void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
+                        const float* weights, const AssignOutputs& out);
+    /**
+     * Promise that rows x (n x d) and weights (may be null) stay unchanged
+     * until unpin_rows() or the backend's end: the GPU backend then keeps a
+     * device copy, and accumulate / assign on exactly (n, x, weights) read
+     * it instead of the host (the rows go up once per fit). Default: nothing.
+     */
+    virtual void pin_rows(idx_t n, int d, const float* x, const float* weights) {}
+    /** Forget pinned rows (frees their device copy). */
+    virtual void unpin_rows() {}
+    /** Whether the work runs on a GPU (the trainer then uses the GPU k-means). */
+    virtual bool on_gpu() const { return false; }
     /** Host bytes one streamed block may take. */
     virtual size_t block_bytes() const { return size_t(64) << 20; }
     /** Device memory the backend holds now (its buffers only grow): 0 on the CPU. */
@@ -85,6 +121,12 @@ class ShardedEStep : public EStepBackend {
                     float* log_norm, SufficientStatistics& stats) override;
     void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
                            SufficientStatistics& stats) override;
+    void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
+                const float* weights, const AssignOutputs& out) override;
+    /** Each worker pins its share of the rows. */
+    void pin_rows(idx_t n, int d, const float* x, const float* weights) override;
+    void unpin_rows() override;
+    bool on_gpu() const override;
     size_t n_workers() const { return workers_.size(); }
     size_t device_bytes() const override;
 

@@ -4,6 +4,7 @@
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/Device.h>
 #include <faiss_gmm/utils/FileUtils.h>
@@ -59,6 +60,8 @@ const char* to_string(InitMethod m) {
             return "kmeans++";
         case InitMethod::RandomRows:
             return "random";
+        case InitMethod::FaissKMeans:
+            return "faiss-kmeans";
     }
     return "?";
 }
@@ -99,7 +102,8 @@ InitMethod init_method_from_string(const std::string& s) {
     if (s == "kmeans") return InitMethod::KMeans;
     if (s == "kmeans++") return InitMethod::KMeansPlusPlus;
     if (s == "random") return InitMethod::RandomRows;
-    throw Error("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++ or random)");
+    if (s == "faiss-kmeans") return InitMethod::FaissKMeans;
+    throw Error("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++, random or faiss-kmeans)");
 }
 Device device_from_string(const std::string& s) {
     if (s == "auto") return Device::Auto;
@@ -287,6 +291,14 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
         if (reg_absolute_ <= 0) reg_absolute_ = 1e-12 * scale;
     }
 
+    // One backend for the whole fit: on a GPU the sample goes up once and
+    // the initialisation, the initial statistics and (sampling mode) every
+    // EM iteration read it there.
+    auto backend = fit_backend(comm);
+    double t0 = wall_seconds();
+    backend->pin_rows(n, d, x, w);
+    time_upload = wall_seconds() - t0;
+    t0 = wall_seconds();
     double prev = -std::numeric_limits<double>::infinity();
     if (!(params.resume && resume_from_checkpoint(&prev, comm))) {
         std::vector<float> mu;
@@ -294,32 +306,66 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
             mu.assign(init_mu, init_mu + size_t(k) * d);
             check_finite_rows(k, d, mu.data(), "initial means");
         } else {
-            init_means(n, x, w, mu);
+            init_means(*backend, n, x, w, mu);
         }
-        init_from_hard_assignment(n, x, w, mu.data(), mean);
+        init_from_hard_assignment(*backend, n, x, w, mu.data(), mean);
         iteration_stats.clear();
         converged = false;
     }
+    time_init = wall_seconds() - t0;
+    t0 = wall_seconds();
+    if (stream) backend->unpin_rows();  // the EM reads the source, not the sample
     // Full-data mode: each rank streams its shard, the statistics are
     // summed over the ranks. Sampling mode: every rank holds the whole
     // sample and runs the same EM on it (no messages, the same result).
     if (stream)
-        run_em(n_stream, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
+        run_em(*backend, n_stream, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
             b.accumulate_source(*this, *stream, 0, stream->n(), st);
             allreduce(st, comm);
         });
     else
-        run_em(n, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
+        run_em(*backend, n, prev, comm, [&](EStepBackend& b, SufficientStatistics& st) {
             b.accumulate(*this, n, x, w, nullptr, st);
         });
+    time_em = wall_seconds() - t0;
 }
 
-void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
+std::unique_ptr<EStepBackend> GaussianMixture::fit_backend(const Communicator& comm) const {
+    GaussianMixtureParameters bp = params;
+    if (comm.size() > 1 && bp.gpu_devices.empty() && bp.gpu_device < 0 &&
+        bp.device != Device::Cpu) {
+        // Ranks sharing a host share its GPUs: one each, round robin.
+        const int count = cuda_device_count();
+        if (count > 0) bp.gpu_device = comm.local_rank() % count;
+    }
+    return make_estep_backend(bp);
+}
+
+void GaussianMixture::init_means(EStepBackend& backend, idx_t n, const float* x, const float* w,
                                  std::vector<float>& mu) const {
     mu.resize(size_t(k) * d);
     std::mt19937_64 rng(params.seed);
     switch (params.init) {
-        case InitMethod::KMeans: {
+        case InitMethod::KMeans:
+            if (backend.on_gpu()) {
+                // FAISS's k-means on the device: its initial rows, its
+                // updates and splits (kmeans_iterations).
+                mu = kmeans_initial_centroids(d, k, n, x, params.seed);
+                if (params.normalize_means)
+                    for (int c = 0; c < k; c++) {
+                        float* m = mu.data() + size_t(c) * d;
+                        double nrm = 0;
+                        for (int j = 0; j < d; j++) nrm += double(m[j]) * m[j];
+                        if (nrm > 0)
+                            for (int j = 0; j < d; j++) m[j] = float(m[j] / std::sqrt(nrm));
+                    }
+                kmeans_iterations(backend, d, k, n, x, w, params.kmeans_niter,
+                                  params.normalize_means, mu,
+                                  params.verbose && params.kmeans_niter > 0);
+                break;
+            }
+            [[fallthrough]];
+        case InitMethod::FaissKMeans: {
             faiss::ClusteringParameters cp;
             cp.niter = params.kmeans_niter;
             cp.seed = params.seed;
@@ -378,33 +424,21 @@ void GaussianMixture::init_means(idx_t n, const float* x, const float* w,
     }
 }
 
-void GaussianMixture::init_from_hard_assignment(idx_t n, const float* x, const float* w,
-                                                const float* mu, const std::vector<double>& shift) {
-    // Nearest mean by FAISS's exact search, then the same M-step as EM with
+void GaussianMixture::init_from_hard_assignment(EStepBackend& backend, idx_t n, const float* x,
+                                                const float* w, const float* mu,
+                                                const std::vector<double>& shift) {
+    // Nearest mean (the backend's hard assignment: FAISS's exact search on
+    // the CPU, the argmax kernels on a GPU), then the same M-step as EM with
     // one-hot responsibilities: weights, means and variances all consistent.
-    faiss::IndexFlatL2 index(d);
-    index.add(k, mu);
-    std::vector<float> dis(n);
-    std::vector<faiss::Index::idx_t> lab(n);
-    index.search(n, x, 1, dis.data(), lab.data());
-
     SufficientStatistics st;
     st.reset(d, k, params.covariance_type, shift);
-    const bool spherical = params.covariance_type == CovarianceType::Spherical;
-    for (idx_t i = 0; i < n; i++) {
-        int c = int(lab[i]);
-        double wi = w ? w[i] : 1.0;
-        st.nk[c] += wi;
-        st.sum_weights += wi;
-        for (int j = 0; j < d; j++) {
-            double v = double(x[size_t(i) * d + j]) - shift[j];
-            st.sum_x[size_t(c) * d + j] += wi * v;
-            if (spherical)
-                st.sum_x2[c] += wi * v * v;
-            else
-                st.sum_x2[size_t(c) * d + j] += wi * v * v;
-        }
-    }
+    GaussianMixture terms(d, k, params);
+    terms.means.assign(mu, mu + size_t(k) * d);
+    terms.weights.assign(k, 1.0f / k);
+    terms.variances.assign(n_variances(), 1.0f);
+    AssignOutputs out;
+    out.stats = &st;
+    backend.assign(terms, HardAssign::NearestMean, n, x, w, out);
     // Start every component from the k-means mean (even if empty).
     means.assign(mu, mu + size_t(k) * d);
     weights.assign(k, 1.0f / k);
@@ -491,15 +525,9 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
 }
 
 template <class EStepFn>
-void GaussianMixture::run_em(idx_t n, double prev, const Communicator& comm, EStepFn&& estep) {
-    GaussianMixtureParameters bp = params;
-    if (comm.size() > 1 && bp.gpu_devices.empty() && bp.gpu_device < 0 &&
-        bp.device != Device::Cpu) {
-        // Ranks sharing a host share its GPUs: one each, round robin.
-        const int count = cuda_device_count();
-        if (count > 0) bp.gpu_device = comm.local_rank() % count;
-    }
-    auto backend = make_estep_backend(bp);
+void GaussianMixture::run_em(EStepBackend& be, idx_t n, double prev, const Communicator& comm,
+                             EStepFn&& estep) {
+    EStepBackend* backend = &be;
     const int first = int(iteration_stats.size());
     const bool verbose = params.verbose && comm.rank() == 0;
     if (verbose) {
@@ -585,49 +613,17 @@ void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labe
                                      float* resp) const {
     check_model();
     FAISS_GMM_CHECK(t >= 1 && t <= k, "top_components: t must be in [1, k]");
-    LogDensityTerms terms(*this, mixture_center(*this));
-    CpuEStep sizing(params.max_block_bytes);
-    const idx_t bs = std::max<idx_t>(1, std::min(n, sizing.block_rows(d, k)));
-    const bool spherical = params.covariance_type == CovarianceType::Spherical;
-    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d), x2(spherical ? bs : size_t(bs) * d);
-    for (idx_t i0 = 0; i0 < n; i0 += bs) {
-        idx_t nb = std::min(bs, n - i0);
-        cpu_log_prob_block(terms, nb, x + i0 * d, xc.data(), x2.data(), lp.data());
-#pragma omp parallel for
-        for (idx_t i = 0; i < nb; i++) {
-            const float* row = lp.data() + size_t(i) * k;
-            float mx = *std::max_element(row, row + k);
-            // Terms below e^-80 of the largest change the sum by < k e^-80:
-            // skip their exp (most of them, in high dimension).
-            double s = 0;
-            for (int c = 0; c < k; c++) {
-                const double e = double(row[c]) - mx;
-                if (e > -80) s += std::exp(e);
-            }
-            double lz = mx + std::log(s);
-            idx_t* lab = labels + (i0 + i) * t;
-            float* rsp = resp + (i0 + i) * t;
-            auto better = [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
-            if (t <= 32) {
-                // Insertion into the t best so far: O(k) for the small t of
-                // IVF use (lists per vector, nprobe), no per-row allocation.
-                int best[32], nb = 0;
-                for (int c = 0; c < k; c++) {
-                    if (nb == t && !better(c, best[t - 1])) continue;
-                    int j = nb < t ? nb++ : t - 1;
-                    while (j > 0 && better(c, best[j - 1])) best[j] = best[j - 1], j--;
-                    best[j] = c;
-                }
-                for (int j = 0; j < t; j++) lab[j] = best[j];
-            } else {
-                std::vector<int> idx(k);
-                std::iota(idx.begin(), idx.end(), 0);
-                std::partial_sort(idx.begin(), idx.begin() + t, idx.end(), better);
-                for (int j = 0; j < t; j++) lab[j] = idx[j];
-            }
-            for (int j = 0; j < t; j++) rsp[j] = float(std::exp(double(row[lab[j]]) - lz));
-        }
+    if (t == 1 && params.device != Device::Cpu && gpu_backend_available()) {
+        // The most probable component on the device: the E-step's kernels
+        // with an argmax policy (nothing of size n * k on the host).
+        auto backend = make_estep_backend(params);
+        AssignOutputs out;
+        out.labels = labels;
+        out.resp = resp;
+        backend->assign(*this, HardAssign::MostProbable, n, x, nullptr, out);
+        return;
     }
+    cpu_top_components(*this, n, x, t, labels, resp);
 }
 
 double GaussianMixture::bic(idx_t n, const float* x) const {

@@ -27,9 +27,13 @@ enum class CovarianceType {
 
 /// How the means are initialised.
 enum class InitMethod {
-    KMeans = 0,          ///< faiss::Clustering on the training sample (default)
+    /// k-means on the training sample (default), with FAISS's semantics:
+    /// on the GPU backend our GPU k-means (kmeans_iterations), on the CPU
+    /// faiss::Clustering itself
+    KMeans = 0,
     KMeansPlusPlus = 1,  ///< D^2 sampling (Arthur & Vassilvitskii)
     RandomRows = 2,      ///< k distinct random rows
+    FaissKMeans = 3,     ///< faiss::Clustering on the CPU, whatever the backend
 };
 
 /// Which E-step implementation runs.
@@ -52,7 +56,7 @@ const char* to_string(Device d);
 const char* to_string(Precision p);
 /** Parse "spherical" / "diagonal" (throws Error on anything else). */
 CovarianceType covariance_type_from_string(const std::string& s);
-/** Parse "kmeans" / "kmeans++" / "random" (throws Error otherwise). */
+/** Parse "kmeans" / "kmeans++" / "random" / "faiss-kmeans" (throws Error otherwise). */
 InitMethod init_method_from_string(const std::string& s);
 /** Parse "auto" / "cpu" / "gpu" (throws Error otherwise). */
 Device device_from_string(const std::string& s);
@@ -130,6 +134,9 @@ class GaussianMixture {
     std::vector<float> means;      ///< k x d component means (row-major)
     std::vector<float> variances;  ///< k (spherical) or k x d (diagonal) variances
     std::vector<GmmIterationStats> iteration_stats;  ///< one entry per EM iteration of the last fit
+    /// Where the last fit's time went (seconds): rows to the device, the
+    /// initialisation (means and initial statistics), the EM iterations.
+    double time_upload = 0, time_init = 0, time_em = 0;
     bool converged = false;                          ///< whether the last fit met tol before niter
     size_t estep_device_bytes = 0;  ///< device memory the E-step held at the end of the last fit
                                     ///< (0 on the CPU): what bounds a streamed fit's GPU use
@@ -211,19 +218,23 @@ class GaussianMixture {
     /// `stream` is this process's shard of the comm's data (n_stream rows in all).
     void fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
                   const DataSource* stream, idx_t n_stream, const Communicator& comm);
+    /// The E-step backend of a fit (a GPU each for ranks sharing a host).
+    std::unique_ptr<EStepBackend> fit_backend(const Communicator& comm) const;
     /// EM iterations after those in iteration_stats (a resumed run), prev:
     /// the last one's log-likelihood; estep(backend, stats) sums the
     /// statistics of n_rows rows (all processes').
     template <class EStepFn>
-    void run_em(idx_t n_rows, double prev, const Communicator& comm, EStepFn&& estep);
+    void run_em(EStepBackend& backend, idx_t n_rows, double prev, const Communicator& comm,
+                EStepFn&& estep);
     /// The checkpoint's EM state (read by rank 0, sent to all) into this
     /// model; false when there is none.
     bool resume_from_checkpoint(double* prev_log_likelihood, const Communicator& comm);
     void write_checkpoint(double prev_log_likelihood) const;
-    void init_means(idx_t n, const float* x, const float* w, std::vector<float>& mu) const;
+    void init_means(EStepBackend& backend, idx_t n, const float* x, const float* w,
+                    std::vector<float>& mu) const;
     /// shift: the sample mean, the point the initial statistics are taken about.
-    void init_from_hard_assignment(idx_t n, const float* x, const float* w, const float* mu,
-                                   const std::vector<double>& shift);
+    void init_from_hard_assignment(EStepBackend& backend, idx_t n, const float* x, const float* w,
+                                   const float* mu, const std::vector<double>& shift);
     int m_step(const SufficientStatistics& st, double reg);
     double reg_absolute_ = 0;  ///< reg_covar in data units, set by fit
 };

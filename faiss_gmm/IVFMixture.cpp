@@ -3,6 +3,7 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/utils/distances.h>
 #include <faiss_gmm/IVFMixture.h>
+#include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
@@ -86,13 +87,13 @@ void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, id
     // O(block * m) whatever n is.
     const idx_t bs = 65536;
     std::vector<idx_t> nearest(bs);  // idx_t is FAISS's id type (Common.h)
-    std::vector<float> ndis(bs);
     std::vector<idx_t> top(size_t(bs) * m);
     std::vector<float> resp(size_t(bs) * m);
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         const idx_t nb = std::min(bs, n - i0);
         const float* xb = xt + size_t(i0) * d;
-        parts.ivf->quantizer->search(nb, xb, 1, ndis.data(), nearest.data());
+        // The nearest list on the GPU when the model's device allows one.
+        assign_to_lists(parts.ivf, nb, xb, nearest.data(), model.params);
         if (m > 1) model.top_components(nb, xb, m, top.data(), resp.data());
         select_lists(nb, nearest.data(), m > 1 ? m : 0, top.data(), resp.data(), p,
                      lists + size_t(i0) * m);

@@ -1,7 +1,10 @@
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IndexIVFTraining.h>
+#include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <memory>
@@ -17,6 +20,17 @@ IndexFlatGmm::IndexFlatGmm(int d_, int nlist_, faiss::MetricType metric,
 }
 
 void IndexFlatGmm::train(idx_t n, const float* x) {
+    if (use_kmeans) {
+        KMeansClustering km(d, nlist, cp);
+        km.backend = gmm;
+        km.verbose = cp.verbose || gmm.verbose;
+        faiss::IndexFlatL2 scratch(d);
+        km.train(n, x, scratch);
+        reset();
+        add(nlist, km.centroids.data());
+        is_trained = true;
+        return;
+    }
     GmmClustering clus(d, nlist, cp, gmm);
     faiss::IndexFlatL2 scratch(d);
     clus.train(n, x, scratch);
@@ -26,8 +40,11 @@ void IndexFlatGmm::train(idx_t n, const float* x) {
     is_trained = true;
 }
 
-void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
-                     const GaussianMixtureParameters& gmm, GaussianMixture* model_out) {
+namespace {
+
+void train_index_with(faiss::Index* index, idx_t n, const float* x,
+                      const GaussianMixtureParameters& gmm, GaussianMixture* model_out,
+                      bool kmeans) {
     FAISS_GMM_CHECK(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
@@ -39,6 +56,7 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
     check_finite_rows(n, index->d, x, "training data");
 
     IndexFlatGmm gq(ivf->d, int(ivf->nlist), ivf->metric_type, ivf->cp, gmm);
+    gq.use_kmeans = kmeans;
     faiss::Index* original = ivf->quantizer;
     const char saved_mode = ivf->quantizer_trains_alone;
     ivf->quantizer = &gq;
@@ -56,6 +74,66 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
     if (!original->is_trained) original->train(ivf->nlist, gq.get_xb());
     original->add(ivf->nlist, gq.get_xb());
     if (model_out) *model_out = gq.model;
+}
+
+}  // namespace
+
+void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
+                     const GaussianMixtureParameters& gmm, GaussianMixture* model_out) {
+    train_index_with(index, n, x, gmm, model_out, false);
+}
+
+void train_index_kmeans(faiss::Index* index, idx_t n, const float* x,
+                        const GaussianMixtureParameters& gmm) {
+    train_index_with(index, n, x, gmm, nullptr, true);
+}
+
+void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t* lists,
+                     const GaussianMixtureParameters& p) {
+    FAISS_GMM_CHECK(ivf && ivf->is_trained, "assign_to_lists: the IVF is not trained");
+    const auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
+    const bool gpu = flat && flat->metric_type == faiss::METRIC_L2 && p.device != Device::Cpu &&
+                     gpu_backend_available() && flat->ntotal == idx_t(ivf->nlist);
+    if (!gpu) {
+        ivf->quantizer->assign(n, x, lists);
+        return;
+    }
+    GaussianMixtureParameters mp;
+    mp.covariance_type = CovarianceType::Spherical;
+    GaussianMixture terms(int(ivf->d), int(ivf->nlist), mp);
+    const float* xb = flat->get_xb();
+    terms.means.assign(xb, xb + size_t(ivf->nlist) * ivf->d);
+    terms.weights.assign(ivf->nlist, 1.0f / ivf->nlist);
+    terms.variances.assign(ivf->nlist, 1.0f);
+    auto backend = make_estep_backend(p);
+    AssignOutputs out;
+    out.labels = lists;
+    backend->assign(terms, HardAssign::NearestMean, n, x, nullptr, out);
+}
+
+void add_to_index(faiss::Index* index, idx_t n, const float* x, const GaussianMixtureParameters& p) {
+    FAISS_GMM_CHECK(index, "null index");
+    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
+    if (!ivf || n == 0) {
+        index->add(n, x);
+        return;
+    }
+    FAISS_GMM_CHECK(index->is_trained, "add_to_index: the index is not trained");
+    check_finite_rows(n, index->d, x, "vectors to add");
+    const float* xt = x;
+    std::unique_ptr<const float[]> owned;
+    auto* pt = dynamic_cast<faiss::IndexPreTransform*>(index);
+    if (pt && pt->index == ivf && !pt->chain.empty()) {
+        xt = pt->apply_chain(n, x);
+        owned.reset(xt);
+    }
+    FAISS_GMM_CHECK(pt ? pt->index == ivf : index == ivf,
+                    "add_to_index: the IVF must be the index or the end of one pre-transform chain");
+    std::vector<idx_t> lists(n);
+    assign_to_lists(ivf, n, xt, lists.data(), p);
+    static_assert(sizeof(idx_t) == sizeof(faiss::Index::idx_t), "id types differ");
+    ivf->add_core(n, xt, nullptr, reinterpret_cast<const faiss::Index::idx_t*>(lists.data()));
+    if (pt) pt->ntotal = ivf->ntotal;
 }
 
 faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n, const float* x,

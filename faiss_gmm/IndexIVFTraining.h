@@ -23,6 +23,9 @@ struct IndexFlatGmm : faiss::IndexFlatL2 {
     faiss::ClusteringParameters cp;  ///< FAISS clustering parameters (niter, seed, sampling)
     GaussianMixtureParameters gmm;   ///< GMM parameters
     GaussianMixture model;           ///< the fitted mixture, after train()
+    /// Train with k-means (KMeansClustering: the GPU k-means when gmm.device
+    /// allows a GPU, else FAISS's) instead of the GMM; `model` then stays empty.
+    bool use_kmeans = false;
 
     /** A quantizer of nlist means in dimension d for the given metric. */
     IndexFlatGmm(int d, int nlist, faiss::MetricType metric = faiss::METRIC_L2,
@@ -45,6 +48,32 @@ struct IndexFlatGmm : faiss::IndexFlatL2 {
 void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
                      const GaussianMixtureParameters& gmm = {},
                      GaussianMixture* model_out = nullptr);
+
+/**
+ * As train_index_gmm, with k-means (FAISS's semantics, the IVF's cp) as the
+ * quantizer's trainer: on the GPU when gmm.device allows one (gmm's device,
+ * precision and GPU fields are read), else FAISS's own k-means.
+ */
+void train_index_kmeans(faiss::Index* index, idx_t n, const float* x,
+                        const GaussianMixtureParameters& gmm = {});
+
+/**
+ * The nearest list of each row of x (n x ivf->d, in the IVF's space, after
+ * any pre-transform) by L2 to the quantizer's centroids: the GPU's argmax
+ * kernels when p.device allows a GPU and the quantizer is an IndexFlat of
+ * the L2 metric, else the quantizer's own search.
+ */
+void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t* lists,
+                     const GaussianMixtureParameters& p = {});
+
+/**
+ * index->add(n, x) for an index holding an IndexIVF (directly or in an
+ * IndexPreTransform chain), with the list assignment by assign_to_lists
+ * (on the GPU when one is allowed), then FAISS's add_core (codes, lists).
+ * The result is the index FAISS's own add() builds, up to near ties.
+ */
+void add_to_index(faiss::Index* index, idx_t n, const float* x,
+                  const GaussianMixtureParameters& p = {});
 
 /**
  * faiss::index_factory(d, description, metric) followed by

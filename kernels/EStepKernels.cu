@@ -120,10 +120,12 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
     }
 }
 
-template <bool kDiag>
+/// Pass 1 (and the hard assignment): per row, the online log-sum-exp of
+/// the log-densities (kLse) and / or their argmax (kArg); outputs as Pass1Out.
+template <bool kDiag, bool kLse, bool kArg>
 __global__ void __launch_bounds__(kThreads)
     log_norm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                    LogDensityView m, float* __restrict__ log_norm, double* __restrict__ sums) {
+                    LogDensityView m, Pass1Out out) {
     __shared__ LogitSmem sm;
     __shared__ float norm[BM];
     __shared__ double red[2][kThreads / 32];
@@ -131,14 +133,30 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t row0 = int64_t(blockIdx.x) * BM;
     if (!kDiag) row_norms(x, n, row0, m, norm);
     __syncthreads();
-    float run_m[4], run_s[4];
+    float run_m[4], run_s[4], best[4];
+    int arg[4];
 #pragma unroll
-    for (int r = 0; r < 4; r++) run_m[r] = -INFINITY, run_s[r] = 0.f;
+    for (int r = 0; r < 4; r++) run_m[r] = -INFINITY, run_s[r] = 0.f, best[r] = -INFINITY, arg[r] = 0;
     for (int c0 = 0; c0 < m.k; c0 += BN) {
         float L[4][4];
         logit_tile<kDiag>(x, n, row0, c0, m, norm, sm, L);
 #pragma unroll
         for (int r = 0; r < 4; r++) {
+            if (kArg) {
+                // Lowest index among equal maxima, within the tile and across tiles.
+                float bv = L[r][0];
+                int bi = c0 + tx * 4;
+#pragma unroll
+                for (int q = 1; q < 4; q++)
+                    if (L[r][q] > bv) bv = L[r][q], bi = c0 + tx * 4 + q;
+                for (int o = 8; o; o >>= 1) {
+                    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                    if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
+                }
+                if (bv > best[r]) best[r] = bv, arg[r] = bi;
+            }
+            if (!kLse) continue;
             float t = fmaxf(fmaxf(L[r][0], L[r][1]), fmaxf(L[r][2], L[r][3]));
             for (int o = 8; o; o >>= 1) t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
             const float nm = fmaxf(run_m[r], t);
@@ -155,15 +173,21 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int r = 0; r < 4; r++) {
             const int64_t row = row0 + ty * 4 + r;
-            if (row < n) {
-                const float lz = run_m[r] + logf(run_s[r]);
-                log_norm[row] = lz;
+            if (row >= n) continue;
+            const float lz = kLse ? run_m[r] + logf(run_s[r]) : 0.f;
+            if (kArg) {
+                out.labels[row] = arg[r];
+                if (kLse && out.top_resp) out.top_resp[row] = expf(best[r] - lz);
+            }
+            if (kLse) {
+                if (out.log_norm) out.log_norm[row] = lz;
                 const double wi = w ? w[row] : 1.0;
                 lz_sum += wi * lz;
                 w_sum += wi;
             }
         }
     }
+    if (!kLse || !out.sums) return;
     for (int o = 16; o; o >>= 1) {
         lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
         w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
@@ -173,8 +197,8 @@ __global__ void __launch_bounds__(kThreads)
     if (tid == 0) {
         double a = 0, b = 0;
         for (int i = 0; i < kThreads / 32; i++) a += red[0][i], b += red[1][i];
-        atomicAdd(sums, a);
-        atomicAdd(sums + 1, b);
+        atomicAdd(out.sums, a);
+        atomicAdd(out.sums + 1, b);
     }
 }
 
@@ -285,16 +309,37 @@ __global__ void __launch_bounds__(kThreads, kDiag ? 1 : 2)
 
 }  // namespace
 
-void launch_log_norm(const float* x, int64_t n, const float* weights, const LogDensityView& m,
-                     float* log_norm, const StatsView& stats, cudaStream_t stream) {
+namespace {
+
+template <bool kLse, bool kArg>
+void pass1(const float* x, int64_t n, const float* weights, const LogDensityView& m,
+           const Pass1Out& out, cudaStream_t stream) {
     if (n == 0) return;
     const dim3 grid{unsigned((n + BM - 1) / BM)};
     if (m.spherical)
-        log_norm_kernel<false>
-            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+        log_norm_kernel<false, kLse, kArg><<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
     else
-        log_norm_kernel<true>
-            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, log_norm, stats.sums);
+        log_norm_kernel<true, kLse, kArg><<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
+}
+
+}  // namespace
+
+void launch_log_norm(const float* x, int64_t n, const float* weights, const LogDensityView& m,
+                     float* log_norm, const StatsView& stats, cudaStream_t stream) {
+    Pass1Out out;
+    out.log_norm = log_norm;
+    out.sums = stats.sums;
+    pass1<true, false>(x, n, weights, m, out, stream);
+}
+
+cudaError_t launch_assign(const float* x, int64_t n, const LogDensityView& m, const Pass1Out& out,
+                          cudaStream_t stream) {
+    if (!out.labels) return cudaErrorInvalidValue;
+    if (out.log_norm || out.top_resp || out.sums)
+        pass1<true, true>(x, n, nullptr, m, out, stream);
+    else
+        pass1<false, true>(x, n, nullptr, m, out, stream);
+    return cudaGetLastError();
 }
 
 void launch_accumulate(const float* x, int64_t n, const float* weights, const float* log_norm,

@@ -34,6 +34,19 @@ struct StatsView {
 };
 
 /**
+ * What pass 1 writes per row. The E-step fills log_norm and sums; a hard
+ * assignment fills labels (the argmax of the log-densities: the nearest
+ * mean for k-means terms, the most probable component for a model's), and
+ * with log_norm or top_resp also runs the log-sum-exp.
+ */
+struct Pass1Out {
+    float* log_norm = nullptr;  ///< n: log Z_i, or null
+    double* sums = nullptr;     ///< 2: += sum w log Z, sum w, or null
+    int32_t* labels = nullptr;  ///< n: argmax component, or null (the E-step)
+    float* top_resp = nullptr;  ///< n: that component's responsibility, or null
+};
+
+/**
  * Pass 1: log Z_i for rows x (n x d, device, row-major) into log_norm (n),
  * and sum w log Z, sum w into stats.sums. weights may be null (all ones).
  */
@@ -140,6 +153,23 @@ cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weig
                                     const float* log_norm, const MmaModelView& m,
                                     const MmaPlan& plan, const StatsView& stats, int num_sms,
                                     cudaStream_t stream);
+
+/**
+ * Hard assignment of rows x (n x d, device) under the terms m: out.labels
+ * (required) receives each row's argmax component, ties to the lower
+ * index; out.log_norm / out.top_resp / out.sums (optional) also run the
+ * log-sum-exp. The same skeletons and log-density precisions as pass 1;
+ * returns the first CUDA error. _mma: d <= kMmaMaxDim, any logits; _wgmma:
+ * the logits wgmma_coverage lists for pass 1; the SIMT form any d.
+ */
+cudaError_t launch_assign_mma(const float* x, int64_t n, const MmaModelView& m, MmaPrecision logits,
+                              const Pass1Out& out, cudaStream_t stream);
+/** As launch_assign_mma, on Hopper's wgmma (3xbf16 logits, split model). */
+cudaError_t launch_assign_wgmma(const float* x, int64_t n, const MmaModelView& m,
+                                MmaPrecision logits, const Pass1Out& out, cudaStream_t stream);
+/** As launch_assign_mma, fp32 SIMT (any d). */
+cudaError_t launch_assign(const float* x, int64_t n, const LogDensityView& m, const Pass1Out& out,
+                          cudaStream_t stream);
 
 }  // namespace gpu
 }  // namespace faiss_gmm

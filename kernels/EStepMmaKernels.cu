@@ -235,11 +235,10 @@ __host__ __device__ constexpr int pass1_comps(int p, bool diag) {
     return (p == kBf16x3 && diag) ? BN1 / 2 : BN1;
 }
 
-template <int P, bool kDiag>
+template <int P, bool kDiag, class Reduce>
 __global__ void __launch_bounds__(kThreads)
     log_norm_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                        MmaModelView m, bool vec16, float* __restrict__ log_norm,
-                        double* __restrict__ sums) {
+                        MmaModelView m, bool vec16, Pass1Out out) {
     // 3xbf16: the rows are centred once into split bf16 tiles read by
     // ldmatrix; otherwise they stay fp32 and are rounded per fragment.
     constexpr bool kSplitX = P == kBf16x3;
@@ -302,7 +301,7 @@ __global__ void __launch_bounds__(kThreads)
     const float* xw = xs + warp * 16 * s;
     const float* x2w = x2s + warp * 16 * s;
 
-    float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
+    Reduce reduce;
     const int ntiles = (m.k + BN - 1) / BN;
     for (int tile = 0; tile < ntiles; tile++) {
         const int buf = tile & 1;
@@ -365,11 +364,11 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         }
-        // log2-densities and the online log-sum-exp of rows g and g + 8.
-        lse_tile<BN / 8, kDiag>(acc, cs[buf], bsph[buf], norm, warp, g, t, run_m, run_s);
+        // log2-densities folded into rows g and g + 8 (log-sum-exp / argmax).
+        reduce.template tile<BN / 8, kDiag>(acc, cs[buf], bsph[buf], norm, warp, g, t, tile * BN);
         __syncthreads();  // this buffer is refilled two tiles on
     }
-    finish_log_norm(run_m, run_s, row0, n, w, log_norm, sums, red);
+    reduce.finish(row0, n, w, out, red);
 }
 
 template <int PL, int PA, bool kDiag>
@@ -653,14 +652,14 @@ cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, co
                         log_norm, m, stats, num_sms, stream);
 }
 
-template <int P, bool kDiag>
+template <int P, bool kDiag, class Reduce>
 cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
-                         float* log_norm, const StatsView& stats, cudaStream_t stream) {
+                         const Pass1Out& out, cudaStream_t stream) {
     const int x_tiles = (P == kBf16x3 && kDiag) ? 2 : 1;
     const size_t bytes = sizeof(float) *
                          size_t(BR1 * x_tiles + 2 * pass1_comps(P, kDiag) * (kDiag ? 2 : 1)) *
                          (m.dp + 4);
-    return launch_pass1(log_norm_mma_kernel<P, kDiag>, bytes, x, n, weights, m, log_norm, stats,
+    return launch_pass1(log_norm_mma_kernel<P, kDiag, Reduce>, bytes, x, n, weights, m, out,
                         stream);
 }
 
@@ -675,16 +674,19 @@ cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights, cons
 
 }  // namespace
 
-cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
-                                const MmaModelView& m, MmaPrecision logits, float* log_norm,
-                                const StatsView& stats, cudaStream_t stream) {
+namespace {
+
+/// Pass 1 at the run-time logits precision, with the reduction policy Reduce.
+template <class Reduce>
+cudaError_t pass1_mma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
+                      MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (m.split_bf16 != (logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
-#define FAISS_GMM_LN(P)                                                                           \
-    case MmaPrecision::P:                                                                         \
-        return m.spherical ? log_norm_mma<k##P, false>(x, n, weights, m, log_norm, stats, stream) \
-                           : log_norm_mma<k##P, true>(x, n, weights, m, log_norm, stats, stream);
+#define FAISS_GMM_LN(P)                                                                        \
+    case MmaPrecision::P:                                                                      \
+        return m.spherical ? log_norm_mma<k##P, false, Reduce>(x, n, weights, m, out, stream) \
+                           : log_norm_mma<k##P, true, Reduce>(x, n, weights, m, out, stream);
     switch (logits) {
         FAISS_GMM_LN(Tf32)
         FAISS_GMM_LN(Tf32x3)
@@ -693,6 +695,25 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
     }
 #undef FAISS_GMM_LN
     return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
+                                const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                const StatsView& stats, cudaStream_t stream) {
+    Pass1Out out;
+    out.log_norm = log_norm;
+    out.sums = stats.sums;
+    return pass1_mma<LseReduce>(x, n, weights, m, logits, out, stream);
+}
+
+cudaError_t launch_assign_mma(const float* x, int64_t n, const MmaModelView& m, MmaPrecision logits,
+                              const Pass1Out& out, cudaStream_t stream) {
+    if (!out.labels) return cudaErrorInvalidValue;
+    if (out.log_norm || out.top_resp || out.sums)
+        return pass1_mma<RowReduce<true, true>>(x, n, nullptr, m, logits, out, stream);
+    return pass1_mma<RowReduce<false, true>>(x, n, nullptr, m, logits, out, stream);
 }
 
 cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,

@@ -343,11 +343,10 @@ size_t wg_pass1_bytes(int dp) {
     return 1024 + xtile * (kDiag ? 4 : 2) + std::max(mbufs, raw);  // + alignment
 }
 
-template <bool kDiag>
+template <bool kDiag, class Reduce>
 __global__ void __launch_bounds__(kThreads, 1)
     log_norm_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                          MmaModelView m, bool vec16, float* __restrict__ log_norm,
-                          double* __restrict__ sums) {
+                          MmaModelView m, bool vec16, Pass1Out out) {
     constexpr int BN = wg_pass1_comps<kDiag>();
     // Spherical: the warp's x' fragments (hi and lo, all of d) live in
     // registers for the whole sweep, so that each wgmma reads only the model
@@ -407,7 +406,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
     }
 
-    float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
+    Reduce reduce;
     float acc0[BN / 8][4], acc1[BN / 8][4];
     // Log2-densities of model tile `tile` into acc: async, one commit group.
     auto issue = [&](float(&acc)[BN / 8][4], int tile) {
@@ -443,9 +442,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         wgmma_commit();
     };
-    // Online log-sum-exp (base 2) of rows g and g + 8 over tile `tile`.
+    // Rows g and g + 8 folded over tile `tile` (log-sum-exp / argmax).
     auto lse = [&](float(&acc)[BN / 8][4], int tile) {
-        lse_tile<BN / 8, kDiag>(acc, cs[tile % 3], bsph[tile % 3], norm, warp, g, t, run_m, run_s);
+        reduce.template tile<BN / 8, kDiag>(acc, cs[tile % 3], bsph[tile % 3], norm, warp, g, t,
+                                            tile * BN);
     };
     // Tile t's products run while tile t - 1's log-sum-exp is computed (two
     // accumulator sets, alternating).
@@ -476,7 +476,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     else
         lse(acc0, ntiles - 1);
 
-    finish_log_norm(run_m, run_s, row0, n, w, log_norm, sums, red);
+    reduce.finish(row0, n, w, out, red);
 }
 
 /// This thread's per-component terms in pass 2: c_k (and bsph_k) of its
@@ -1001,16 +1001,37 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
     return c;
 }
 
-cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
-                                  const MmaModelView& m, MmaPrecision logits, float* log_norm,
-                                  const StatsView& stats, cudaStream_t stream) {
+namespace {
+
+template <class Reduce>
+cudaError_t pass1_wgmma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
+                        MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (logits != MmaPrecision::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
-    return m.spherical ? launch_pass1(log_norm_wgmma_kernel<false>, wg_pass1_bytes<false>(m.dp), x,
-                                      n, weights, m, log_norm, stats, stream)
-                       : launch_pass1(log_norm_wgmma_kernel<true>, wg_pass1_bytes<true>(m.dp), x, n,
-                                      weights, m, log_norm, stats, stream);
+    return m.spherical ? launch_pass1(log_norm_wgmma_kernel<false, Reduce>,
+                                      wg_pass1_bytes<false>(m.dp), x, n, weights, m, out, stream)
+                       : launch_pass1(log_norm_wgmma_kernel<true, Reduce>,
+                                      wg_pass1_bytes<true>(m.dp), x, n, weights, m, out, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weights,
+                                  const MmaModelView& m, MmaPrecision logits, float* log_norm,
+                                  const StatsView& stats, cudaStream_t stream) {
+    Pass1Out out;
+    out.log_norm = log_norm;
+    out.sums = stats.sums;
+    return pass1_wgmma<LseReduce>(x, n, weights, m, logits, out, stream);
+}
+
+cudaError_t launch_assign_wgmma(const float* x, int64_t n, const MmaModelView& m,
+                                MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
+    if (!out.labels) return cudaErrorInvalidValue;
+    if (out.log_norm || out.top_resp || out.sums)
+        return pass1_wgmma<RowReduce<true, true>>(x, n, nullptr, m, logits, out, stream);
+    return pass1_wgmma<RowReduce<false, true>>(x, n, nullptr, m, logits, out, stream);
 }
 
 namespace {

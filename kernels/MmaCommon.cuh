@@ -24,7 +24,7 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxNd = kMmaMaxDim / 8;  // accumulator n-blocks (8 dims each)
 /// Rows per block of pass 1, both kernel families: 16 per warp, the rows
-/// finish_log_norm writes.
+/// RowReduce::finish writes.
 constexpr int kPass1Rows = 128;
 /// Components per block of pass 2, both kernel families: 16 per warp, the
 /// rows of the C fragments flush_stats writes.
@@ -150,77 +150,120 @@ __device__ __forceinline__ void raw_norms(const float* raw, int s, int valid, in
     }
 }
 
-/// One tile of pass 1's online log-sum-exp (base 2) for rows g and g + 8
-/// of the warp's 16 (C fragments of NB 8-component blocks): adds the
-/// per-component terms cs (and bsph ||x'||^2) to the log2-densities in
-/// place, then folds the tile into the running max / sum.
-template <int NB, bool kDiag>
-__device__ __forceinline__ void lse_tile(float (&acc)[NB][4], const float* cs, const float* bsph,
-                                         const float* norm, int warp, int g, int t,
-                                         float (&run_m)[2], float (&run_s)[2]) {
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
-            float l = acc[nb][i] + cs[col];
-            if (!kDiag) l = fmaf(bsph[col], norm[warp * 16 + g + 8 * h], l);
-            acc[nb][i] = l;
-            mx[h] = fmaxf(mx[h], l);
-        }
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float nm = fmaxf(run_m[h], mx[h]);
-        if (nm == -INFINITY) continue;  // nothing finite yet
-        float sum = 0;
+/**
+ * Pass 1's reduction over the components of each row, the policy the pass-1
+ * skeletons (mma.sync and wgmma) plug in: the online log-sum-exp (base 2)
+ * of the E-step (kLse: log Z and sum w log Z), the argmax of the hard
+ * assignment (kArg: k-means' nearest mean, predict's most probable
+ * component, and with kLse its responsibility), or both. A thread holds
+ * rows g and g + 8 of its warp's 16 (C fragments of 8-component blocks).
+ */
+template <bool kLse, bool kArg>
+struct RowReduce {
+    float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
+    float best[2] = {-INFINITY, -INFINITY};
+    int arg[2] = {0, 0};
+
+    /// Fold one tile of NB * 8 components from c0: adds the per-component
+    /// terms cs (and bsph ||x'||^2) to the log2-densities in place first.
+    template <int NB, bool kDiag>
+    __device__ __forceinline__ void tile(float (&acc)[NB][4], const float* cs, const float* bsph,
+                                         const float* norm, int warp, int g, int t, int c0) {
+        float mx[2] = {-INFINITY, -INFINITY};
+        int ax[2] = {0, 0};
 #pragma unroll
         for (int nb = 0; nb < NB; nb++)
-            sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
-        run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
-        run_m[h] = nm;
-    }
-}
-
-/// End of pass 1: log Z of the warp's rows g and g + 8 (of 16 from row0 +
-/// 16 warp) into log_norm, and the block's sum w log Z, sum w into sums
-/// (one double atomic each; red is kWarps x 2 of shared memory). Ends with
-/// a barrier: every thread of the block calls it.
-__device__ __forceinline__ void finish_log_norm(float (&run_m)[2], float (&run_s)[2], int64_t row0,
-                                                int64_t n, const float* __restrict__ w,
-                                                float* __restrict__ log_norm,
-                                                double* __restrict__ sums, double (*red)[kWarps]) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    double lz_sum = 0, w_sum = 0;
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
-        run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
-        const int64_t row = row0 + warp * 16 + g + 8 * h;
-        if (t == 0 && row < n) {
-            const float lz = (run_m[h] + log2f(run_s[h])) * kLn2;
-            log_norm[row] = lz;
-            const double wi = w ? w[row] : 1.0;
-            lz_sum += wi * lz;
-            w_sum += wi;
+            for (int i = 0; i < 4; i++) {
+                const int col = nb * 8 + 2 * t + (i & 1), h = i >> 1;
+                float l = acc[nb][i] + cs[col];
+                if (!kDiag) l = fmaf(bsph[col], norm[warp * 16 + g + 8 * h], l);
+                acc[nb][i] = l;
+                if (kArg) {
+                    // Columns visit in increasing order: ties keep the first.
+                    if (l > mx[h]) mx[h] = l, ax[h] = col;
+                } else {
+                    mx[h] = fmaxf(mx[h], l);
+                }
+            }
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+#pragma unroll
+            for (int o = 1; o <= 2; o <<= 1) {
+                const float om = __shfl_xor_sync(0xffffffffu, mx[h], o);
+                if (kArg) {
+                    const int oa = __shfl_xor_sync(0xffffffffu, ax[h], o);
+                    if (om > mx[h] || (om == mx[h] && oa < ax[h])) mx[h] = om, ax[h] = oa;
+                } else {
+                    mx[h] = fmaxf(mx[h], om);
+                }
+            }
+            // Earlier tiles hold smaller indices: a tie keeps theirs.
+            if (kArg && mx[h] > best[h]) best[h] = mx[h], arg[h] = c0 + ax[h];
+            if (!kLse) continue;
+            const float nm = fmaxf(run_m[h], mx[h]);
+            if (nm == -INFINITY) continue;  // nothing finite yet
+            float sum = 0;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+                sum += fast_exp2(acc[nb][2 * h] - nm) + fast_exp2(acc[nb][2 * h + 1] - nm);
+            run_s[h] = run_s[h] * fast_exp2(run_m[h] - nm) + sum;
+            run_m[h] = nm;
         }
     }
+
+    /**
+     * End of pass 1 for the warp's rows g and g + 8 of 16 from row0 + 16
+     * warp: log Z into out.log_norm and the block's sum w log Z, sum w
+     * into out.sums (one double atomic each; red is kWarps x 2 of shared
+     * memory), and / or the argmax into out.labels (with its
+     * responsibility into out.top_resp when both). With kLse it ends with a
+     * barrier: every thread of the block calls it.
+     */
+    __device__ __forceinline__ void finish(int64_t row0, int64_t n, const float* __restrict__ w,
+                                           const Pass1Out& out, double (*red)[kWarps]) {
+        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+        double lz_sum = 0, w_sum = 0;
 #pragma unroll
-    for (int o = 16; o; o >>= 1) {
-        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
-        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+        for (int h = 0; h < 2; h++) {
+            const int64_t row = row0 + warp * 16 + g + 8 * h;
+            float lz2 = 0;
+            if (kLse) {
+                run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 1);
+                run_s[h] += __shfl_xor_sync(0xffffffffu, run_s[h], 2);
+                lz2 = run_m[h] + log2f(run_s[h]);
+            }
+            if (t != 0 || row >= n) continue;
+            if (kArg) {
+                out.labels[row] = arg[h];
+                if (kLse && out.top_resp) out.top_resp[row] = exp2f(best[h] - lz2);
+            }
+            if (kLse) {
+                const float lz = lz2 * kLn2;
+                if (out.log_norm) out.log_norm[row] = lz;
+                const double wi = w ? w[row] : 1.0;
+                lz_sum += wi * lz;
+                w_sum += wi;
+            }
+        }
+        if (!kLse || !out.sums) return;
+#pragma unroll
+        for (int o = 16; o; o >>= 1) {
+            lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
+            w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
+        }
+        if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double a = 0, b = 0;
+            for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
+            atomicAdd(out.sums, a);
+            atomicAdd(out.sums + 1, b);
+        }
     }
-    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double a = 0, b = 0;
-        for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
-        atomicAdd(sums, a);
-        atomicAdd(sums + 1, b);
-    }
-}
+};
+/// The E-step's pass 1: log Z only.
+using LseReduce = RowReduce<true, false>;
 
 /// A block's register accumulators into the double statistics: one atomic
 /// per accumulator (C fragments: component rows g / g + 8, dimensions 2t, 2t + 1).
@@ -277,18 +320,17 @@ inline bool rows_vec16(const float* x, int d) {
 
 /**
  * Launch a pass-1 kernel (signature of log_norm_mma_kernel: x, n, w, model,
- * vec16, log_norm, sums), one block per kPass1Rows rows, with `bytes` of
- * dynamic shared memory. Returns the first CUDA error.
+ * vec16, outputs), one block per kPass1Rows rows, with `bytes` of dynamic
+ * shared memory. Returns the first CUDA error.
  */
 template <class Kernel>
 cudaError_t launch_pass1(Kernel kernel, size_t bytes, const float* x, int64_t n, const float* w,
-                         const MmaModelView& m, float* log_norm, const StatsView& stats,
-                         cudaStream_t stream) {
+                         const MmaModelView& m, const Pass1Out& out, cudaStream_t stream) {
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
     const dim3 grid{unsigned((n + kPass1Rows - 1) / kPass1Rows)};
-    kernel<<<grid, kThreads, bytes, stream>>>(x, n, w, m, rows_vec16(x, m.d), log_norm, stats.sums);
+    kernel<<<grid, kThreads, bytes, stream>>>(x, n, w, m, rows_vec16(x, m.d), out);
     return cudaGetLastError();
 }
 

@@ -3,6 +3,7 @@
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -122,15 +123,12 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
     return centre;
 }
 
-void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatistics& st, idx_t n,
-                            const float* x, bool x_on_device, cudaStream_t stream) {
-    FAISS_GMM_CHECK(
-        st.d == model.d && st.k == model.k && st.covariance_type == model.params.covariance_type,
-        "statistics were reset for another model shape");
+void GpuEStep::upload_model(const GaussianMixture& model, const std::vector<double>& fallback,
+                            idx_t n, const float* x, bool x_on_device, cudaStream_t stream) {
     d_ = model.d;
     k_ = model.k;
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
-    centre_ = choose_centre(n, x, x_on_device, st.shift, stream);
+    centre_ = choose_centre(n, x, x_on_device, fallback, stream);
     model.check_model();
     // The raw model goes up once (page-locked staging: pageable copies cost
     // milliseconds at K = 4096) and the device computes the terms in the
@@ -177,6 +175,38 @@ void GpuEStep::upload_model(const GaussianMixture& model, const SufficientStatis
     // upload_model, so no wait is needed here.
 }
 
+MmaModelView GpuEStep::mma_view() const {
+    MmaModelView mv;
+    mv.d = d_;
+    mv.k = k_;
+    mv.dp = dp_;
+    mv.kp = kp_;
+    mv.spherical = spherical_;
+    mv.split_bf16 = split_bf16();  // as upload_model formatted
+    mv.shift = raw_.data();
+    mv.a = a_.data();
+    mv.b = spherical_ ? nullptr : b_.data();
+    mv.bsph = spherical_ ? b_.data() : nullptr;
+    mv.c = c_.data();
+    return mv;
+}
+
+LogDensityView GpuEStep::simt_view() const {
+    LogDensityView m;
+    m.d = d_;
+    m.k = k_;
+    m.spherical = spherical_;
+    m.shift = raw_.data();
+    m.a = a_.data();
+    m.b = b_.data();
+    m.c = c_.data();
+    return m;
+}
+
+WgmmaCoverage GpuEStep::wgmma_plan() const {
+    return use_wgmma_ && wgmma_device_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
+}
+
 void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream) {
     StatsView s;
     s.nk = acc_.data();
@@ -184,20 +214,8 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
     s.sum_x2 = s.sum_x + size_t(k_) * d_;
     s.sums = s.sum_x2 + (spherical_ ? size_t(k_) : size_t(k_) * d_);
     if (mma_path()) {
-        MmaModelView mv;
-        mv.d = d_;
-        mv.k = k_;
-        mv.dp = dp_;
-        mv.kp = kp_;
-        mv.spherical = spherical_;
-        mv.split_bf16 = split_bf16();  // as upload_model formatted
-        mv.shift = raw_.data();
-        mv.a = a_.data();
-        mv.b = spherical_ ? nullptr : b_.data();
-        mv.bsph = spherical_ ? b_.data() : nullptr;
-        mv.c = c_.data();
-        const WgmmaCoverage wg =
-            use_wgmma_ && wgmma_device_ ? wgmma_coverage(plan_, spherical_) : WgmmaCoverage{};
+        const MmaModelView mv = mma_view();
+        const WgmmaCoverage wg = wgmma_plan();
         if (wg.log_norm)
             FAISS_GMM_CUDA_CHECK(launch_log_norm_wgmma(x, n, w, mv, plan_.logits, lz, s, stream));
         else
@@ -211,14 +229,7 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
         return;
     }
     // Wider rows: the fp32 SIMT kernels, whatever the precision asked.
-    LogDensityView m;
-    m.d = d_;
-    m.k = k_;
-    m.spherical = spherical_;
-    m.shift = raw_.data();
-    m.a = a_.data();
-    m.b = b_.data();
-    m.c = c_.data();
+    const LogDensityView m = simt_view();
     launch_log_norm(x, n, w, m, lz, s, stream);
     FAISS_GMM_CUDA_CHECK(cudaGetLastError());
     launch_accumulate(x, n, w, lz, m, s, num_sms_, stream);
@@ -226,10 +237,23 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 }
 
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
+    FAISS_GMM_CHECK(st.d == d_ && st.k == k_ && (st.covariance_type == CovarianceType::Spherical) ==
+                                                    spherical_,
+                    "statistics were reset for another model shape");
+    const std::array<double, 2> sums = download_sums(st, acc_.data(), spherical_, stream);
+    st.sum_log_norm += sums[0];
+    st.sum_weights += sums[1];
+    FAISS_GMM_CHECK(std::isfinite(sums[0]),
+                    "non-finite log-likelihood in the E-step (degenerate model?)");
+}
+
+std::array<double, 2> GpuEStep::download_sums(SufficientStatistics& st, const double* acc,
+                                              bool spherical, cudaStream_t stream) {
     const int d = d_, k = k_;
     const size_t nx2 = st.sum_x2.size();
-    hstats_.reserve(acc_len());
-    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc_.data(), acc_len() * sizeof(double),
+    const size_t len = size_t(k) + size_t(k) * d + nx2 + 2;
+    hstats_.reserve(len);
+    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc, len * sizeof(double),
                                          cudaMemcpyDeviceToHost, stream));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
     const double* nk = hstats_.data();
@@ -248,17 +272,14 @@ void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
             const size_t i = size_t(c) * d + j;
             st.sum_x[i] += s1[i] + nk[c] * delta[j];
             const double extra = delta[j] * (2 * s1[i] + nk[c] * delta[j]);
-            if (spherical_)
+            if (spherical)
                 sph_extra += extra;
             else
                 st.sum_x2[i] += s2[i] + extra;
         }
-        if (spherical_) st.sum_x2[c] += s2[c] + sph_extra;
+        if (spherical) st.sum_x2[c] += s2[c] + sph_extra;
     }
-    st.sum_log_norm += sums[0];
-    st.sum_weights += sums[1];
-    FAISS_GMM_CHECK(std::isfinite(sums[0]),
-                    "non-finite log-likelihood in the E-step (degenerate model?)");
+    return {sums[0], sums[1]};
 }
 
 void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const float* x_dev,
@@ -266,7 +287,7 @@ void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const fl
                                  SufficientStatistics& st, cudaStream_t stream) {
     FAISS_GMM_CHECK(log_norm_dev || n == 0, "accumulate_device needs a log_norm buffer");
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-    upload_model(model, st, n, x_dev, true, stream);
+    upload_model(model, st.shift, n, x_dev, true, stream);
     run_block(n, x_dev, weights_dev, log_norm_dev, stream);
     download_stats(st, stream);
 }
@@ -274,7 +295,18 @@ void GpuEStep::accumulate_device(const GaussianMixture& model, idx_t n, const fl
 void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
                           const float* weights, float* log_norm, SufficientStatistics& st) {
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-    upload_model(model, st, n, x, false, stream_);
+    if (resident(n, x, weights)) {
+        // Pinned rows: already on the device, nothing crosses PCIe but the model.
+        upload_model(model, st.shift, n, rx_.data(), true, stream_);
+        run_block(n, rx_.data(), weights ? rw_.data() : nullptr, rlz_.data(), stream_);
+        if (log_norm) {
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(log_norm, rlz_.data(), sizeof(float) * n,
+                                                 cudaMemcpyDeviceToHost, stream_));
+        }
+        download_stats(st, stream_);
+        return;
+    }
+    upload_model(model, st.shift, n, x, false, stream_);
     const int d = model.d;
     const size_t row_bytes = sizeof(float) * (size_t(d) + 2);
     const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes_ / row_bytes)));
@@ -333,7 +365,8 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
 
 size_t GpuEStep::device_bytes() const {
     size_t b = raw_.bytes() + sample_dev_.bytes() + a_.bytes() + b_.bytes() + c_.bytes() +
-               acc_.bytes() + converted_.bytes() + cache_.bytes();
+               acc_.bytes() + converted_.bytes() + cache_.bytes() + rx_.bytes() + rw_.bytes() +
+               rlz_.bytes() + labels_.bytes() + resp_.bytes() + hacc_.bytes();
     for (int s = 0; s < 2; s++)
         b += x_[s].bytes() + w_[s].bytes() + lz_[s].bytes() + raw_dev_[s].bytes();
     return b;
@@ -369,7 +402,7 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
     for (idx_t i = 0; i < ns; i++)
         src.read_float(i0 + i * (n / std::max<idx_t>(ns, 1)), 1, sample.data() + size_t(i) * d);
     check_finite_rows(ns, d, sample.data(), "training data (sampled rows)");
-    upload_model(model, st, ns, sample.data(), false, stream_);
+    upload_model(model, st.shift, ns, sample.data(), false, stream_);
     if (n == 0) {
         download_stats(st, stream_);
         return;

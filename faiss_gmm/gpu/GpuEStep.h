@@ -9,10 +9,15 @@
 #include <faiss_gmm/gpu/CudaUtils.h>
 #include <faiss_gmm/gpu/MmaPlan.h>
 
+#include <array>
+#include <cstdint>
 #include <vector>
 
 namespace faiss_gmm {
 namespace gpu {
+
+struct MmaModelView;    // kernels/EStepKernels.cuh
+struct LogDensityView;  // kernels/EStepKernels.cuh
 
 /** Fused CUDA E-step on one device. */
 class GpuEStep : public EStepBackend {
@@ -64,6 +69,20 @@ class GpuEStep : public EStepBackend {
                            const float* weights_dev, float* log_norm_dev,
                            SufficientStatistics& stats, cudaStream_t stream);
 
+    /**
+     * Hard assignment on the device: the pass-1 kernels with an argmax
+     * policy (the nearest mean, or the most probable component with its
+     * responsibility), then the one-hot statistics by atomics
+     * (kernels/HardAssignKernels.cuh). Pinned rows are read on the device;
+     * others go up in blocks.
+     */
+    void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
+                const float* weights, const AssignOutputs& out) override;
+    /** Upload the rows once (page-locked staging, double-buffered). */
+    void pin_rows(idx_t n, int d, const float* x, const float* weights) override;
+    void unpin_rows() override;
+    bool on_gpu() const override { return true; }
+
     int device() const { return device_; }
     size_t block_bytes() const override { return block_bytes_; }
     size_t device_bytes() const override;
@@ -82,10 +101,27 @@ class GpuEStep : public EStepBackend {
    private:
     std::vector<double> choose_centre(idx_t n, const float* x, bool x_on_device,
                                       const std::vector<double>& fallback, cudaStream_t stream);
-    void upload_model(const GaussianMixture& model, const SufficientStatistics& st, idx_t n,
+    /// The model's terms on the device; the kernels' centre from the rows
+    /// (fallback: when they give none).
+    void upload_model(const GaussianMixture& model, const std::vector<double>& fallback, idx_t n,
                       const float* x, bool x_on_device, cudaStream_t stream);
     void run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream);
     void download_stats(SufficientStatistics& st, cudaStream_t stream);
+    /// Add device sums acc (nk | sum_x | sum_x2 | 2 sums, about centre_) to
+    /// st moved to st.shift; returns the two trailing sums.
+    std::array<double, 2> download_sums(SufficientStatistics& st, const double* acc,
+                                        bool spherical, cudaStream_t stream);
+    /// One block of assign(): labels (and responsibilities) of rows x_dev
+    /// into labels_ / resp_ from row `at`, one-hot sums into hacc_.
+    void assign_block(idx_t n, const float* x_dev, const float* w_dev, idx_t at, bool with_resp,
+                      bool stats_spherical, bool want_stats, bool want_obj);
+    /// Whether (n, x, w) are the pinned rows.
+    bool resident(idx_t n, const float* x, const float* w) const {
+        return pinned_x_ && x == pinned_x_ && n == pinned_n_ && w == pinned_w_;
+    }
+    MmaModelView mma_view() const;
+    LogDensityView simt_view() const;
+    WgmmaCoverage wgmma_plan() const;
     /// Tensor-core kernels for the current model (else the fp32 SIMT ones).
     bool mma_path() const;
     /// The model's rows are uploaded pre-split (MmaModelView::split_bf16).
@@ -128,6 +164,17 @@ class GpuEStep : public EStepBackend {
     const DataSource* cache_src_ = nullptr;  // whose rows cache_ holds (null: none)
     idx_t cache_i0_ = 0, cache_n_ = 0;
     Event copied_[2], done_[2];
+    // Pinned rows (pin_rows) on the device, with their weights and log Z.
+    const float* pinned_x_ = nullptr;
+    const float* pinned_w_ = nullptr;
+    idx_t pinned_n_ = 0;
+    DeviceBuffer<float> rx_, rw_, rlz_;
+    // assign(): labels and responsibilities (n), one-hot sums (+ objective).
+    DeviceBuffer<int32_t> labels_;
+    DeviceBuffer<float> resp_;
+    DeviceBuffer<double> hacc_;
+    PinnedBuffer<int32_t> hlabels_;
+    PinnedBuffer<float> hresp_;
     // Page-locked staging of the model terms, the statistics and the centre's sample.
     PinnedBuffer<float> hmodel_, sample_;
     PinnedBuffer<double> hstats_;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <vector>
 
 extern "C" {
 // Fortran BLAS, as FAISS declares it: no cblas header needed.
@@ -167,6 +169,54 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
         } else {
             gemm_atb(k, d, int(nb), lp.data(), x2.data(), tmp.data());
             for (size_t j = 0; j < tmp.size(); j++) st.sum_x2[j] += tmp[j];
+        }
+    }
+}
+
+void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                        idx_t* labels, float* resp) {
+    const int d = model.d, k = model.k;
+    LogDensityTerms terms(model, mixture_center(model));
+    CpuEStep sizing(model.params.max_block_bytes);
+    const idx_t bs = std::max<idx_t>(1, std::min(n, sizing.block_rows(d, k)));
+    const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
+    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d), x2(spherical ? bs : size_t(bs) * d);
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        idx_t nb = std::min(bs, n - i0);
+        cpu_log_prob_block(terms, nb, x + i0 * d, xc.data(), x2.data(), lp.data());
+#pragma omp parallel for
+        for (idx_t i = 0; i < nb; i++) {
+            const float* row = lp.data() + size_t(i) * k;
+            float mx = *std::max_element(row, row + k);
+            // Terms below e^-80 of the largest change the sum by < k e^-80:
+            // skip their exp (most of them, in high dimension).
+            double s = 0;
+            for (int c = 0; c < k; c++) {
+                const double e = double(row[c]) - mx;
+                if (e > -80) s += std::exp(e);
+            }
+            double lz = mx + std::log(s);
+            idx_t* lab = labels + (i0 + i) * t;
+            float* rsp = resp + (i0 + i) * t;
+            auto better = [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+            if (t <= 32) {
+                // Insertion into the t best so far: O(k) for the small t of
+                // IVF use (lists per vector, nprobe), no per-row allocation.
+                int best[32], nb = 0;
+                for (int c = 0; c < k; c++) {
+                    if (nb == t && !better(c, best[t - 1])) continue;
+                    int j = nb < t ? nb++ : t - 1;
+                    while (j > 0 && better(c, best[j - 1])) best[j] = best[j - 1], j--;
+                    best[j] = c;
+                }
+                for (int j = 0; j < t; j++) lab[j] = best[j];
+            } else {
+                std::vector<int> idx(k);
+                std::iota(idx.begin(), idx.end(), 0);
+                std::partial_sort(idx.begin(), idx.begin() + t, idx.end(), better);
+                for (int j = 0; j < t; j++) lab[j] = idx[j];
+            }
+            for (int j = 0; j < t; j++) rsp[j] = float(std::exp(double(row[lab[j]]) - lz));
         }
     }
 }

@@ -36,6 +36,13 @@ struct LogDensityTerms {
 void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc, float* x2,
                         float* out);
 
+/**
+ * The t most responsible components of each row on the CPU (row blocks of
+ * model.params.max_block_bytes, never n x k): GaussianMixture::top_components.
+ */
+void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                        idx_t* labels, float* resp);
+
 /** The OpenBLAS backend. */
 class CpuEStep : public EStepBackend {
    public:
