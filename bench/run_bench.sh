@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates bench/RESULTS.md: the E-step table (bench_estep), the
 # streaming table (bench_streaming: copy bound, streaming E-step, one EM
-# iteration over a billion generated rows) and the multi-GPU table
+# iteration over a billion generated rows), the training table (bench_train:
+# GMM and our GPU k-means end to end) and the multi-GPU table
 # (bench_multi_gpu: one GPU against several on the same iteration).
 #   bench/run_bench.sh [build-dir]        (run from the repository root)
 # PARTS="estep streaming multi_gpu" (default) picks what to run; each part's JSON is
@@ -11,7 +12,7 @@
 # earlier runs of its benchmark (e.g. made on the GPU machine).
 set -euo pipefail
 BUILD=${1:-build}
-PARTS=${PARTS:-estep streaming multi_gpu}
+PARTS=${PARTS:-train estep streaming multi_gpu}
 out=bench/RESULTS.md
 mkdir -p bench/results
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
@@ -78,6 +79,33 @@ if os.path.exists("bench/results/streaming.json"):
         t = b["real_time"]  # seconds (kSecond)
         lines.append(f"| {b['label'].split()[1]} | {b['rows']:.0f} | {t:.1f} | {b['estep_s']:.1f} | "
                      f"{b['rows']/b['estep_s']/1e6:.1f} | {('%.0f' % b['peak_device_MB']) if 'peak_device_MB' in b else 'not measured'} | {b['host_threads']:.0f} |")
+    lines.append("")
+if os.path.exists("bench/results/train.json"):
+    bs = json.load(open("bench/results/train.json"))["benchmarks"]
+    lines += ["## Training end to end (issue 13)", "", meta("train"), "",
+              "`bench/bench_train.cpp`: rows in host memory -> means on the host, D = 128, FAISS's sample",
+              "of 256 * K rows of K clustered Gaussians (`SyntheticSource`), held as float32 or uint8 (uint8",
+              "rows are converted to float on the host, then go up once). GMM: GPU k-means initialisation",
+              "(10 iterations), the initial hard-assignment statistics, 20 EM iterations (tol 0), spherical,",
+              "`--precision bf16`. k-means: `KMeansClustering` on the GPU, 30 iterations, bf16 class",
+              "(3xbf16 distances). host = the rest (finite checks, the sample's mean and spread, uint8",
+              "conversion, the M-steps' O(K*D) work). One run per case.", "",
+              "| trainer | K | rows | stored as | total (s) | upload (s) | init (s) | iterations (s) | per iteration (ms) | host (s) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for b in bs:
+        if b.get("error_occurred"): continue
+        a = args(b)
+        kind = "uint8" if a["u8"] == "1" else "float32"
+        rows = int(a["K"]) * 256
+        if b["name"].startswith("BM_TrainGmm"):
+            lines.append(f"| GMM (10 k-means + 20 EM) | {a['K']} | {rows} | {kind} | {b['total_s']:.2f} | {b['upload_s']:.3f} | "
+                         f"{b['init_s']:.2f} | {b['em_s']:.2f} | {b['em_iter_ms']:.1f} | {b['host_s']:.2f} |")
+        else:
+            lines.append(f"| GPU k-means (30) | {a['K']} | {rows} | {kind} | {b['total_s']:.2f} | {b['upload_s']:.3f} | "
+                         f"- | {b['iters_s']:.2f} | {b['iter_ms']:.1f} | {b['host_s']:.2f} |")
+    skipped = [b for b in bs if b.get("error_occurred")]
+    if skipped:
+        lines += ["", "Not run: " + ", ".join(f"`{b['name']}` ({b.get('error_message', '')})" for b in skipped)]
     lines.append("")
 if os.path.exists("bench/results/multi_gpu.json"):
     bs = json.load(open("bench/results/multi_gpu.json"))["benchmarks"]

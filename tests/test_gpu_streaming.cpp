@@ -114,6 +114,10 @@ TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
         p.tol = 0;
         p.seed = int(seed % 1000);
         p.gpu_devices = {0};
+        // The same initial model for both (FAISS's deterministic CPU
+        // k-means): the GPU k-means' atomic sums have no fixed order, and
+        // this test is about the sharded E-step, not the initialisation.
+        p.init = InitMethod::FaissKMeans;
         GaussianMixture one(d, k, p);
         one.fit(src);
         p.gpu_devices = {0, 0, 0};  // the multi-GPU path, three workers sharing GPU 0
