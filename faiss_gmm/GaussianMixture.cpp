@@ -197,6 +197,10 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     std::vector<float> xs(size_t(m) * d, 0.f);
     // Name a bad row by its place in this shard, not in the sample.
     auto check_rows = [&](idx_t count, const float* x, const idx_t* local_rows) {
+        int bad = 0;  // a parallel scan first; the message names the first bad row
+#pragma omp parallel for reduction(| : bad) schedule(static)
+        for (int64_t e = 0; e < int64_t(count) * d; e++) bad |= int(!std::isfinite(x[e]));
+        if (!bad) return;
         for (idx_t i = 0; i < count; i++)
             for (int j = 0; j < d; j++)
                 FAISS_GMM_CHECK(std::isfinite(x[size_t(i) * d + j]),
@@ -274,15 +278,33 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
     // per-dimension variance (the unit of reg_covar), in one place.
     std::vector<double> mean(d, 0.0);
     {
-        std::vector<double> sq(d, 0.0);
-        for (idx_t i = 0; i < n; i++)
-            for (int j = 0; j < d; j++) mean[j] += x[size_t(i) * d + j];
-        for (int j = 0; j < d; j++) mean[j] /= n;
-        for (idx_t i = 0; i < n; i++)
-            for (int j = 0; j < d; j++) {
-                double v = x[size_t(i) * d + j] - mean[j];
-                sq[j] += v * v;
+        // In a fixed number of row chunks added in order: parallel, and the
+        // same sums whatever the thread count (MPI ranks must agree bit for bit).
+        constexpr int kChunks = 64;
+        std::vector<double> part(size_t(kChunks) * d, 0.0);
+        auto chunked = [&](auto&& f) {
+            std::fill(part.begin(), part.end(), 0.0);
+#pragma omp parallel for schedule(dynamic)
+            for (int c = 0; c < kChunks; c++) {
+                double* acc = part.data() + size_t(c) * d;
+                for (idx_t i = n * c / kChunks; i < n * (c + 1) / kChunks; i++)
+                    f(acc, x + size_t(i) * d);
             }
+            std::vector<double> sum(d, 0.0);
+            for (int c = 0; c < kChunks; c++)
+                for (int j = 0; j < d; j++) sum[j] += part[size_t(c) * d + j];
+            return sum;
+        };
+        mean = chunked([&](double* acc, const float* r) {
+            for (int j = 0; j < d; j++) acc[j] += r[j];
+        });
+        for (int j = 0; j < d; j++) mean[j] /= n;
+        const std::vector<double> sq = chunked([&](double* acc, const float* r) {
+            for (int j = 0; j < d; j++) {
+                const double v = r[j] - mean[j];
+                acc[j] += v * v;
+            }
+        });
         double tot = 0;
         for (int j = 0; j < d; j++) tot += sq[j] / n;
         double scale = tot / d;
