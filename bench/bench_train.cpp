@@ -81,10 +81,12 @@ void BM_TrainGmm(benchmark::State& state) {
         state.counters["init_s"] = g.time_init;
         state.counters["em_s"] = g.time_em;
         state.counters["host_s"] = t - g.time_upload - g.time_init - g.time_em;
-        state.counters["em_iter_ms"] = 1e3 * g.time_em / std::max<size_t>(1, g.iteration_stats.size());
+        state.counters["em_iter_ms"] =
+            1e3 * g.time_em / std::max<size_t>(1, g.iteration_stats.size());
         state.counters["total_s"] = t;
     }
-    state.counters["final_ll"] = g.iteration_stats.empty() ? 0 : g.iteration_stats.back().log_likelihood;
+    state.counters["final_ll"] =
+        g.iteration_stats.empty() ? 0 : g.iteration_stats.back().log_likelihood;
 }
 
 void BM_TrainKMeans(benchmark::State& state) {
@@ -119,7 +121,8 @@ void BM_TrainKMeans(benchmark::State& state) {
         state.counters["host_s"] = t - km.time_upload - iters;
         state.counters["iter_ms"] = 1e3 * iters / std::max<size_t>(1, km.iteration_stats.size());
         state.counters["total_s"] = t;
-        state.counters["final_obj"] = km.iteration_stats.empty() ? 0 : km.iteration_stats.back().obj;
+        state.counters["final_obj"] =
+            km.iteration_stats.empty() ? 0 : km.iteration_stats.back().obj;
     }
 }
 

@@ -64,12 +64,9 @@ std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* 
     return c;
 }
 
-std::vector<faiss::ClusteringIterationStats> kmeans_iterations(EStepBackend& backend, int d, int k,
-                                                               idx_t n, const float* x,
-                                                               const float* w, int niter,
-                                                               bool spherical,
-                                                               std::vector<float>& centroids,
-                                                               bool verbose) {
+std::vector<faiss::ClusteringIterationStats> kmeans_iterations(
+    EStepBackend& backend, int d, int k, idx_t n, const float* x, const float* w, int niter,
+    bool spherical, std::vector<float>& centroids, bool verbose) {
     FAISS_GMM_CHECK(centroids.size() == size_t(k) * d, "k-means needs k x d initial centroids");
     GaussianMixtureParameters p;
     p.covariance_type = CovarianceType::Spherical;

@@ -34,12 +34,9 @@ std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* 
  * obj = sum ||x - c||^2 before the update (unweighted, as FAISS), time, time_search (the
  * assignment), imbalance_factor, nsplit.
  */
-std::vector<faiss::ClusteringIterationStats> kmeans_iterations(EStepBackend& backend, int d, int k,
-                                                               idx_t n, const float* x,
-                                                               const float* w, int niter,
-                                                               bool spherical,
-                                                               std::vector<float>& centroids,
-                                                               bool verbose = false);
+std::vector<faiss::ClusteringIterationStats> kmeans_iterations(
+    EStepBackend& backend, int d, int k, idx_t n, const float* x, const float* w, int niter,
+    bool spherical, std::vector<float>& centroids, bool verbose = false);
 
 /**
  * faiss::Clustering whose train() runs on the GPU when one is chosen

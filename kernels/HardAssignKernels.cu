@@ -63,10 +63,12 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-cudaError_t launch_hard_stats(const HardRowsView& rows, int k, bool spherical, const StatsView& stats,
-                              const float* means, double* obj, int num_sms, cudaStream_t stream) {
+cudaError_t launch_hard_stats(const HardRowsView& rows, int k, bool spherical,
+                              const StatsView& stats, const float* means, double* obj, int num_sms,
+                              cudaStream_t stream) {
     if (rows.n == 0) return cudaSuccess;
-    if (!rows.x || !rows.labels || !rows.shift || rows.d <= 0 || k <= 0) return cudaErrorInvalidValue;
+    if (!rows.x || !rows.labels || !rows.shift || rows.d <= 0 || k <= 0)
+        return cudaErrorInvalidValue;
     // Enough warps to keep the atomics in flight: 8 blocks per SM.
     const int64_t want = (rows.n + kWarps - 1) / kWarps;
     const unsigned grid = unsigned(std::min<int64_t>(want, int64_t(std::max(num_sms, 1)) * 8));

@@ -17,12 +17,12 @@ namespace gpu {
 
 /// The rows and their labels for launch_hard_stats (device memory).
 struct HardRowsView {
-    const float* x = nullptr;       ///< n x d rows
-    int64_t n = 0;                  ///< rows
-    int d = 0;                      ///< dimension
-    const float* w = nullptr;       ///< n weights, or null (all ones)
+    const float* x = nullptr;         ///< n x d rows
+    int64_t n = 0;                    ///< rows
+    int d = 0;                        ///< dimension
+    const float* w = nullptr;         ///< n weights, or null (all ones)
     const int32_t* labels = nullptr;  ///< n components in [0, k)
-    const float* shift = nullptr;   ///< d: the point the sums are taken about
+    const float* shift = nullptr;     ///< d: the point the sums are taken about
 };
 
 /**
@@ -33,8 +33,9 @@ struct HardRowsView {
  * (k-means' objective, unweighted as FAISS's; each distance computed directly
  * in fp32).
  */
-cudaError_t launch_hard_stats(const HardRowsView& rows, int k, bool spherical, const StatsView& stats,
-                              const float* means, double* obj, int num_sms, cudaStream_t stream);
+cudaError_t launch_hard_stats(const HardRowsView& rows, int k, bool spherical,
+                              const StatsView& stats, const float* means, double* obj, int num_sms,
+                              cudaStream_t stream);
 
 }  // namespace gpu
 }  // namespace faiss_gmm

@@ -23,7 +23,6 @@
 using namespace faiss_gmm;
 using namespace faiss_gmm::test;
 
-
 namespace {
 
 #define SKIP_WITHOUT_GPU() \
@@ -91,7 +90,8 @@ void expect_nearest_labels(const std::vector<idx_t>& labels, const float* x, int
         if (labels[i] == nb.best) continue;
         double scale = 0;
         for (int t = 0; t < d; t++)
-            scale += double(xi[t]) * xi[t] + double(c[size_t(nb.best) * d + t]) * c[size_t(nb.best) * d + t];
+            scale += double(xi[t]) * xi[t] +
+                     double(c[size_t(nb.best) * d + t]) * c[size_t(nb.best) * d + t];
         if (nb.d2 - nb.d1 <= rel * scale) {
             ties++;
             continue;
@@ -226,7 +226,8 @@ TEST(KMeans, AddToIndexBuildsFaissLists) {
     ASSERT_EQ(ia->ntotal, ib->ntotal);
     int64_t differ = 0;
     for (size_t l = 0; l < ia->nlist; l++)
-        differ += std::abs(int64_t(ia->invlists->list_size(l)) - int64_t(ib->invlists->list_size(l)));
+        differ +=
+            std::abs(int64_t(ia->invlists->list_size(l)) - int64_t(ib->invlists->list_size(l)));
     // Identical on the CPU; on a GPU only near ties may move.
     EXPECT_LE(differ, gpu_backend_available() ? 4 : 0);
 }
@@ -340,8 +341,10 @@ TEST(GpuAssign, HardStatisticsMatchFloat64) {
             for (int j = 0; j < d; j++) {
                 const double v = double(x[i * d + j]) - st.shift[j];
                 sx[size_t(c) * d + j] += w[i] * v;
-                (cov == CovarianceType::Spherical ? sx2[c] : sx2[size_t(c) * d + j]) += w[i] * v * v;
-                robj += std::pow(double(x[i * d + j]) - m.means[size_t(c) * d + j], 2);  // unweighted
+                (cov == CovarianceType::Spherical ? sx2[c] : sx2[size_t(c) * d + j]) +=
+                    w[i] * v * v;
+                robj +=
+                    std::pow(double(x[i * d + j]) - m.means[size_t(c) * d + j], 2);  // unweighted
             }
         }
         EXPECT_LT(rel_err(st.nk, nk), 1e-6);

@@ -53,8 +53,8 @@ void GpuEStep::pin_rows(idx_t n, int d, const float* x, const float* w) {
         FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[slot].get(), copy_stream_));
     }
     if (w)
-        FAISS_GMM_CUDA_CHECK(
-            cudaMemcpyAsync(rw_.data(), w, sizeof(float) * n, cudaMemcpyHostToDevice, copy_stream_));
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(rw_.data(), w, sizeof(float) * n,
+                                             cudaMemcpyHostToDevice, copy_stream_));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
     pinned_x_ = x;
     pinned_w_ = w;
@@ -93,11 +93,11 @@ void GpuEStep::assign_block(idx_t n, const float* x, const float* w, idx_t at, b
     rows.d = d_;
     rows.w = w;
     rows.labels = po.labels;
-    rows.shift = raw_.data();  // the kernels' centre
+    rows.shift = raw_.data();                     // the kernels' centre
     const float* means = raw_.data() + dp_ + k_;  // raw_: centre | weights | means | variances
     FAISS_GMM_CUDA_CHECK(launch_hard_stats(rows, k_, stats_spherical, sv,
-                                           want_obj ? means : nullptr,
-                                           want_obj ? sv.sums : nullptr, num_sms_, stream_));
+                                           want_obj ? means : nullptr, want_obj ? sv.sums : nullptr,
+                                           num_sms_, stream_));
 }
 
 void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
