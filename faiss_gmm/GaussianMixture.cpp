@@ -373,14 +373,7 @@ void GaussianMixture::init_means(EStepBackend& backend, idx_t n, const float* x,
                 // FAISS's k-means on the device: its initial rows, its
                 // updates and splits (kmeans_iterations).
                 mu = kmeans_initial_centroids(d, k, n, x, params.seed);
-                if (params.normalize_means)
-                    for (int c = 0; c < k; c++) {
-                        float* m = mu.data() + size_t(c) * d;
-                        double nrm = 0;
-                        for (int j = 0; j < d; j++) nrm += double(m[j]) * m[j];
-                        if (nrm > 0)
-                            for (int j = 0; j < d; j++) m[j] = float(m[j] / std::sqrt(nrm));
-                    }
+                if (params.normalize_means) l2_normalize_rows(d, k, mu.data());
                 kmeans_iterations(backend, d, k, n, x, w, params.kmeans_niter,
                                   params.normalize_means, mu,
                                   params.verbose && params.kmeans_niter > 0);
@@ -534,15 +527,7 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
     double wsum = 0;
     for (float v : weights) wsum += v;
     for (float& v : weights) v = float(v / wsum);
-    if (params.normalize_means) {
-        for (int c = 0; c < k; c++) {
-            float* m = means.data() + size_t(c) * d;
-            double nrm = 0;
-            for (int j = 0; j < d; j++) nrm += double(m[j]) * m[j];
-            if (nrm > 0)
-                for (int j = 0; j < d; j++) m[j] = float(m[j] / std::sqrt(nrm));
-        }
-    }
+    if (params.normalize_means) l2_normalize_rows(d, k, means.data());
     return n_reseeded;
 }
 

@@ -39,16 +39,6 @@ int split_clusters(int d, int k, idx_t n, std::vector<double>& hassign, float* c
     return nsplit;
 }
 
-void renormalize(int d, int k, float* c) {
-    for (int i = 0; i < k; i++) {
-        float* r = c + size_t(i) * d;
-        double s = 0;
-        for (int j = 0; j < d; j++) s += double(r[j]) * r[j];
-        if (s > 0)
-            for (int j = 0; j < d; j++) r[j] = float(r[j] / std::sqrt(s));
-    }
-}
-
 }  // namespace
 
 std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* x, int64_t seed,
@@ -99,7 +89,7 @@ std::vector<faiss::ClusteringIterationStats> kmeans_iterations(
         for (double& h : hassign) h = float(h);  // FAISS counts in float
         faiss::ClusteringIterationStats s;
         s.nsplit = split_clusters(d, k, n, hassign, centroids.data());
-        if (spherical) renormalize(d, k, centroids.data());
+        if (spherical) l2_normalize_rows(d, k, centroids.data());
         double sum = 0, sq = 0;
         for (double h : st.nk) sum += h, sq += h * h;
         s.obj = float(obj);
@@ -170,7 +160,7 @@ void KMeansClustering::train(idx_t n, const float* x, faiss::Index& index, const
         std::vector<float> c = given.empty() || redo > 0
                                    ? kmeans_initial_centroids(int(d), int(k), n, x, seed, redo)
                                    : given;
-        if (spherical) renormalize(int(d), int(k), c.data());
+        if (spherical) l2_normalize_rows(int(d), int(k), c.data());
         auto st = kmeans_iterations(*be, int(d), int(k), n, x, w, niter, spherical, c, verbose);
         iteration_stats.insert(iteration_stats.end(), st.begin(), st.end());
         const double obj = st.empty() ? 0 : st.back().obj;

@@ -7,11 +7,23 @@
 #include <faiss_gmm/utils/Common.h>
 
 #include <chrono>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace faiss_gmm {
+
+/** Scale each of the n rows of x (n x d) to unit L2 norm; zero rows stay zero. */
+inline void l2_normalize_rows(int d, idx_t n, float* x) {
+    for (idx_t i = 0; i < n; i++) {
+        float* r = x + size_t(i) * d;
+        double s = 0;
+        for (int j = 0; j < d; j++) s += double(r[j]) * r[j];
+        if (s > 0)
+            for (int j = 0; j < d; j++) r[j] = float(r[j] / std::sqrt(s));
+    }
+}
 
 /** Seconds on a monotonic clock (differences only). */
 inline double wall_seconds() {
