@@ -8,7 +8,6 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
-#include <faiss/utils/random.h>
 #include <faiss_gmm/Communicator.h>
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/EStep.h>
@@ -213,11 +212,7 @@ int run_train_kmeans(const std::string& data, int k, const std::string& means_ou
     if (m == n) {
         src.read_float(0, n, x.data());
     } else {
-        FAISS_GMM_CHECK(n < (idx_t(1) << 31), "--algo kmeans samples at most 2^31 rows");
-        std::vector<int> perm(n);
-        faiss::rand_perm(perm.data(), size_t(n), o.seed);
-        std::vector<idx_t> rows(perm.begin(), perm.begin() + m);
-        read_rows(src, rows, x.data());
+        read_rows(src, faiss_sample_rows(n, m, o.seed), x.data());
     }
     check_finite_rows(m, src.d(), x.data(), src.description().c_str());
     if (p.verbose)

@@ -108,6 +108,16 @@ void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSou
     }
 }
 
+GaussianMixture nearest_mean_model(int d, int k, const float* means) {
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType::Spherical;
+    GaussianMixture m(d, k, p);
+    m.weights.assign(k, 1.0f / k);
+    m.means.assign(means, means + size_t(k) * d);
+    m.variances.assign(k, 1.0f);
+    return m;
+}
+
 void EStepBackend::assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
                           const float* w, const AssignOutputs& out) {
     const int d = model.d, k = model.k;

@@ -46,6 +46,14 @@ enum class HardAssign {
     MostProbable = 1,  ///< the largest responsibility (predict, the top-1 of top_components)
 };
 
+/**
+ * The model whose most probable component is the nearest of `means`
+ * (k x d): equal weights and unit spherical variances, so log pi + log N =
+ * const - ||x - mu||^2 / 2. What HardAssign::NearestMean reads of a model
+ * is its means; this gives them a model that passes check_model().
+ */
+GaussianMixture nearest_mean_model(int d, int k, const float* means);
+
 /// What EStepBackend::assign writes; each may be null.
 struct AssignOutputs {
     idx_t* labels = nullptr;  ///< n: the component of each row

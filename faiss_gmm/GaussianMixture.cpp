@@ -447,10 +447,7 @@ void GaussianMixture::init_from_hard_assignment(EStepBackend& backend, idx_t n, 
     // one-hot responsibilities: weights, means and variances all consistent.
     SufficientStatistics st;
     st.reset(d, k, params.covariance_type, shift);
-    GaussianMixture terms(d, k, params);
-    terms.means.assign(mu, mu + size_t(k) * d);
-    terms.weights.assign(k, 1.0f / k);
-    terms.variances.assign(n_variances(), 1.0f);
+    const GaussianMixture terms = nearest_mean_model(d, k, mu);
     AssignOutputs out;
     out.stats = &st;
     backend.assign(terms, HardAssign::NearestMean, n, x, w, out);

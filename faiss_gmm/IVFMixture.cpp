@@ -86,16 +86,17 @@ void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, id
     // Rows in blocks, so that the top-m labels and responsibilities stay
     // O(block * m) whatever n is.
     const idx_t bs = 65536;
-    std::vector<idx_t> nearest(bs);  // idx_t is FAISS's id type (Common.h)
+    // The nearest list of every row in one call (on the GPU when the
+    // model's device allows one: one backend, the rows up once).
+    std::vector<idx_t> nearest(n);  // idx_t is FAISS's id type (Common.h)
+    assign_to_lists(parts.ivf, n, xt, nearest.data(), model.params);
     std::vector<idx_t> top(size_t(bs) * m);
     std::vector<float> resp(size_t(bs) * m);
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         const idx_t nb = std::min(bs, n - i0);
         const float* xb = xt + size_t(i0) * d;
-        // The nearest list on the GPU when the model's device allows one.
-        assign_to_lists(parts.ivf, nb, xb, nearest.data(), model.params);
         if (m > 1) model.top_components(nb, xb, m, top.data(), resp.data());
-        select_lists(nb, nearest.data(), m > 1 ? m : 0, top.data(), resp.data(), p,
+        select_lists(nb, nearest.data() + i0, m > 1 ? m : 0, top.data(), resp.data(), p,
                      lists + size_t(i0) * m);
     }
 }

@@ -1,7 +1,7 @@
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
-#include <faiss/index_factory.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/index_factory.h>
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/KMeans.h>
@@ -20,23 +20,22 @@ IndexFlatGmm::IndexFlatGmm(int d_, int nlist_, faiss::MetricType metric,
 }
 
 void IndexFlatGmm::train(idx_t n, const float* x) {
+    faiss::IndexFlatL2 scratch(d);
+    std::vector<float> centroids;
     if (use_kmeans) {
         KMeansClustering km(d, nlist, cp);
         km.backend = gmm;
         km.verbose = cp.verbose || gmm.verbose;
-        faiss::IndexFlatL2 scratch(d);
         km.train(n, x, scratch);
-        reset();
-        add(nlist, km.centroids.data());
-        is_trained = true;
-        return;
+        centroids = std::move(km.centroids);
+    } else {
+        GmmClustering clus(d, nlist, cp, gmm);
+        clus.train(n, x, scratch);
+        model = clus.model;
+        centroids = std::move(clus.centroids);
     }
-    GmmClustering clus(d, nlist, cp, gmm);
-    faiss::IndexFlatL2 scratch(d);
-    clus.train(n, x, scratch);
-    model = clus.model;
     reset();
-    add(nlist, clus.centroids.data());
+    add(nlist, centroids.data());
     is_trained = true;
 }
 
@@ -98,20 +97,15 @@ void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t*
         ivf->quantizer->assign(n, x, lists);
         return;
     }
-    GaussianMixtureParameters mp;
-    mp.covariance_type = CovarianceType::Spherical;
-    GaussianMixture terms(int(ivf->d), int(ivf->nlist), mp);
-    const float* xb = flat->get_xb();
-    terms.means.assign(xb, xb + size_t(ivf->nlist) * ivf->d);
-    terms.weights.assign(ivf->nlist, 1.0f / ivf->nlist);
-    terms.variances.assign(ivf->nlist, 1.0f);
+    const GaussianMixture terms = nearest_mean_model(int(ivf->d), int(ivf->nlist), flat->get_xb());
     auto backend = make_estep_backend(p);
     AssignOutputs out;
     out.labels = lists;
     backend->assign(terms, HardAssign::NearestMean, n, x, nullptr, out);
 }
 
-void add_to_index(faiss::Index* index, idx_t n, const float* x, const GaussianMixtureParameters& p) {
+void add_to_index(faiss::Index* index, idx_t n, const float* x,
+                  const GaussianMixtureParameters& p) {
     FAISS_GMM_CHECK(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     if (!ivf || n == 0) {
@@ -127,8 +121,9 @@ void add_to_index(faiss::Index* index, idx_t n, const float* x, const GaussianMi
         xt = pt->apply_chain(n, x);
         owned.reset(xt);
     }
-    FAISS_GMM_CHECK(pt ? pt->index == ivf : index == ivf,
-                    "add_to_index: the IVF must be the index or the end of one pre-transform chain");
+    FAISS_GMM_CHECK(
+        pt ? pt->index == ivf : index == ivf,
+        "add_to_index: the IVF must be the index or the end of one pre-transform chain");
     std::vector<idx_t> lists(n);
     assign_to_lists(ivf, n, xt, lists.data(), p);
     static_assert(sizeof(idx_t) == sizeof(faiss::Index::idx_t), "id types differ");

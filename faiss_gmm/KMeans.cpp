@@ -41,13 +41,19 @@ int split_clusters(int d, int k, idx_t n, std::vector<double>& hassign, float* c
 
 }  // namespace
 
+std::vector<idx_t> faiss_sample_rows(idx_t n, idx_t m, int64_t seed) {
+    FAISS_GMM_CHECK(n < (idx_t(1) << 31), "FAISS's sample: at most 2^31 rows");
+    FAISS_GMM_CHECK(m >= 0 && m <= n, "FAISS's sample: m must be in [0, n]");
+    std::vector<int> perm(n);
+    faiss::rand_perm(perm.data(), size_t(n), seed);
+    return std::vector<idx_t>(perm.begin(), perm.begin() + m);
+}
+
 std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* x, int64_t seed,
                                             int redo) {
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
                                        std::to_string(n) + " rows (need k <= n)");
-    FAISS_GMM_CHECK(n < (idx_t(1) << 31), "k-means initialisation: at most 2^31 rows");
-    std::vector<int> perm(n);
-    faiss::rand_perm(perm.data(), size_t(n), seed + 1 + int64_t(redo) * 15486557L);
+    const std::vector<idx_t> perm = faiss_sample_rows(n, k, seed + 1 + int64_t(redo) * 15486557L);
     std::vector<float> c(size_t(k) * d);
     for (int i = 0; i < k; i++)
         std::memcpy(c.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
@@ -58,11 +64,7 @@ std::vector<faiss::ClusteringIterationStats> kmeans_iterations(
     EStepBackend& backend, int d, int k, idx_t n, const float* x, const float* w, int niter,
     bool spherical, std::vector<float>& centroids, bool verbose) {
     FAISS_GMM_CHECK(centroids.size() == size_t(k) * d, "k-means needs k x d initial centroids");
-    GaussianMixtureParameters p;
-    p.covariance_type = CovarianceType::Spherical;
-    GaussianMixture cm(d, k, p);  // the centroids as nearest-mean terms
-    cm.weights.assign(k, 1.0f / k);
-    cm.variances.assign(k, 1.0f);
+    GaussianMixture cm = nearest_mean_model(d, k, centroids.data());
     std::vector<faiss::ClusteringIterationStats> out;
     for (int it = 0; it < niter; it++) {
         const double t0 = wall_seconds();
@@ -129,12 +131,10 @@ void KMeansClustering::train(idx_t n, const float* x, faiss::Index& index, const
                 "WARNING clustering %lld points to %zd centroids: please provide at least %lld "
                 "training points\n",
                 (long long)n, k, (long long)k * min_points_per_centroid);
-    // FAISS's subsample: the first k * max rows of rand_perm(n, seed).
     std::vector<float> xs, ws;
     if (n > idx_t(k) * max_points_per_centroid) {
         const idx_t m = idx_t(k) * max_points_per_centroid;
-        std::vector<int> perm(n);
-        faiss::rand_perm(perm.data(), size_t(n), seed);
+        const std::vector<idx_t> perm = faiss_sample_rows(n, m, seed);
         if (verbose)
             fprintf(stderr, "Sampling a subset of %lld / %lld for training\n", (long long)m,
                     (long long)n);

@@ -17,6 +17,13 @@ namespace faiss_gmm {
 class EStepBackend;
 
 /**
+ * The rows faiss::Clustering trains on when it subsamples n rows to m:
+ * the first m of faiss::rand_perm(n, seed). At most 2^31 rows (FAISS's int
+ * permutation).
+ */
+std::vector<idx_t> faiss_sample_rows(idx_t n, idx_t m, int64_t seed);
+
+/**
  * The initial centroids faiss::Clustering draws (run `redo`): rows
  * perm[0..k) of faiss::rand_perm(n, seed + 1 + redo * 15486557).
  */

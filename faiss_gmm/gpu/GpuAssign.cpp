@@ -10,22 +10,6 @@
 namespace faiss_gmm {
 namespace gpu {
 
-namespace {
-
-/// Terms whose argmax is the nearest mean: equal weights and one unit
-/// variance for all, so log pi + log N = const - ||x - mu||^2 / 2.
-GaussianMixture nearest_mean_terms(const GaussianMixture& model) {
-    GaussianMixtureParameters p;
-    p.covariance_type = CovarianceType::Spherical;
-    GaussianMixture km(model.d, model.k, p);
-    km.weights.assign(model.k, 1.0f / model.k);
-    km.means = model.means;
-    km.variances.assign(model.k, 1.0f);
-    return km;
-}
-
-}  // namespace
-
 void GpuEStep::pin_rows(idx_t n, int d, const float* x, const float* w) {
     FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
     unpin_rows();
@@ -107,7 +91,8 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
     model.check_model();
     const bool res = resident(n, x, w);
     const bool nearest = how == HardAssign::NearestMean;
-    const GaussianMixture km = nearest ? nearest_mean_terms(model) : GaussianMixture();
+    const GaussianMixture km =
+        nearest ? nearest_mean_model(model.d, model.k, model.means.data()) : GaussianMixture();
     const GaussianMixture& terms = nearest ? km : model;
     upload_model(terms, out.stats ? out.stats->shift : mixture_center(model), n,
                  res ? rx_.data() : x, res, stream_);
