@@ -20,6 +20,7 @@ if [ "${CLI:-1}" = 1 ]; then
          echo "$(( ($(date +%s%N) - s) / 1000000 )) ms rc=$rc: ${*:2}" | tee -a "$OUT/cli.txt"; }
   t "$F" train --data synthetic:262144x128,k=256 -k 1024 --niter 20 --tol 0 --device gpu --precision bf16 --means-out /tmp/m1.fvecs
   t "$F" train --data synthetic:1048576x128,k=1024 -k 4096 --niter 20 --tol 0 --device gpu --precision bf16 --means-out /tmp/m2.fvecs
+  t "$F" train --data synthetic:262144x128,k=256 -k 1024 --niter 20 --tol 0 --device gpu --precision bf16 --init kmeans++ --means-out /tmp/m4.fvecs
   t "$F" train --algo kmeans --data synthetic:1048576x128,k=1024 -k 4096 --niter 30 --device gpu --precision bf16 --means-out /tmp/m3.fvecs
   t "$F" build --data synthetic:1000000x128,k=1024 --factory IVF4096,Flat --out /tmp/i1.faiss --device gpu --precision bf16
   t "$F" build --kmeans --data synthetic:1000000x128,k=1024 --factory IVF4096,Flat --out /tmp/i2.faiss --device gpu --precision bf16

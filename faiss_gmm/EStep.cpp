@@ -7,8 +7,10 @@
 #include <faiss_gmm/gpu/GpuEStep.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -84,16 +86,16 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
                                                    p.precision, p.gpu_cache_bytes);
         std::vector<std::unique_ptr<EStepBackend>> workers;
         for (int g : devices)
-            workers.push_back(std::make_unique<gpu::GpuEStep>(
-                g, gpu::GpuEStep::kDefaultBlockBytes, p.precision, p.gpu_cache_bytes));
+            workers.push_back(std::make_unique<gpu::GpuEStep>(g, gpu::GpuEStep::kDefaultBlockBytes,
+                                                              p.precision, p.gpu_cache_bytes));
         return std::make_unique<ShardedEStep>(std::move(workers));
     }
 #endif
     return std::make_unique<CpuEStep>(p.max_block_bytes);
 }
 
-void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSource& src,
-                                     idx_t i0, idx_t n, SufficientStatistics& stats) {
+void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
+                                     idx_t n, SufficientStatistics& stats) {
     FAISS_GMM_CHECK(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
                                             " but the model " + std::to_string(model.d));
     FAISS_GMM_CHECK(i0 >= 0 && n >= 0 && i0 + n <= src.n(), "row range outside the data");
@@ -158,6 +160,100 @@ void EStepBackend::assign(const GaussianMixture& model, HardAssign how, idx_t n,
     }
 }
 
+namespace {
+
+/// k-means++'s distances on the host (the CPU backend's).
+class HostSeedingDistances : public SeedingDistances {
+   public:
+    HostSeedingDistances(idx_t n, int d, const float* x, const float* w)
+        : n_(n), d_(d), x_(x), w_(w), dist_(size_t(n), std::numeric_limits<double>::infinity()) {}
+
+    double add_centre(const float* c) override {
+        double total = 0;
+#pragma omp parallel for reduction(+ : total)
+        for (idx_t i = 0; i < n_; i++) {
+            double s = 0;
+            for (int j = 0; j < d_; j++) {
+                const double v = double(x_[size_t(i) * d_ + j]) - c[j];
+                s += v * v;
+            }
+            dist_[i] = std::min(dist_[i], s);
+            total += dist_[i] * (w_ ? w_[i] : 1.0);
+        }
+        return total;
+    }
+
+    idx_t draw(double r) override {
+        double acc = 0;
+        for (idx_t i = 0; i < n_; i++) {
+            const double m = dist_[i] * (w_ ? w_[i] : 1.0);
+            acc += m;
+            if (m > 0 && acc >= r) return i;
+        }
+        return -1;
+    }
+
+   private:
+    idx_t n_;
+    int d_;
+    const float* x_;
+    const float* w_;
+    std::vector<double> dist_;
+};
+
+/// Each worker's distances over its share of the rows, in row order.
+class ShardedSeedingDistances : public SeedingDistances {
+   public:
+    std::vector<std::unique_ptr<SeedingDistances>> parts;
+    std::vector<idx_t> begin;    ///< first row of each part
+    std::vector<double> totals;  ///< each part's last total
+
+    double add_centre(const float* c) override {
+        totals.assign(parts.size(), 0.0);
+        std::vector<std::thread> threads;
+        std::exception_ptr first;
+        std::mutex mu;
+        for (size_t p = 0; p < parts.size(); p++)
+            threads.emplace_back([&, p] {
+                try {
+                    totals[p] = parts[p]->add_centre(c);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lock(mu);
+                    if (!first) first = std::current_exception();
+                }
+            });
+        for (auto& t : threads) t.join();
+        if (first) std::rethrow_exception(first);
+        double total = 0;
+        for (double t : totals) total += t;
+        return total;
+    }
+
+    idx_t draw(double r) override {
+        double before = 0;
+        for (size_t p = 0; p < parts.size(); p++) {
+            if (totals[p] > 0 && before + totals[p] >= r) {
+                const idx_t i = parts[p]->draw(r - before);
+                if (i >= 0) return begin[p] + i;
+            }
+            before += totals[p];
+        }
+        return -1;
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<SeedingDistances> EStepBackend::seeding_distances(idx_t n, int d, const float* x,
+                                                                  const float* w) {
+    return std::make_unique<HostSeedingDistances>(n, d, x, w);
+}
+
+void EStepBackend::top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                                  idx_t* labels, float* resp) {
+    cpu_top_components(model, n, x, t, labels, resp);
+}
+
 ShardedEStep::ShardedEStep(std::vector<std::unique_ptr<EStepBackend>> workers)
     : workers_(std::move(workers)) {
     FAISS_GMM_CHECK(!workers_.empty(), "ShardedEStep needs at least one worker");
@@ -202,8 +298,9 @@ void ShardedEStep::accumulate(const GaussianMixture& model, idx_t n, const float
     for_shares(n, [&](size_t w, idx_t b, idx_t cnt) {
         part[w].reset(st.d, st.k, st.covariance_type, st.shift);
         if (cnt == 0) return;
-        workers_[w]->accumulate(model, cnt, x + size_t(b) * model.d, weights ? weights + b : nullptr,
-                                log_norm ? log_norm + b : nullptr, part[w]);
+        workers_[w]->accumulate(model, cnt, x + size_t(b) * model.d,
+                                weights ? weights + b : nullptr, log_norm ? log_norm + b : nullptr,
+                                part[w]);
     });
     for (const auto& p : part) st.merge(p);  // in worker order: repeatable sums
 }
@@ -230,6 +327,30 @@ void ShardedEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n,
         for (double v : obj) *out.objective += v;
 }
 
+void ShardedEStep::top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                                  idx_t* labels, float* resp) {
+    for_shares(n, [&](size_t wk, idx_t b, idx_t cnt) {
+        if (cnt > 0)
+            workers_[wk]->top_components(model, cnt, x + size_t(b) * model.d, t,
+                                         labels + size_t(b) * t, resp + size_t(b) * t);
+    });
+}
+
+std::unique_ptr<SeedingDistances> ShardedEStep::seeding_distances(idx_t n, int d, const float* x,
+                                                                  const float* w) {
+    // The shares of pin_rows, so that a GPU worker finds its pinned rows.
+    auto s = std::make_unique<ShardedSeedingDistances>();
+    const idx_t p = idx_t(workers_.size());
+    for (idx_t wk = 0; wk < p; wk++) {
+        const idx_t b = n * wk / p, e = n * (wk + 1) / p;
+        if (e == b) continue;
+        s->parts.push_back(
+            workers_[wk]->seeding_distances(e - b, d, x + size_t(b) * d, w ? w + b : nullptr));
+        s->begin.push_back(b);
+    }
+    return s;
+}
+
 void ShardedEStep::pin_rows(idx_t n, int d, const float* x, const float* w) {
     // The same shares as accumulate and assign: each worker's calls then
     // find exactly the rows it pinned.
@@ -244,8 +365,8 @@ void ShardedEStep::unpin_rows() {
 
 bool ShardedEStep::on_gpu() const { return workers_.front()->on_gpu(); }
 
-void ShardedEStep::accumulate_source(const GaussianMixture& model, const DataSource& src,
-                                     idx_t i0, idx_t n, SufficientStatistics& st) {
+void ShardedEStep::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
+                                     idx_t n, SufficientStatistics& st) {
     std::vector<SufficientStatistics> part(workers_.size());
     for_shares(n, [&](size_t w, idx_t b, idx_t cnt) {
         part[w].reset(st.d, st.k, st.covariance_type, st.shift);

@@ -61,7 +61,29 @@ struct AssignOutputs {
     /// One-hot statistics added (the caller resets them: shape and shift):
     /// Nk, sum w (x - s) and the second moments of the rows given to each component.
     SufficientStatistics* stats = nullptr;
-    double* objective = nullptr;  ///< += sum ||x - mu_label||^2, unweighted as FAISS's (NearestMean)
+    double* objective =
+        nullptr;  ///< += sum ||x - mu_label||^2, unweighted as FAISS's (NearestMean)
+};
+
+/**
+ * k-means++'s state over n rows (D^2 sampling): each row's squared distance
+ * to its nearest chosen centre, where the backend keeps the rows (device
+ * memory on a GPU). kmeans_plus_plus (KMeans.h) draws and orders the steps.
+ */
+class SeedingDistances {
+   public:
+    virtual ~SeedingDistances() = default;
+    /**
+     * Fold centre c (d floats, host) in: dist_i = min(dist_i, ||x_i -
+     * c||^2) (= on the first call), in double. Returns sum_i w_i dist_i.
+     */
+    virtual double add_centre(const float* c) = 0;
+    /**
+     * The first row whose running sum w_0 dist_0 + ... + w_i dist_i reaches
+     * r, never a row of zero mass; -1 when none does (r above the total by
+     * rounding).
+     */
+    virtual idx_t draw(double r) = 0;
 };
 
 /** One E-step implementation. */
@@ -94,6 +116,21 @@ class EStepBackend {
      */
     virtual void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
                         const float* weights, const AssignOutputs& out);
+    /**
+     * The t most probable components of each row of x (n x d, host) under
+     * `model`, best first (ties to the lower index): labels and their
+     * responsibilities, n x t each. The default runs on the CPU; the GPU
+     * backend runs t argmax passes of the E-step's kernels.
+     */
+    virtual void top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                                idx_t* labels, float* resp);
+    /**
+     * k-means++'s distances over rows x (n x d, host; weights may be null),
+     * which stay unchanged while the result lives. The default keeps them
+     * on the host; the GPU backend on the device (reading pinned rows).
+     */
+    virtual std::unique_ptr<SeedingDistances> seeding_distances(idx_t n, int d, const float* x,
+                                                                const float* weights);
     /**
      * Promise that rows x (n x d) and weights (may be null) stay unchanged
      * until unpin_rows() or the backend's end: the GPU backend then keeps a
@@ -131,6 +168,11 @@ class ShardedEStep : public EStepBackend {
                            SufficientStatistics& stats) override;
     void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
                 const float* weights, const AssignOutputs& out) override;
+    void top_components(const GaussianMixture& model, idx_t n, const float* x, int t, idx_t* labels,
+                        float* resp) override;
+    /** Each worker's distances over its share; totals and draws in row order. */
+    std::unique_ptr<SeedingDistances> seeding_distances(idx_t n, int d, const float* x,
+                                                        const float* weights) override;
     /** Each worker pins its share of the rows. */
     void pin_rows(idx_t n, int d, const float* x, const float* weights) override;
     void unpin_rows() override;

@@ -139,8 +139,8 @@ void GaussianMixture::check_model() const {
         }
         return b != 0;
     };
-    FAISS_GMM_CHECK(!bad(weights, false) && std::all_of(weights.begin(), weights.end(),
-                                                        [](float w) { return w >= 0; }),
+    FAISS_GMM_CHECK(!bad(weights, false) &&
+                        std::all_of(weights.begin(), weights.end(), [](float w) { return w >= 0; }),
                     "model has a bad weight");
     FAISS_GMM_CHECK(!bad(variances, true), "model has a non-positive or non-finite variance");
     FAISS_GMM_CHECK(!bad(means, false), "model has a non-finite mean");
@@ -159,9 +159,7 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
     fit_impl(n, x, init_mu, w, nullptr, 0, kOneProcess);
 }
 
-void GaussianMixture::fit(const DataSource& data) {
-    fit(data, kOneProcess);
-}
+void GaussianMixture::fit(const DataSource& data) { fit(data, kOneProcess); }
 
 void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     FAISS_GMM_CHECK(data.d() == d, "training data " + data.description() + " has dimension " +
@@ -235,8 +233,7 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
 }
 
 void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
-                               const DataSource* stream, idx_t n_stream,
-                               const Communicator& comm) {
+                               const DataSource* stream, idx_t n_stream, const Communicator& comm) {
     const bool lead = comm.rank() == 0;  // the rank that prints
     FAISS_GMM_CHECK(n > 0 && x, "no training data");
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
@@ -403,39 +400,9 @@ void GaussianMixture::init_means(EStepBackend& backend, idx_t n, const float* x,
             }
             break;
         }
-        case InitMethod::KMeansPlusPlus: {
-            std::vector<double> dist(n, std::numeric_limits<double>::infinity());
-            std::uniform_real_distribution<double> u01(0, 1);
-            idx_t first = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
-            memcpy(mu.data(), x + size_t(first) * d, sizeof(float) * d);
-            for (int c = 1; c < k; c++) {
-                const float* last = mu.data() + size_t(c - 1) * d;
-                double total = 0;
-#pragma omp parallel for reduction(+ : total)
-                for (idx_t i = 0; i < n; i++) {
-                    double s = 0;
-                    for (int j = 0; j < d; j++) {
-                        double v = double(x[size_t(i) * d + j]) - last[j];
-                        s += v * v;
-                    }
-                    dist[i] = std::min(dist[i], s);
-                    total += dist[i] * (w ? w[i] : 1.0);
-                }
-                idx_t pick = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
-                if (total > 0) {
-                    double r = u01(rng) * total, acc = 0;
-                    for (idx_t i = 0; i < n; i++) {
-                        acc += dist[i] * (w ? w[i] : 1.0);
-                        if (acc >= r) {
-                            pick = i;
-                            break;
-                        }
-                    }
-                }
-                memcpy(mu.data() + size_t(c) * d, x + size_t(pick) * d, sizeof(float) * d);
-            }
+        case InitMethod::KMeansPlusPlus:
+            mu = kmeans_plus_plus(backend, d, k, n, x, w, params.seed);
             break;
-        }
     }
 }
 
@@ -570,7 +537,8 @@ void GaussianMixture::run_em(EStepBackend& be, idx_t n, double prev, const Commu
             fprintf(stderr,
                     "  iter %3d/%d  log-lik %.6g  %.3g rows/s  (%.3f s, E-step %.3f s)  ETA %s%s\n",
                     it + 1, params.niter, ll, n / std::max(s.time_estep, 1e-9), s.time,
-                    s.time_estep, converged ? "0 s (converged)" : (std::to_string(int(eta + 0.5)) + " s").c_str(),
+                    s.time_estep,
+                    converged ? "0 s (converged)" : (std::to_string(int(eta + 0.5)) + " s").c_str(),
                     s.n_reseeded ? (" re-seeded " + std::to_string(s.n_reseeded)).c_str() : "");
         }
     }
@@ -617,10 +585,11 @@ void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labe
                                      float* resp) const {
     check_model();
     FAISS_GMM_CHECK(t >= 1 && t <= k, "top_components: t must be in [1, k]");
-    if (t == 1 && params.device != Device::Cpu && gpu_backend_available()) {
-        // The most probable component on the device: the E-step's kernels
-        // with an argmax policy (nothing of size n * k on the host).
+    if (params.device != Device::Cpu && gpu_backend_available()) {
+        // On the device: the E-step's kernels with an argmax policy, t
+        // passes (nothing of size n * k on the host).
         auto backend = make_estep_backend(params);
+        if (t > 1) return backend->top_components(*this, n, x, t, labels, resp);
         AssignOutputs out;
         out.labels = labels;
         out.resp = resp;
@@ -636,9 +605,7 @@ double GaussianMixture::bic(idx_t n, const float* x) const {
 
 void GaussianMixture::save(const std::string& path) const {
     check_model();
-    write_file_atomic(path, [&](FILE* f) {
-        write_model(*this, kMagic, f);
-    });
+    write_file_atomic(path, [&](FILE* f) { write_model(*this, kMagic, f); });
 }
 
 namespace {
@@ -650,8 +617,8 @@ GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
     auto need = [&](bool ok, const char* what) {
         if (!ok) throw Error("faiss-gmm: model file '" + path + "' is " + what);
     };
-    need(fread(magic, 1, 8, f) == 8 && (memcmp(magic, kMagic, 8) == 0 ||
-                                        memcmp(magic, kCheckpointMagic, 8) == 0),
+    need(fread(magic, 1, 8, f) == 8 &&
+             (memcmp(magic, kMagic, 8) == 0 || memcmp(magic, kCheckpointMagic, 8) == 0),
          "not a faiss-gmm model (bad magic)");
     *checkpoint = memcmp(magic, kCheckpointMagic, 8) == 0;
     need(fread(hdr, sizeof(int32_t), 4, f) == 4, "truncated (header)");
@@ -725,7 +692,8 @@ bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& c
     if (size < 0) return false;
     bytes.resize(size_t(size));
     comm.broadcast(bytes.data(), bytes.size());
-    FILE* f = fmemopen(bytes.empty() ? nullptr : bytes.data(), std::max<size_t>(bytes.size(), 1), "rb");
+    FILE* f =
+        fmemopen(bytes.empty() ? nullptr : bytes.data(), std::max<size_t>(bytes.size(), 1), "rb");
     FAISS_GMM_CHECK(f, "cannot read checkpoint '" + params.checkpoint_path + "'");
     std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
     const std::string& path = params.checkpoint_path;
@@ -733,10 +701,10 @@ bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& c
     GaussianMixture m = read_model(f, path, &checkpoint);
     FAISS_GMM_CHECK(checkpoint, "'" + path + "' is a model, not a checkpoint (nothing to resume)");
     FAISS_GMM_CHECK(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
-                    "checkpoint '" + path + "' holds d=" + std::to_string(m.d) + ", k=" +
-                        std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
-                        " covariance; this fit has d=" + std::to_string(d) + ", k=" +
-                        std::to_string(k) + ", " + to_string(params.covariance_type));
+                    "checkpoint '" + path + "' holds d=" + std::to_string(m.d) +
+                        ", k=" + std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
+                        " covariance; this fit has d=" + std::to_string(d) +
+                        ", k=" + std::to_string(k) + ", " + to_string(params.covariance_type));
     read_em_state(f, path, m, prev);
     FAISS_GMM_CHECK(fgetc(f) == EOF, "checkpoint '" + path + "' is longer than its header says");
     m.check_model();

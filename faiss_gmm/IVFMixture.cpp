@@ -84,8 +84,9 @@ void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, id
                          const float* xt, const MultiAssignParameters& p, idx_t* lists) {
     const int d = parts.ivf->d, m = p.max_lists;
     // Rows in blocks, so that the top-m labels and responsibilities stay
-    // O(block * m) whatever n is.
-    const idx_t bs = 65536;
+    // O(block * m) whatever n is (large: each block's top_components
+    // starts a backend, on the GPU its kernels' m passes).
+    const idx_t bs = idx_t(1) << 20;
     // The nearest list of every row in one call (on the GPU when the
     // model's device allows one: one backend, the rows up once).
     std::vector<idx_t> nearest(n);  // idx_t is FAISS's id type (Common.h)

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
 namespace faiss_gmm {
 
@@ -58,6 +59,27 @@ std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* 
     for (int i = 0; i < k; i++)
         std::memcpy(c.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
     return c;
+}
+
+std::vector<float> kmeans_plus_plus(EStepBackend& backend, int d, int k, idx_t n, const float* x,
+                                    const float* w, uint64_t seed) {
+    FAISS_GMM_CHECK(n >= 1 && k >= 1, "kmeans_plus_plus: need rows and centres");
+    std::vector<float> mu(size_t(k) * d);
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u01(0, 1);
+    const idx_t first = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
+    std::memcpy(mu.data(), x + size_t(first) * d, sizeof(float) * d);
+    auto dist = backend.seeding_distances(n, d, x, w);
+    for (int c = 1; c < k; c++) {
+        const double total = dist->add_centre(mu.data() + size_t(c - 1) * d);
+        idx_t pick = std::uniform_int_distribution<idx_t>(0, n - 1)(rng);
+        if (total > 0) {
+            const idx_t i = dist->draw(u01(rng) * total);
+            if (i >= 0) pick = i;
+        }
+        std::memcpy(mu.data() + size_t(c) * d, x + size_t(pick) * d, sizeof(float) * d);
+    }
+    return mu;
 }
 
 std::vector<faiss::ClusteringIterationStats> kmeans_iterations(

@@ -31,6 +31,19 @@ std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* 
                                             int redo = 0);
 
 /**
+ * k-means++ seeding (Arthur & Vassilvitskii: D^2 sampling) of k centres
+ * from rows x (n x d, weights may be null): the first row uniform, each
+ * next one with probability proportional to w_i times its squared distance
+ * to the nearest centre so far (uniform when every row sits on a centre).
+ * The distances live where `backend` keeps rows (the device on a GPU: pin
+ * the rows first); the draws come from std::mt19937_64(seed) on the host,
+ * so every backend gives the same centres up to rounding of the sums.
+ * Returns k x d floats.
+ */
+std::vector<float> kmeans_plus_plus(EStepBackend& backend, int d, int k, idx_t n, const float* x,
+                                    const float* w, uint64_t seed);
+
+/**
  * niter Lloyd iterations on rows x (n x d, weights may be null) from
  * `centroids` (k x d, updated in place), as faiss::Clustering iterates:
  * assign each row to its nearest centroid, move each centroid to the

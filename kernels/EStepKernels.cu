@@ -122,7 +122,7 @@ __device__ void logit_tile(const float* __restrict__ x, int64_t n, int64_t row0,
 
 /// Pass 1 (and the hard assignment): per row, the online log-sum-exp of
 /// the log-densities (kLse) and / or their argmax (kArg); outputs as Pass1Out.
-template <bool kDiag, bool kLse, bool kArg>
+template <bool kDiag, bool kLse, bool kArg, bool kBound>
 __global__ void __launch_bounds__(kThreads)
     log_norm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                     LogDensityView m, Pass1Out out) {
@@ -136,7 +136,18 @@ __global__ void __launch_bounds__(kThreads)
     float run_m[4], run_s[4], best[4];
     int arg[4];
 #pragma unroll
-    for (int r = 0; r < 4; r++) run_m[r] = -INFINITY, run_s[r] = 0.f, best[r] = -INFINITY, arg[r] = 0;
+    for (int r = 0; r < 4; r++)
+        run_m[r] = -INFINITY, run_s[r] = 0.f, best[r] = -INFINITY, arg[r] = 0;
+    // kBound: only components after the row's previous pick (value down,
+    // index up) compete; see RowReduce.
+    float bound_v[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    int bound_a[4] = {-1, -1, -1, -1};
+    if (kBound && out.bound_val)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int64_t row = row0 + ty * 4 + r;
+            if (row < n) bound_v[r] = out.bound_val[row], bound_a[r] = out.bound_arg[row];
+        }
     for (int c0 = 0; c0 < m.k; c0 += BN) {
         float L[4][4];
         logit_tile<kDiag>(x, n, row0, c0, m, norm, sm, L);
@@ -144,11 +155,15 @@ __global__ void __launch_bounds__(kThreads)
         for (int r = 0; r < 4; r++) {
             if (kArg) {
                 // Lowest index among equal maxima, within the tile and across tiles.
-                float bv = L[r][0];
+                float bv = -INFINITY;
                 int bi = c0 + tx * 4;
 #pragma unroll
-                for (int q = 1; q < 4; q++)
-                    if (L[r][q] > bv) bv = L[r][q], bi = c0 + tx * 4 + q;
+                for (int q = 0; q < 4; q++) {
+                    const int c = c0 + tx * 4 + q;
+                    const bool after = !kBound || L[r][q] < bound_v[r] ||
+                                       (L[r][q] == bound_v[r] && c > bound_a[r]);
+                    if (after && L[r][q] > bv) bv = L[r][q], bi = c;
+                }
                 for (int o = 8; o; o >>= 1) {
                     const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
                     const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
@@ -177,7 +192,10 @@ __global__ void __launch_bounds__(kThreads)
             const float lz = kLse ? run_m[r] + logf(run_s[r]) : 0.f;
             if (kArg) {
                 out.labels[row] = arg[r];
+                if (out.top_val) out.top_val[row] = best[r];
                 if (kLse && out.top_resp) out.top_resp[row] = expf(best[r] - lz);
+                if (!kLse && out.top_resp && out.log_norm_in)
+                    out.top_resp[row] = expf(best[r] - out.log_norm_in[row]);
             }
             if (kLse) {
                 if (out.log_norm) out.log_norm[row] = lz;
@@ -311,15 +329,17 @@ __global__ void __launch_bounds__(kThreads, kDiag ? 1 : 2)
 
 namespace {
 
-template <bool kLse, bool kArg>
+template <bool kLse, bool kArg, bool kBound = false>
 void pass1(const float* x, int64_t n, const float* weights, const LogDensityView& m,
            const Pass1Out& out, cudaStream_t stream) {
     if (n == 0) return;
     const dim3 grid{unsigned((n + BM - 1) / BM)};
     if (m.spherical)
-        log_norm_kernel<false, kLse, kArg><<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
+        log_norm_kernel<false, kLse, kArg, kBound>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
     else
-        log_norm_kernel<true, kLse, kArg><<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
+        log_norm_kernel<true, kLse, kArg, kBound>
+            <<<grid, kThreads, 0, stream>>>(x, n, weights, m, out);
 }
 
 }  // namespace
@@ -335,10 +355,18 @@ void launch_log_norm(const float* x, int64_t n, const float* weights, const LogD
 cudaError_t launch_assign(const float* x, int64_t n, const LogDensityView& m, const Pass1Out& out,
                           cudaStream_t stream) {
     if (!out.labels) return cudaErrorInvalidValue;
-    if (out.log_norm || out.top_resp || out.sums)
+    const bool lse = out.log_norm || out.sums || (out.top_resp && !out.log_norm_in);
+    // Every pass of a top-T runs the bounded form (bit-identical values).
+    if (out.top_val || out.bound_val) {
+        if (lse)
+            pass1<true, true, true>(x, n, nullptr, m, out, stream);
+        else
+            pass1<false, true, true>(x, n, nullptr, m, out, stream);
+    } else if (lse) {
         pass1<true, true>(x, n, nullptr, m, out, stream);
-    else
+    } else {
         pass1<false, true>(x, n, nullptr, m, out, stream);
+    }
     return cudaGetLastError();
 }
 

@@ -44,6 +44,16 @@ struct Pass1Out {
     double* sums = nullptr;     ///< 2: += sum w log Z, sum w, or null
     int32_t* labels = nullptr;  ///< n: argmax component, or null (the E-step)
     float* top_resp = nullptr;  ///< n: that component's responsibility, or null
+    /// n: the chosen component's log-density in the kernel's own units (fed
+    /// back as bound_val by the next pass of a top-T), or null.
+    float* top_val = nullptr;
+    /// Top-T passes after the first: each row's previous pick (its top_val
+    /// and label); only components after it in the order (value down,
+    /// index up) compete. Null: no bound.
+    const float* bound_val = nullptr;
+    const int32_t* bound_arg = nullptr;  ///< n: with bound_val
+    /// n: log Z_i of an earlier pass, for top_resp without the log-sum-exp.
+    const float* log_norm_in = nullptr;
 };
 
 /**

@@ -302,6 +302,7 @@ __global__ void __launch_bounds__(kThreads)
     const float* x2w = x2s + warp * 16 * s;
 
     Reduce reduce;
+    reduce.begin(row0, n, out);
     const int ntiles = (m.k + BN - 1) / BN;
     for (int tile = 0; tile < ntiles; tile++) {
         const int buf = tile & 1;
@@ -683,8 +684,8 @@ cudaError_t pass1_mma(const float* x, int64_t n, const float* weights, const Mma
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (m.split_bf16 != (logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
-#define FAISS_GMM_LN(P)                                                                        \
-    case MmaPrecision::P:                                                                      \
+#define FAISS_GMM_LN(P)                                                                       \
+    case MmaPrecision::P:                                                                     \
         return m.spherical ? log_norm_mma<k##P, false, Reduce>(x, n, weights, m, out, stream) \
                            : log_norm_mma<k##P, true, Reduce>(x, n, weights, m, out, stream);
     switch (logits) {
@@ -711,7 +712,12 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
 cudaError_t launch_assign_mma(const float* x, int64_t n, const MmaModelView& m, MmaPrecision logits,
                               const Pass1Out& out, cudaStream_t stream) {
     if (!out.labels) return cudaErrorInvalidValue;
-    if (out.log_norm || out.top_resp || out.sums)
+    // Every pass of a top-T runs the bounded form (bit-identical values).
+    if (out.top_val || out.bound_val)
+        return assign_lse(out)
+                   ? pass1_mma<RowReduce<true, true, true>>(x, n, nullptr, m, logits, out, stream)
+                   : pass1_mma<RowReduce<false, true, true>>(x, n, nullptr, m, logits, out, stream);
+    if (assign_lse(out))
         return pass1_mma<RowReduce<true, true>>(x, n, nullptr, m, logits, out, stream);
     return pass1_mma<RowReduce<false, true>>(x, n, nullptr, m, logits, out, stream);
 }

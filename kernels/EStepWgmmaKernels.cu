@@ -407,6 +407,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 
     Reduce reduce;
+    reduce.begin(row0, n, out);
     float acc0[BN / 8][4], acc1[BN / 8][4];
     // Log2-densities of model tile `tile` into acc: async, one commit group.
     auto issue = [&](float(&acc)[BN / 8][4], int tile) {
@@ -1029,7 +1030,13 @@ cudaError_t launch_log_norm_wgmma(const float* x, int64_t n, const float* weight
 cudaError_t launch_assign_wgmma(const float* x, int64_t n, const MmaModelView& m,
                                 MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
     if (!out.labels) return cudaErrorInvalidValue;
-    if (out.log_norm || out.top_resp || out.sums)
+    // Every pass of a top-T runs the bounded form (bit-identical values).
+    if (out.top_val || out.bound_val)
+        return assign_lse(out)
+                   ? pass1_wgmma<RowReduce<true, true, true>>(x, n, nullptr, m, logits, out, stream)
+                   : pass1_wgmma<RowReduce<false, true, true>>(x, n, nullptr, m, logits, out,
+                                                               stream);
+    if (assign_lse(out))
         return pass1_wgmma<RowReduce<true, true>>(x, n, nullptr, m, logits, out, stream);
     return pass1_wgmma<RowReduce<false, true>>(x, n, nullptr, m, logits, out, stream);
 }

@@ -158,11 +158,30 @@ __device__ __forceinline__ void raw_norms(const float* raw, int s, int valid, in
  * component, and with kLse its responsibility), or both. A thread holds
  * rows g and g + 8 of its warp's 16 (C fragments of 8-component blocks).
  */
-template <bool kLse, bool kArg>
+template <bool kLse, bool kArg, bool kBound = false>
 struct RowReduce {
+    static_assert(kArg || !kBound, "a bound restricts the argmax");
     float run_m[2] = {-INFINITY, -INFINITY}, run_s[2] = {0.f, 0.f};
     float best[2] = {-INFINITY, -INFINITY};
     int arg[2] = {0, 0};
+    /// kBound: the row's previous pick (value, index); only components after
+    /// it in the order (value down, index up) compete, so that pass j of a
+    /// top-T finds each row's j-th component (the values are bit-identical
+    /// from pass to pass: the same kernel on the same inputs).
+    float bound_v[2] = {INFINITY, INFINITY};
+    int bound_a[2] = {-1, -1};
+
+    /// Read the bound of the warp's rows g and g + 8 (kBound; none when
+    /// out.bound_val is null).
+    __device__ __forceinline__ void begin(int64_t row0, int64_t n, const Pass1Out& out) {
+        if (!kBound || !out.bound_val) return;
+        const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int64_t row = row0 + warp * 16 + g + 8 * h;
+            if (row < n) bound_v[h] = out.bound_val[row], bound_a[h] = out.bound_arg[row];
+        }
+    }
 
     /// Fold one tile of NB * 8 components from c0: adds the per-component
     /// terms cs (and bsph ||x'||^2) to the log2-densities in place first.
@@ -181,7 +200,9 @@ struct RowReduce {
                 acc[nb][i] = l;
                 if (kArg) {
                     // Columns visit in increasing order: ties keep the first.
-                    if (l > mx[h]) mx[h] = l, ax[h] = col;
+                    const bool after =
+                        !kBound || l < bound_v[h] || (l == bound_v[h] && c0 + col > bound_a[h]);
+                    if (after && l > mx[h]) mx[h] = l, ax[h] = col;
                 } else {
                     mx[h] = fmaxf(mx[h], l);
                 }
@@ -236,7 +257,10 @@ struct RowReduce {
             if (t != 0 || row >= n) continue;
             if (kArg) {
                 out.labels[row] = arg[h];
+                if (out.top_val) out.top_val[row] = best[h];
                 if (kLse && out.top_resp) out.top_resp[row] = exp2f(best[h] - lz2);
+                if (!kLse && out.top_resp && out.log_norm_in)
+                    out.top_resp[row] = exp2f(best[h] - kLog2e * out.log_norm_in[row]);
             }
             if (kLse) {
                 const float lz = lz2 * kLn2;
@@ -264,6 +288,12 @@ struct RowReduce {
 };
 /// The E-step's pass 1: log Z only.
 using LseReduce = RowReduce<true, false>;
+
+/// Whether a hard assignment writing `out` needs the log-sum-exp (log Z,
+/// or a responsibility without an earlier pass's log Z).
+inline bool assign_lse(const Pass1Out& out) {
+    return out.log_norm || out.sums || (out.top_resp && !out.log_norm_in);
+}
 
 /// A block's register accumulators into the double statistics: one atomic
 /// per accumulator (C fragments: component rows g / g + 8, dimensions 2t, 2t + 1).

@@ -50,11 +50,7 @@ void GpuEStep::unpin_rows() {
     pinned_n_ = 0;
 }
 
-void GpuEStep::assign_block(idx_t n, const float* x, const float* w, idx_t at, bool with_resp,
-                            bool stats_spherical, bool want_stats, bool want_obj) {
-    Pass1Out po;
-    po.labels = labels_.data() + at;
-    po.top_resp = with_resp ? resp_.data() + at : nullptr;
+void GpuEStep::assign_kernels(idx_t n, const float* x, const Pass1Out& po) {
     if (mma_path()) {
         const MmaModelView mv = mma_view();
         if (wgmma_plan().log_norm)
@@ -64,6 +60,14 @@ void GpuEStep::assign_block(idx_t n, const float* x, const float* w, idx_t at, b
     } else {
         FAISS_GMM_CUDA_CHECK(launch_assign(x, n, simt_view(), po, stream_));
     }
+}
+
+void GpuEStep::assign_block(idx_t n, const float* x, const float* w, idx_t at, bool with_resp,
+                            bool stats_spherical, bool want_stats, bool want_obj) {
+    Pass1Out po;
+    po.labels = labels_.data() + at;
+    po.top_resp = with_resp ? resp_.data() + at : nullptr;
+    assign_kernels(n, x, po);
     if (!want_stats && !want_obj) return;
     double* nk = hacc_.data();
     StatsView sv;
@@ -162,6 +166,63 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (out.labels)
         for (idx_t i = 0; i < n; i++) out.labels[i] = idx_t(hlabels_.data()[i]);
+}
+
+void GpuEStep::top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
+                              idx_t* labels, float* resp) {
+    FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
+    if (n <= 0) return;
+    model.check_model();
+    FAISS_GMM_CHECK(t >= 1 && t <= model.k, "top_components: t must be in [1, k]");
+    const bool res = resident(n, x, nullptr);
+    upload_model(model, mixture_center(model), n, res ? rx_.data() : x, res, stream_);
+    // Per block: the rows (unless pinned), t labels and responsibilities,
+    // two alternating values and log Z per row.
+    const size_t row_bytes = sizeof(float) * (size_t(res ? 0 : d_) + 2 * size_t(t) + 3);
+    const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes_ / row_bytes)));
+    labels_.reserve(size_t(bs) * t);
+    resp_.reserve(size_t(bs) * t);
+    rlz_.reserve(size_t(bs) * 3);  // log Z | value of pass j | of pass j - 1
+    hlabels_.reserve(size_t(bs) * t);
+    hresp_.reserve(size_t(bs) * t);
+    if (!res) x_[0].reserve(size_t(bs) * d_);
+    float* const lz = rlz_.data();
+    for (idx_t i0 = 0; i0 < n; i0 += bs) {
+        const idx_t nb = std::min(bs, n - i0);
+        const float* xb = res ? rx_.data() + size_t(i0) * d_ : x_[0].data();
+        if (!res)
+            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(x_[0].data(), x + size_t(i0) * d_,
+                                                 sizeof(float) * size_t(nb) * d_,
+                                                 cudaMemcpyHostToDevice, stream_));
+        // Pass j: the argmax over the components after pass j - 1's pick.
+        for (int j = 0; j < t; j++) {
+            Pass1Out po;
+            po.labels = labels_.data() + size_t(j) * nb;
+            po.top_resp = resp_.data() + size_t(j) * nb;
+            po.top_val = lz + size_t(1 + (j & 1)) * nb;
+            if (j == 0) {
+                po.log_norm = lz;
+            } else {
+                po.bound_val = lz + size_t(1 + ((j - 1) & 1)) * nb;
+                po.bound_arg = labels_.data() + size_t(j - 1) * nb;
+                po.log_norm_in = lz;
+            }
+            assign_kernels(nb, xb, po);
+        }
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hlabels_.data(), labels_.data(),
+                                             sizeof(int32_t) * size_t(nb) * t,
+                                             cudaMemcpyDeviceToHost, stream_));
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hresp_.data(), resp_.data(),
+                                             sizeof(float) * size_t(nb) * t, cudaMemcpyDeviceToHost,
+                                             stream_));
+        FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        // Pass-major on the device, row-major for the caller: O(n t).
+        for (idx_t i = 0; i < nb; i++)
+            for (int j = 0; j < t; j++) {
+                labels[size_t(i0 + i) * t + j] = idx_t(hlabels_.data()[size_t(j) * nb + i]);
+                resp[size_t(i0 + i) * t + j] = hresp_.data()[size_t(j) * nb + i];
+            }
+    }
 }
 
 }  // namespace gpu

@@ -18,6 +18,7 @@ namespace gpu {
 
 struct MmaModelView;    // kernels/EStepKernels.cuh
 struct LogDensityView;  // kernels/EStepKernels.cuh
+struct Pass1Out;        // kernels/EStepKernels.cuh
 
 /** Fused CUDA E-step on one device. */
 class GpuEStep : public EStepBackend {
@@ -78,6 +79,16 @@ class GpuEStep : public EStepBackend {
      */
     void assign(const GaussianMixture& model, HardAssign how, idx_t n, const float* x,
                 const float* weights, const AssignOutputs& out) override;
+    /**
+     * The t most probable components of each row: t passes of the argmax
+     * kernels, pass j taking only the components after pass j - 1's pick
+     * (Pass1Out::bound_val), so O(n t) device memory and no n x k matrix.
+     */
+    void top_components(const GaussianMixture& model, idx_t n, const float* x, int t, idx_t* labels,
+                        float* resp) override;
+    /** k-means++'s distances on the device (pinned rows, else a device copy). */
+    std::unique_ptr<SeedingDistances> seeding_distances(idx_t n, int d, const float* x,
+                                                        const float* weights) override;
     /** Upload the rows once (page-locked staging, double-buffered). */
     void pin_rows(idx_t n, int d, const float* x, const float* weights) override;
     void unpin_rows() override;
@@ -109,12 +120,14 @@ class GpuEStep : public EStepBackend {
     void download_stats(SufficientStatistics& st, cudaStream_t stream);
     /// Add device sums acc (nk | sum_x | sum_x2 | 2 sums, about centre_) to
     /// st moved to st.shift; returns the two trailing sums.
-    std::array<double, 2> download_sums(SufficientStatistics& st, const double* acc,
-                                        bool spherical, cudaStream_t stream);
+    std::array<double, 2> download_sums(SufficientStatistics& st, const double* acc, bool spherical,
+                                        cudaStream_t stream);
     /// One block of assign(): labels (and responsibilities) of rows x_dev
     /// into labels_ / resp_ from row `at`, one-hot sums into hacc_.
     void assign_block(idx_t n, const float* x_dev, const float* w_dev, idx_t at, bool with_resp,
                       bool stats_spherical, bool want_stats, bool want_obj);
+    /// The argmax kernels of the current model on rows x_dev, writing po.
+    void assign_kernels(idx_t n, const float* x_dev, const Pass1Out& po);
     /// Whether (n, x, w) are the pinned rows.
     bool resident(idx_t n, const float* x, const float* w) const {
         return pinned_x_ && x == pinned_x_ && n == pinned_n_ && w == pinned_w_;
