@@ -4,8 +4,8 @@
  * one rank of a distributed fit.
  */
 #include <faiss/IVFlib.h>
-#include <faiss/clone_index.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/clone_index.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss_gmm/Communicator.h>
@@ -23,6 +23,7 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -49,7 +50,8 @@ struct GmmOptions {
         app->add_option("--reg-covar", reg_covar,
                         "added to variances, in units of the data's mean variance")
             ->capture_default_str();
-        app->add_option("--init", init, "initial means: kmeans (on a GPU backend our GPU k-means, else FAISS's), "
+        app->add_option("--init", init,
+                        "initial means: kmeans (on a GPU backend our GPU k-means, else FAISS's), "
                         "faiss-kmeans (FAISS's CPU k-means always), kmeans++ or random")
             ->capture_default_str();
         app->add_option("--kmeans-niter", kmeans_niter, "k-means iterations for --init kmeans")
@@ -196,8 +198,8 @@ int run_train(const std::string& data, int k, const std::string& means_out,
 
 /// train --algo kmeans: FAISS's k-means semantics (its sample, initial
 /// rows, updates and splits), on the GPU when the backend is one.
-int run_train_kmeans(const std::string& data, int k, const std::string& means_out,
-                     idx_t max_rows, const GmmOptions& o) {
+int run_train_kmeans(const std::string& data, int k, const std::string& means_out, idx_t max_rows,
+                     const GmmOptions& o) {
     const auto p = o.params();
     const TrainData td = open_train_data(data, max_rows, Communicator());
     const DataSource& src = td.shard();
@@ -228,19 +230,36 @@ int run_train_kmeans(const std::string& data, int k, const std::string& means_ou
     faiss::IndexFlatL2 index(src.d());
     const double t0 = wall_seconds();
     km.train(m, x.data(), index);
-    fprintf(stderr, "faiss-gmm: k-means trained in %.2f s (%zu iterations)\n",
-            wall_seconds() - t0, km.iteration_stats.size());
+    fprintf(stderr, "faiss-gmm: k-means trained in %.2f s (%zu iterations)\n", wall_seconds() - t0,
+            km.iteration_stats.size());
     if (!means_out.empty()) write_vectors(means_out, k, src.d(), km.centroids.data());
     if (!km.iteration_stats.empty())
         printf("final objective %.6g\n", km.iteration_stats.back().obj);
     return 0;
 }
 
+/// The spill rule as the log says it.
+std::string spill_description(const MultiAssignParameters& ma) {
+    char buf[96];
+    if (ma.rule == SpillRule::Soar)
+        snprintf(buf, sizeof buf, "SOAR, lambda %.3g", ma.lambda);
+    else if (ma.rule == SpillRule::Tempered)
+        snprintf(buf, sizeof buf, "responsibility >= %.3g at T %.3g", ma.tau, ma.temperature);
+    else
+        snprintf(buf, sizeof buf, "responsibility >= %.3g", ma.tau);
+    return std::string(buf) +
+           (ma.primary == PrimaryList::MostProbable ? ", first list the most probable" : "");
+}
+
 int run_build(const std::string& data, const std::string& factory, const std::string& out,
               const std::string& metric, idx_t train_rows, bool kmeans,
               const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o) {
-    FAISS_GMM_CHECK(!(kmeans && (ma.max_lists > 1 || !model_out.empty())),
-                    "--max-lists > 1 and --model-out need the GMM (drop --kmeans)");
+    FAISS_GMM_CHECK(!(kmeans && !model_out.empty()), "--model-out needs the GMM (drop --kmeans)");
+    FAISS_GMM_CHECK(!(kmeans && ma.max_lists > 1 && ma.rule != SpillRule::Soar),
+                    "--max-lists > 1 with --kmeans needs --spill soar (the other rules read the "
+                    "mixture)");
+    FAISS_GMM_CHECK(!(kmeans && ma.primary == PrimaryList::MostProbable),
+                    "--primary probable needs the GMM (drop --kmeans)");
     FAISS_GMM_CHECK(ma.max_lists >= 1, "--max-lists must be >= 1");
     FAISS_GMM_CHECK(ma.tau >= 0 && ma.tau <= 1, "--tau must be in [0, 1]");
     idx_t n;
@@ -267,14 +286,17 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     }
     double t1 = wall_seconds();
     fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
-    if (ma.max_lists > 1) {
+    if (ma.max_lists > 1 || ma.primary != PrimaryList::Nearest) {
+        if (kmeans) model.params = p;  // SOAR reads the index's centroids, not a model
         const auto st = add_multi_assign(index.get(), model, n, x.data(), ma);
         fprintf(stderr,
-                "faiss-gmm: multi-assignment (tau %.3g, up to %d lists): %lld entries, %.3f per "
+                "faiss-gmm: multi-assignment (%s, up to %d lists): %lld entries, %.3f per "
                 "vector\n",
-                ma.tau, ma.max_lists, (long long)st.n_entries, st.entries_per_vector());
+                spill_description(ma).c_str(), ma.max_lists, (long long)st.n_entries,
+                st.entries_per_vector());
     } else {
-        add_to_index(index.get(), n, x.data(), p);  // the list assignment on the GPU when there is one
+        add_to_index(index.get(), n, x.data(),
+                     p);  // the list assignment on the GPU when there is one
     }
     if (!model_out.empty()) model.save(model_out);
     write_index_atomic(index.get(), out);
@@ -283,8 +305,8 @@ int run_build(const std::string& data, const std::string& factory, const std::st
 }
 
 void print_recall_table(const std::vector<RecallPoint>& pts) {
-    printf("%7s %9s %9s %9s %12s %8s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100",
-           "scanned/q", "lists/q", "QPS");
+    printf("%7s %9s %9s %9s %12s %8s %10s\n", "nprobe", "R1@1", "R10@10", "R100@100", "scanned/q",
+           "lists/q", "QPS");
     for (const auto& p : pts)
         printf("%7d %9.4f %9.4f %9.4f %12.1f %8.2f %10.0f\n", p.nprobe, p.recall_1_1,
                p.recall_10_10, p.recall_100_100, p.scanned_per_query, p.lists_per_query, p.qps);
@@ -292,9 +314,9 @@ void print_recall_table(const std::vector<RecallPoint>& pts) {
 
 /// How eval searches: plain FAISS, or through the index's mixture.
 struct EvalSearch {
-    std::string model_path;        ///< the index's GMM (build --model-out); empty: plain FAISS
+    std::string model_path;          ///< the index's GMM (build --model-out); empty: plain FAISS
     std::string probe = "distance";  ///< distance or posterior
-    double mass = 0;               ///< adaptive posterior mass (0: off)
+    double mass = 0;                 ///< adaptive posterior mass (0: off)
 };
 
 int run_eval(const std::string& index_path, const std::string& queries, const std::string& gt_path,
@@ -330,8 +352,8 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
     }
     if (es.model_path.empty()) {
-        print_recall_table(evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k,
-                                        parse_int_list(nprobe_list)));
+        print_recall_table(
+            evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k, parse_int_list(nprobe_list)));
         return 0;
     }
     const GaussianMixture model = GaussianMixture::load(es.model_path);
@@ -339,7 +361,8 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
     sp.order = es.probe == "posterior" ? ProbeOrder::Posterior : ProbeOrder::Distance;
     sp.mass = es.mass;
     sp.max_copies = count_max_copies(index.get());
-    fprintf(stderr, "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per id\n",
+    fprintf(stderr,
+            "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per id\n",
             es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);
     print_recall_table(evaluate_ivf_mixture(index.get(), model, nq, xq.data(), gt.data(), gt_k,
                                             parse_int_list(nprobe_list), sp));
@@ -413,8 +436,8 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
     MixtureSearchParameters msp;
     msp.order = ProbeOrder::Distance;
     msp.max_copies = MultiAssignParameters().max_lists;
-    auto r_mu = evaluate_ivf_mixture(gm_multi.get(), model, nq, xq.data(), gt.data(), 10, nprobes,
-                                     msp);
+    auto r_mu =
+        evaluate_ivf_mixture(gm_multi.get(), model, nq, xq.data(), gt.data(), 10, nprobes, msp);
     printf(
         "\nIVF%d,Flat on %lld vectors, %lld queries, 10-recall@10 (exact distances inside lists)\n",
         nlist, (long long)n, (long long)nq);
@@ -424,16 +447,16 @@ int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
         km_ivf->cp.niter, t_km, to_string(p.covariance_type), p.kmeans_niter,
         model.iteration_stats.size(), t_gm);
     printf("GMM multi-assignment (tau %.2g, up to %d lists): %.3f list entries per vector\n",
-           MultiAssignParameters().tau, MultiAssignParameters().max_lists,
-           ms.entries_per_vector());
+           MultiAssignParameters().tau, MultiAssignParameters().max_lists, ms.entries_per_vector());
     printf("\n%7s | %10s %12s | %10s %12s | %10s %12s\n", "nprobe", "k-means", "scanned/q", "GMM",
            "scanned/q", "GMM multi", "scanned/q");
     for (size_t i = 0; i < nprobes.size(); i++)
         printf("%7d | %10.4f %12.1f | %10.4f %12.1f | %10.4f %12.1f\n", r_km[i].nprobe,
                r_km[i].recall_10_10, r_km[i].scanned_per_query, r_gm[i].recall_10_10,
                r_gm[i].scanned_per_query, r_mu[i].recall_10_10, r_mu[i].scanned_per_query);
-    printf("\nCompare at equal scanned/q, not equal nprobe (copies make lists longer); "
-           "bench/IVF_RESULTS.md has the full comparison.\n");
+    printf(
+        "\nCompare at equal scanned/q, not equal nprobe (copies make lists longer); "
+        "bench/IVF_RESULTS.md has the full comparison.\n");
     return 0;
 }
 
@@ -465,9 +488,10 @@ int main(int argc, char** argv) {
     int k = 1024;
     idx_t max_rows = 0;
     auto* train = app.add_subcommand("train", "fit a GMM; write the means (fvecs) and the model");
-    train->add_option("--data", data,
-                      "training vectors (under mpirun: each rank takes its share, or the file "
-                      "named by replacing {rank} with its rank)")
+    train
+        ->add_option("--data", data,
+                     "training vectors (under mpirun: each rank takes its share, or the file "
+                     "named by replacing {rank} with its rank)")
         ->required();
     train->add_option("-k,--k", k, "number of components")->capture_default_str();
     train->add_option("--means-out", means_out, "write the k means here (.fvecs, .fbin, .npy)");
@@ -482,9 +506,10 @@ int main(int argc, char** argv) {
                       "write the model and EM state here after every iteration");
     train->add_flag("--resume", resume, "continue from --checkpoint when it exists");
     std::string algo = "gmm";
-    train->add_option("--algo", algo,
-                      "gmm, or kmeans: FAISS's k-means (its sample, initialisation and splits; "
-                      "--niter iterations) on the GPU when the backend is one")
+    train
+        ->add_option("--algo", algo,
+                     "gmm, or kmeans: FAISS's k-means (its sample, initialisation and splits; "
+                     "--niter iterations) on the GPU when the backend is one")
         ->capture_default_str();
     o_train.add_to(train);
 
@@ -502,7 +527,8 @@ int main(int argc, char** argv) {
     build->add_option("--out", out, "index file (faiss::read_index reads it)")->required();
     build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
     build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
-    build->add_flag("--kmeans", use_kmeans, "train with k-means instead (FAISS's semantics; the GPU k-means when the "
+    build->add_flag("--kmeans", use_kmeans,
+                    "train with k-means instead (FAISS's semantics; the GPU k-means when the "
                     "backend is a GPU)");
     std::string b_model_out;
     MultiAssignParameters b_ma;
@@ -518,6 +544,26 @@ int main(int argc, char** argv) {
         ->add_option("--tau", b_ma.tau,
                      "multi-assignment: extra lists need a responsibility >= tau")
         ->capture_default_str();
+    const std::map<std::string, SpillRule> spill_names{{"resp", SpillRule::Responsibility},
+                                                       {"tempered", SpillRule::Tempered},
+                                                       {"soar", SpillRule::Soar}};
+    build
+        ->add_option("--spill", b_ma.rule,
+                     "multi-assignment rule: resp (responsibility >= tau), tempered "
+                     "(responsibility at --temperature >= tau) or soar (SOAR with --lambda; "
+                     "works with --kmeans)")
+        ->transform(CLI::CheckedTransformer(spill_names, CLI::ignore_case));
+    build->add_option("--temperature", b_ma.temperature, "--spill tempered: T > 0")
+        ->capture_default_str();
+    build->add_option("--lambda", b_ma.lambda, "--spill soar: weight of the parallel residual")
+        ->capture_default_str();
+    const std::map<std::string, PrimaryList> primary_names{{"nearest", PrimaryList::Nearest},
+                                                           {"probable", PrimaryList::MostProbable}};
+    build
+        ->add_option("--primary", b_ma.primary,
+                     "first list: nearest (the quantizer's, FAISS's) or probable (the most "
+                     "probable component, to match posterior probing)")
+        ->transform(CLI::CheckedTransformer(primary_names, CLI::ignore_case));
     o_build.add_to(build);
 
     std::string e_index, queries, gt, base, nprobes = "1,2,4,8,16,32,64,128";

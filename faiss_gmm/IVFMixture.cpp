@@ -4,6 +4,7 @@
 #include <faiss/utils/distances.h>
 #include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
+#include <faiss_gmm/impl/Spill.h>
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
@@ -31,9 +32,9 @@ IvfParts ivf_parts(const faiss::Index* index, const char* what) {
     FAISS_GMM_CHECK(p.ivf->is_trained, std::string(what) + ": the index is not trained");
     // Other wrappers (IndexIDMap, IndexRefine, nested chains) would map ids
     // or vectors in ways that adding and searching past them would skip.
-    FAISS_GMM_CHECK(p.pre ? p.pre->index == p.ivf : index == p.ivf,
-                    std::string(what) +
-                        ": the index must be an IndexIVF or one IndexPreTransform over one");
+    FAISS_GMM_CHECK(
+        p.pre ? p.pre->index == p.ivf : index == p.ivf,
+        std::string(what) + ": the index must be an IndexIVF or one IndexPreTransform over one");
     return p;
 }
 
@@ -64,11 +65,22 @@ Transformed to_ivf_space(const IvfParts& p, idx_t n, const float* x) {
 
 namespace {
 
+/// Whether the rule reads the model (SOAR from the nearest list reads only centroids).
+bool needs_model(const MultiAssignParameters& p) {
+    return p.primary == PrimaryList::MostProbable || (p.rule != SpillRule::Soar && p.max_lists > 1);
+}
+
 void check_assign_params(const IvfParts& parts, const GaussianMixture& model,
                          const MultiAssignParameters& p) {
-    check_model_fits(parts.ivf, model, "assign_multi");
-    FAISS_GMM_CHECK(p.max_lists >= 1 && p.max_lists <= model.k,
-                    "assign_multi: max_lists must be in [1, k], got " + std::to_string(p.max_lists));
+    if (needs_model(p) || model.k > 0) check_model_fits(parts.ivf, model, "assign_multi");
+    FAISS_GMM_CHECK(
+        p.max_lists >= 1 && idx_t(p.max_lists) <= idx_t(parts.ivf->nlist),
+        "assign_multi: max_lists must be in [1, nlist], got " + std::to_string(p.max_lists));
+    FAISS_GMM_CHECK(
+        p.rule != SpillRule::Tempered || (p.temperature > 0 && std::isfinite(p.temperature)),
+        "assign_multi: the temperature must be positive, got " + std::to_string(p.temperature));
+    FAISS_GMM_CHECK(p.lambda >= 0 && std::isfinite(p.lambda),
+                    "assign_multi: lambda must be >= 0, got " + std::to_string(p.lambda));
     FAISS_GMM_CHECK(p.tau >= 0.f && p.tau <= 1.f,
                     "assign_multi: tau must be in [0, 1], got " + std::to_string(p.tau));
 }
@@ -79,25 +91,47 @@ void check_add_ids(const faiss::Index* index, const idx_t* xids) {
                     "counts list entries, not vectors, once vectors have several)");
 }
 
+/// The primary list of every row in one call (on the GPU when the model's
+/// device allows one: one backend, the rows up once).
+std::vector<idx_t> primary_lists(const IvfParts& parts, const GaussianMixture& model, idx_t n,
+                                 const float* xt, const MultiAssignParameters& p) {
+    std::vector<idx_t> first(n);  // idx_t is FAISS's id type (Common.h)
+    if (p.primary == PrimaryList::MostProbable) {
+        std::vector<float> r(n);
+        model.top_components(n, xt, 1, first.data(), r.data());
+    } else {
+        assign_to_lists(parts.ivf, n, xt, first.data(), model.params);
+    }
+    return first;
+}
+
 /// assign_multi on n vectors already checked and in the IVF's space.
 void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, idx_t n,
                          const float* xt, const MultiAssignParameters& p, idx_t* lists) {
     const int d = parts.ivf->d, m = p.max_lists;
+    const std::vector<idx_t> first = primary_lists(parts, model, n, xt, p);
+    if (p.rule == SpillRule::Soar) {
+        const idx_t k = idx_t(parts.ivf->nlist);
+        std::vector<float> centroids(size_t(k) * d);
+        parts.ivf->quantizer->reconstruct_n(0, k, centroids.data());
+        for (idx_t i = 0; i < n; i++) lists[size_t(i) * m] = first[i];
+        soar_lists(d, k, centroids.data(), n, xt, p.lambda, m, lists);
+        return;
+    }
+    const GaussianMixture tempered = p.rule == SpillRule::Tempered && m > 1
+                                         ? tempered_mixture(model, p.temperature)
+                                         : GaussianMixture();
+    const GaussianMixture& spill = p.rule == SpillRule::Tempered && m > 1 ? tempered : model;
     // Rows in blocks, so that the top-m labels and responsibilities stay
     // O(block * m) whatever n is (large: each block's top_components
     // starts a backend, on the GPU its kernels' m passes).
     const idx_t bs = idx_t(1) << 20;
-    // The nearest list of every row in one call (on the GPU when the
-    // model's device allows one: one backend, the rows up once).
-    std::vector<idx_t> nearest(n);  // idx_t is FAISS's id type (Common.h)
-    assign_to_lists(parts.ivf, n, xt, nearest.data(), model.params);
-    std::vector<idx_t> top(size_t(bs) * m);
-    std::vector<float> resp(size_t(bs) * m);
+    std::vector<idx_t> top(m > 1 ? size_t(std::min(bs, n)) * m : 0);
+    std::vector<float> resp(top.size());
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         const idx_t nb = std::min(bs, n - i0);
-        const float* xb = xt + size_t(i0) * d;
-        if (m > 1) model.top_components(nb, xb, m, top.data(), resp.data());
-        select_lists(nb, nearest.data() + i0, m > 1 ? m : 0, top.data(), resp.data(), p,
+        if (m > 1) spill.top_components(nb, xt + size_t(i0) * d, m, top.data(), resp.data());
+        select_lists(nb, first.data() + i0, m > 1 ? m : 0, top.data(), resp.data(), p,
                      lists + size_t(i0) * m);
     }
 }
@@ -167,8 +201,8 @@ void select_lists(idx_t n, const idx_t* nearest, int t, const idx_t* top, const 
     }
 }
 
-void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
-                  const float* x, const MultiAssignParameters& p, idx_t* lists) {
+void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n, const float* x,
+                  const MultiAssignParameters& p, idx_t* lists) {
     const IvfParts parts = ivf_parts(index, "assign_multi");
     check_assign_params(parts, model, p);
     if (n == 0) return;
@@ -287,8 +321,8 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
     for (idx_t q0 = 0; q0 < nq; q0 += qb) {
         const idx_t nb = std::min(qb, nq - q0);
         ivf->search_preassigned(nb, qt.x + size_t(q0) * d, kk, assign.data() + size_t(q0) * nprobe,
-                                cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), false,
-                                &sp, &ivf_stats);
+                                cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), false, &sp,
+                                &ivf_stats);
 #pragma omp parallel for
         for (idx_t q = 0; q < nb; q++) {
             const float* dq = fd.data() + size_t(q) * kk;
@@ -306,8 +340,8 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
             }
             for (; got < k; got++) {
                 // FAISS's own padding: id -1 at the worst float distance.
-                dout[got] = ip ? -std::numeric_limits<float>::max()
-                               : std::numeric_limits<float>::max();
+                dout[got] =
+                    ip ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
                 lout[got] = -1;
             }
         }

@@ -26,6 +26,28 @@ struct Index;
 
 namespace faiss_gmm {
 
+/// Which extra lists a vector also goes into (MultiAssignParameters::rule).
+enum class SpillRule {
+    /// Every list whose responsibility r_ik >= tau, by decreasing r.
+    Responsibility = 0,
+    /// The same at a temperature: r_ik proportional to exp((log pi_k + log
+    /// N(x | k)) / T) >= tau. T > 1 spreads the near one-hot posteriors of
+    /// high dimension; T = 1 is Responsibility.
+    Tempered = 1,
+    /// SOAR (Sun, Guo & Kumar, NeurIPS 2023; ScaNN's spill): always the
+    /// centroid c' minimising ||x - c'||^2 + lambda <r, x - c'>^2 / ||r||^2,
+    /// r = x - c the primary residual (further lists penalise every earlier
+    /// residual). Uses the index's centroids only: k-means IVF too (the
+    /// model may then be empty). Exact over all lists, on the CPU.
+    Soar = 2,
+};
+
+/// A vector's first list (MultiAssignParameters::primary).
+enum class PrimaryList {
+    Nearest = 0,       ///< the quantizer's nearest centroid (what FAISS adds to)
+    MostProbable = 1,  ///< the most probable component (agrees with posterior probing)
+};
+
 /** How add_multi_assign() spreads vectors over the inverted lists. */
 struct MultiAssignParameters {
     /// A vector also goes into every other list whose responsibility
@@ -41,6 +63,11 @@ struct MultiAssignParameters {
     /// m: at most this many lists per vector, the nearest included (1 =
     /// single assignment). 2 by default: storage at most 2x.
     int max_lists = 2;
+    SpillRule rule =
+        SpillRule::Responsibility;  ///< which extra lists (tau applies to the first two rules)
+    double temperature = 1.0;       ///< SpillRule::Tempered: T > 0
+    float lambda = 1.0f;            ///< SpillRule::Soar: the weight of the parallel residual, >= 0
+    PrimaryList primary = PrimaryList::Nearest;  ///< the first list
 };
 
 /** What one add_multi_assign() call stored. */
@@ -55,14 +82,15 @@ struct MultiAssignStats {
 
 /**
  * The lists each of n vectors goes to: row i of lists (n x p.max_lists,
- * -1 padded) holds first the nearest list (the index's own quantizer
- * assignment), then, by decreasing responsibility, the other lists whose
- * responsibility under `model` is >= p.tau. x is in the index's input
+ * -1 padded) holds first the primary list (p.primary: the index's own
+ * quantizer assignment, or the most probable component), then the extra
+ * lists of p.rule: by decreasing responsibility (at p.temperature) the
+ * other lists whose responsibility under `model` is >= p.tau, or SOAR's. x is in the index's input
  * space (the chain of an IndexPreTransform is applied here). The model
  * must be the index's (d and k = nlist, e.g. from index_factory_gmm).
  */
-void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n,
-                  const float* x, const MultiAssignParameters& p, idx_t* lists);
+void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t n, const float* x,
+                  const MultiAssignParameters& p, idx_t* lists);
 
 /**
  * The selection rule of assign_multi() on precomputed candidates: row i of
@@ -98,7 +126,7 @@ enum class ProbeOrder {
 
 /** Parameters of search_mixture(). */
 struct MixtureSearchParameters {
-    int nprobe = 1;                        ///< lists probed (the upper bound when mass > 0)
+    int nprobe = 1;                            ///< lists probed (the upper bound when mass > 0)
     ProbeOrder order = ProbeOrder::Posterior;  ///< how lists are ranked
     /// p: with the posterior order, stop adding lists once their cumulative
     /// posterior reaches this (adaptive nprobe, at least one list, at most
@@ -112,9 +140,9 @@ struct MixtureSearchParameters {
 
 /** Work done by search_mixture() (sums over the queries). */
 struct MixtureSearchStats {
-    idx_t nq = 0;        ///< queries searched
-    double ndis = 0;     ///< list entries scanned (distances computed)
-    double nlist = 0;    ///< lists probed
+    idx_t nq = 0;      ///< queries searched
+    double ndis = 0;   ///< list entries scanned (distances computed)
+    double nlist = 0;  ///< lists probed
 };
 
 /**

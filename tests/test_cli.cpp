@@ -25,7 +25,8 @@ std::vector<double> recall_row(const std::string& out, int nprobe) {
         if (end == std::string::npos) end = out.size();
         int np;
         double r1, r10, r100;
-        if (sscanf(out.c_str() + pos, " %d %lf %lf %lf", &np, &r1, &r10, &r100) == 4 && np == nprobe)
+        if (sscanf(out.c_str() + pos, " %d %lf %lf %lf", &np, &r1, &r10, &r100) == 4 &&
+            np == nprobe)
             return {r1, r10, r100};
         pos = end + 1;
     }
@@ -43,7 +44,6 @@ void expect_exhaustive_recall(const std::string& out, int nprobe, const std::str
     EXPECT_GE(r[1], 0.99) << what << "\n" << out;
     EXPECT_GE(r[2], 0.995) << what << "\n" << out;
 }
-
 
 class Cli : public testing::Test {
    protected:
@@ -94,8 +94,9 @@ TEST_F(Cli, TrainBuildEval) {
 }
 
 TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
-    auto r = cli("build --data " + data + " --factory IVF16,Flat --niter 3 --max-lists 2 --tau 0.05" +
-                 " --model-out " + (dir / "ivf.gmm") + " --out " + (dir / "multi.index"));
+    auto r =
+        cli("build --data " + data + " --factory IVF16,Flat --niter 3 --max-lists 2 --tau 0.05" +
+            " --model-out " + (dir / "ivf.gmm") + " --out " + (dir / "multi.index"));
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("per vector"), std::string::npos) << r.out;
     std::unique_ptr<faiss::Index> index(faiss::read_index((dir / "multi.index").c_str()));
@@ -103,9 +104,11 @@ TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
     EXPECT_EQ(model.k, 16);
     EXPECT_GE(index->ntotal, 3001) << "entries: vectors plus their extra copies";
 
-    for (std::string probe : {"--probe distance", "--probe posterior", "--probe posterior --mass 0.99"}) {
+    for (std::string probe :
+         {"--probe distance", "--probe posterior", "--probe posterior --mass 0.99"}) {
         r = cli("eval --index " + (dir / "multi.index") + " --model " + (dir / "ivf.gmm") + " " +
-                probe + " --queries " + data + " --base " + data + " --nprobe 1,16 --max-queries 40");
+                probe + " --queries " + data + " --base " + data +
+                " --nprobe 1,16 --max-queries 40");
         ASSERT_EQ(r.code, 0) << probe << "\n" << r.out;
         EXPECT_NE(r.out.find("lists/q"), std::string::npos) << r.out;
         if (probe.find("mass") == std::string::npos)  // every list probed: exact, each id once
@@ -118,8 +121,25 @@ TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
     r = cli("build --data " + data + " --factory IVF16,Flat --kmeans --max-lists 2 --out " +
             (dir / "km.index"));
     EXPECT_NE(r.code, 0);
-    EXPECT_NE(r.out.find("drop --kmeans"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("needs --spill soar"), std::string::npos) << r.out;
     EXPECT_FALSE(file_exists(dir / "km.index"));
+    // SOAR reads only the centroids: k-means IVF spills too, every vector twice.
+    r = cli("build --data " + data + " --factory IVF16,Flat --kmeans --max-lists 2 --spill soar" +
+            " --lambda 1.5 --out " + (dir / "soar.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("SOAR, lambda 1.5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("2.000 per vector"), std::string::npos) << r.out;
+    std::unique_ptr<faiss::Index> soar(faiss::read_index((dir / "soar.index").c_str()));
+    EXPECT_EQ(soar->ntotal, 2 * 3001);
+    r = cli("build --data " + data + " --factory IVF16,Flat --niter 2 --max-lists 2 --spill" +
+            " tempered --temperature 3 --primary probable --out " + (dir / "temp.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("at T 3, first list the most probable"), std::string::npos) << r.out;
+    r = cli("build --data " + data + " --factory IVF16,Flat --spill sideways --out " +
+            (dir / "bad.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("--spill"), std::string::npos) << r.out;
+    EXPECT_FALSE(file_exists(dir / "bad.index"));
 }
 
 TEST_F(Cli, DemoRunsSmall) {

@@ -20,13 +20,6 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 
-/// Row-major C (m x n) = alpha * A (m x kk) * B^T (n x kk) + beta * C.
-void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
-              float* c) {
-    // Column-major view: C^T (n x m) = B (n x kk, ld kk)^T' ... expressed as T/N.
-    sgemm_("T", "N", &n, &m, &kk, &alpha, b, &kk, a, &kk, &beta, c, &n);
-}
-
 /// Row-major C (m x n) = A^T (m x kk) * B (kk x n), A stored kk x m, B kk x n.
 void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
     const float one = 1, zero = 0;
@@ -34,6 +27,12 @@ void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
 }
 
 }  // namespace
+
+void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
+              float* c) {
+    // Column-major view: C^T (n x m) = B (n x kk, ld kk)^T' ... expressed as T/N.
+    sgemm_("T", "N", &n, &m, &kk, &alpha, b, &kk, a, &kk, &beta, c, &n);
+}
 
 LogDensityTerms::LogDensityTerms(const GaussianMixture& model, const std::vector<double>& sh)
     : d(model.d), k(model.k), covariance_type(model.params.covariance_type) {
@@ -173,8 +172,8 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
     }
 }
 
-void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
-                        idx_t* labels, float* resp) {
+void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t, idx_t* labels,
+                        float* resp) {
     const int d = model.d, k = model.k;
     LogDensityTerms terms(model, mixture_center(model));
     CpuEStep sizing(model.params.max_block_bytes);
@@ -198,7 +197,9 @@ void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, i
             double lz = mx + std::log(s);
             idx_t* lab = labels + (i0 + i) * t;
             float* rsp = resp + (i0 + i) * t;
-            auto better = [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+            auto better = [&](int a, int b) {
+                return row[a] > row[b] || (row[a] == row[b] && a < b);
+            };
             if (t <= 32) {
                 // Insertion into the t best so far: O(k) for the small t of
                 // IVF use (lists per vector, nprobe), no per-row allocation.

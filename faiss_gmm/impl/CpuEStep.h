@@ -28,6 +28,10 @@ struct LogDensityTerms {
     LogDensityTerms(const GaussianMixture& model, const std::vector<double>& shift);
 };
 
+/** Row-major C (m x n) = alpha A (m x kk) B^T (n x kk) + beta C, by OpenBLAS's sgemm. */
+void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
+              float* c);
+
 /**
  * log pi_k + log N(x_i | mu_k, S_k) for a block of rows: out is n x k.
  * xc (n x d) receives x - shift; x2 (n x d for diagonal, n for spherical)
@@ -40,8 +44,8 @@ void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float
  * The t most responsible components of each row on the CPU (row blocks of
  * model.params.max_block_bytes, never n x k): GaussianMixture::top_components.
  */
-void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t,
-                        idx_t* labels, float* resp);
+void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, int t, idx_t* labels,
+                        float* resp);
 
 /** The OpenBLAS backend. */
 class CpuEStep : public EStepBackend {
