@@ -351,6 +351,19 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         fprintf(stderr, "faiss-gmm: brute-force ground truth (%d-NN)\n", gt_k);
         gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
     }
+    const int copies = count_max_copies(index.get());
+    if (es.model_path.empty() && copies > 1) {
+        // A spilled index without its mixture (k-means with SOAR): search
+        // by distance, each id once, as for one with --model.
+        MixtureSearchParameters sp;
+        sp.order = ProbeOrder::Distance;
+        sp.max_copies = copies;
+        fprintf(stderr, "faiss-gmm: %d copies per id: searching by distance, each id once\n",
+                copies);
+        print_recall_table(evaluate_ivf_mixture(index.get(), GaussianMixture(), nq, xq.data(),
+                                                gt.data(), gt_k, parse_int_list(nprobe_list), sp));
+        return 0;
+    }
     if (es.model_path.empty()) {
         print_recall_table(
             evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k, parse_int_list(nprobe_list)));
@@ -360,7 +373,7 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
     MixtureSearchParameters sp;
     sp.order = es.probe == "posterior" ? ProbeOrder::Posterior : ProbeOrder::Distance;
     sp.mass = es.mass;
-    sp.max_copies = count_max_copies(index.get());
+    sp.max_copies = copies;
     fprintf(stderr,
             "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per id\n",
             es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);

@@ -26,8 +26,10 @@ double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const 
     if (gt_k < k || res_k < k) return NAN;
     double hits = 0;
     for (idx_t q = 0; q < nq; q++) {
+        // An id a multi-assigned index returns twice (plain FAISS search) is
+        // one neighbour found: erase it from the truth once counted.
         std::unordered_set<int64_t> truth(gt + q * gt_k, gt + q * gt_k + k);
-        for (int j = 0; j < k; j++) hits += truth.count(ids[q * res_k + j]);
+        for (int j = 0; j < k; j++) hits += truth.erase(ids[q * res_k + j]);
     }
     return hits / (double(nq) * k);
 }

@@ -260,7 +260,10 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
                     const MixtureSearchParameters& p, MixtureSearchStats* stats) {
     const IvfParts parts = ivf_parts(index, "search_mixture");
     const faiss::IndexIVF* ivf = parts.ivf;
-    check_model_fits(ivf, model, "search_mixture");
+    // Distance order without a mass cut reads no model (k-means IVF with
+    // SOAR's copies): an empty one is accepted there.
+    if (model.k > 0 || p.order != ProbeOrder::Distance || p.mass > 0)
+        check_model_fits(ivf, model, "search_mixture");
     FAISS_GMM_CHECK(k >= 1, "search_mixture: k must be >= 1");
     FAISS_GMM_CHECK(p.nprobe >= 1, "search_mixture: nprobe must be >= 1");
     FAISS_GMM_CHECK(p.mass >= 0 && std::isfinite(p.mass), "search_mixture: mass must be >= 0");

@@ -148,7 +148,9 @@ struct MixtureSearchStats {
 /**
  * k nearest neighbours of nq queries in an IVF index (directly, or inside
  * an IndexPreTransform) with lists ordered by `p.order` under `model`
- * (the index's mixture); each id is returned at most once, with its best
+ * (the index's mixture; with ProbeOrder::Distance and mass 0 it may be an
+ * empty GaussianMixture(), e.g. for k-means IVF with SOAR's copies); each
+ * id is returned at most once, with its best
  * distance (padded as FAISS pads, id -1 at -+FLT_MAX, when fewer than k
  * ids were found).
  * distances and labels are nq x k. stats (if given) accumulates the work.

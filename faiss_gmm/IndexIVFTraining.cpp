@@ -54,7 +54,11 @@ void train_index_with(faiss::Index* index, idx_t n, const float* x,
                                                 " training vectors (need nlist <= n)");
     check_finite_rows(n, index->d, x, "training data");
 
-    IndexFlatGmm gq(ivf->d, int(ivf->nlist), ivf->metric_type, ivf->cp, gmm);
+    // The trainer's seed seeds FAISS's sample too (both default to 1234):
+    // `build --seed` must change the run, not only the EM's draws.
+    faiss::ClusteringParameters cp = ivf->cp;
+    cp.seed = gmm.seed;
+    IndexFlatGmm gq(ivf->d, int(ivf->nlist), ivf->metric_type, cp, gmm);
     gq.use_kmeans = kmeans;
     faiss::Index* original = ivf->quantizer;
     const char saved_mode = ivf->quantizer_trains_alone;

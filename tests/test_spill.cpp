@@ -4,6 +4,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/index_factory.h>
+#include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/SyntheticData.h>
@@ -152,6 +153,30 @@ TEST(Spill, SoarOnAKMeansIndexNeedsNoModel) {
     const auto st = add_multi_assign(index.get(), none, n, x.data(), p);
     EXPECT_EQ(st.n_entries, 2 * n);
     EXPECT_EQ(ivf->ntotal, 2 * n);
+    // Searched by distance without a model: every list probed is exact
+    // search, each id once.
+    const idx_t nq = 17, kk = 10;
+    std::vector<float> dis(nq * kk);
+    std::vector<idx_t> ids(nq * kk);
+    MixtureSearchParameters sp;
+    sp.order = ProbeOrder::Distance;
+    sp.nprobe = nlist;
+    search_mixture(index.get(), none, nq, x.data(), kk, dis.data(), ids.data(), sp);
+    faiss::IndexFlatL2 flat(d);
+    flat.add(n, x.data());
+    std::vector<float> fd(nq * kk);
+    std::vector<faiss::Index::idx_t> fi(nq * kk);
+    flat.search(nq, x.data(), kk, fd.data(), fi.data());
+    for (idx_t q = 0; q < nq; q++)
+        for (idx_t j = 0; j < kk; j++)
+            EXPECT_NEAR(dis[q * kk + j], fd[q * kk + j], 1e-4 * (1 + fd[q * kk + j]))
+                << "query " << q << " rank " << j;
+    // A returned id counts once in the recall, however often it comes back.
+    std::vector<int32_t> gt(nq * kk);
+    for (idx_t i = 0; i < nq * kk; i++) gt[i] = int32_t(fi[i]);
+    std::vector<faiss::Index::idx_t> twice(fi);
+    for (idx_t q = 0; q < nq; q++) twice[q * kk + 1] = twice[q * kk];
+    EXPECT_NEAR(k_recall_at_k(nq, twice.data(), int(kk), gt.data(), int(kk), int(kk)), 0.9, 1e-9);
     // The other rules read the mixture: without one they are refused.
     p.rule = SpillRule::Responsibility;
     EXPECT_THROW(assign_multi(index.get(), none, n, x.data(), p, lists.data()), Error);
