@@ -295,8 +295,8 @@ int run_build(const std::string& data, const std::string& factory, const std::st
                 spill_description(ma).c_str(), ma.max_lists, (long long)st.n_entries,
                 st.entries_per_vector());
     } else {
-        add_to_index(index.get(), n, x.data(),
-                     p);  // the list assignment on the GPU when there is one
+        // The list assignment on the GPU when there is one.
+        add_to_index(index.get(), n, x.data(), p);
     }
     if (!model_out.empty()) model.save(model_out);
     write_index_atomic(index.get(), out);
@@ -352,31 +352,27 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         gt = brute_force_ground_truth(db, nb, xb.data(), nq, xq.data(), gt_k, index->metric_type);
     }
     const int copies = count_max_copies(index.get());
-    if (es.model_path.empty() && copies > 1) {
-        // A spilled index without its mixture (k-means with SOAR): search
-        // by distance, each id once, as for one with --model.
-        MixtureSearchParameters sp;
-        sp.order = ProbeOrder::Distance;
-        sp.max_copies = copies;
-        fprintf(stderr, "faiss-gmm: %d copies per id: searching by distance, each id once\n",
-                copies);
-        print_recall_table(evaluate_ivf_mixture(index.get(), GaussianMixture(), nq, xq.data(),
-                                                gt.data(), gt_k, parse_int_list(nprobe_list), sp));
-        return 0;
-    }
-    if (es.model_path.empty()) {
+    if (es.model_path.empty() && copies <= 1) {
         print_recall_table(
             evaluate_ivf(index.get(), nq, xq.data(), gt.data(), gt_k, parse_int_list(nprobe_list)));
         return 0;
     }
-    const GaussianMixture model = GaussianMixture::load(es.model_path);
+    // Through search_mixture, each id once: with the index's mixture, or a
+    // spilled index without one (k-means with SOAR; distance order, checked above).
+    const GaussianMixture model =
+        es.model_path.empty() ? GaussianMixture() : GaussianMixture::load(es.model_path);
     MixtureSearchParameters sp;
     sp.order = es.probe == "posterior" ? ProbeOrder::Posterior : ProbeOrder::Distance;
     sp.mass = es.mass;
     sp.max_copies = copies;
-    fprintf(stderr,
-            "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per id\n",
-            es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);
+    if (es.model_path.empty())
+        fprintf(stderr, "faiss-gmm: %d copies per id: searching by distance, each id once\n",
+                copies);
+    else
+        fprintf(stderr,
+                "faiss-gmm: searching through the mixture (%s probing%s), up to %d copies per "
+                "id\n",
+                es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);
     print_recall_table(evaluate_ivf_mixture(index.get(), model, nq, xq.data(), gt.data(), gt_k,
                                             parse_int_list(nprobe_list), sp));
     return 0;

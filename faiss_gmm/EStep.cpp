@@ -162,6 +162,25 @@ void EStepBackend::assign(const GaussianMixture& model, HardAssign how, idx_t n,
 
 namespace {
 
+/// Run f(i) for i in [0, count), one host thread each; rethrows the first error.
+template <class F>
+void run_in_threads(size_t count, F&& f) {
+    std::vector<std::thread> threads;
+    std::exception_ptr first;
+    std::mutex mu;
+    for (size_t i = 0; i < count; i++)
+        threads.emplace_back([&, i] {
+            try {
+                f(i);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (!first) first = std::current_exception();
+            }
+        });
+    for (auto& t : threads) t.join();
+    if (first) std::rethrow_exception(first);
+}
+
 /// k-means++'s distances on the host (the CPU backend's).
 class HostSeedingDistances : public SeedingDistances {
    public:
@@ -204,26 +223,16 @@ class HostSeedingDistances : public SeedingDistances {
 /// Each worker's distances over its share of the rows, in row order.
 class ShardedSeedingDistances : public SeedingDistances {
    public:
+    /// One per worker (null for an empty share), with the first row of each.
     std::vector<std::unique_ptr<SeedingDistances>> parts;
-    std::vector<idx_t> begin;    ///< first row of each part
+    std::vector<idx_t> begin;
     std::vector<double> totals;  ///< each part's last total
 
     double add_centre(const float* c) override {
         totals.assign(parts.size(), 0.0);
-        std::vector<std::thread> threads;
-        std::exception_ptr first;
-        std::mutex mu;
-        for (size_t p = 0; p < parts.size(); p++)
-            threads.emplace_back([&, p] {
-                try {
-                    totals[p] = parts[p]->add_centre(c);
-                } catch (...) {
-                    std::lock_guard<std::mutex> lock(mu);
-                    if (!first) first = std::current_exception();
-                }
-            });
-        for (auto& t : threads) t.join();
-        if (first) std::rethrow_exception(first);
+        run_in_threads(parts.size(), [&](size_t p) {
+            if (parts[p]) totals[p] = parts[p]->add_centre(c);
+        });
         double total = 0;
         for (double t : totals) total += t;
         return total;
@@ -274,22 +283,10 @@ size_t ShardedEStep::device_bytes() const {
 template <class F>
 void ShardedEStep::for_shares(idx_t n, F&& f) {
     const idx_t p = idx_t(workers_.size());
-    std::vector<std::thread> threads;
-    std::exception_ptr first;
-    std::mutex mu;
-    for (idx_t w = 0; w < p; w++) {
-        const idx_t b = n * w / p, e = n * (w + 1) / p;
-        threads.emplace_back([&, w, b, e] {
-            try {
-                f(size_t(w), b, e - b);
-            } catch (...) {
-                std::lock_guard<std::mutex> lock(mu);
-                if (!first) first = std::current_exception();
-            }
-        });
-    }
-    for (auto& t : threads) t.join();
-    if (first) std::rethrow_exception(first);
+    run_in_threads(workers_.size(), [&](size_t w) {
+        const idx_t b = n * idx_t(w) / p, e = n * idx_t(w + 1) / p;
+        f(w, b, e - b);
+    });
 }
 
 void ShardedEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
@@ -340,14 +337,14 @@ std::unique_ptr<SeedingDistances> ShardedEStep::seeding_distances(idx_t n, int d
                                                                   const float* w) {
     // The shares of pin_rows, so that a GPU worker finds its pinned rows.
     auto s = std::make_unique<ShardedSeedingDistances>();
-    const idx_t p = idx_t(workers_.size());
-    for (idx_t wk = 0; wk < p; wk++) {
-        const idx_t b = n * wk / p, e = n * (wk + 1) / p;
-        if (e == b) continue;
-        s->parts.push_back(
-            workers_[wk]->seeding_distances(e - b, d, x + size_t(b) * d, w ? w + b : nullptr));
-        s->begin.push_back(b);
-    }
+    s->parts.resize(workers_.size());
+    s->begin.resize(workers_.size());
+    for_shares(n, [&](size_t wk, idx_t b, idx_t cnt) {
+        s->begin[wk] = b;
+        if (cnt > 0)
+            s->parts[wk] =
+                workers_[wk]->seeding_distances(cnt, d, x + size_t(b) * d, w ? w + b : nullptr);
+    });
     return s;
 }
 

@@ -195,10 +195,7 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     std::vector<float> xs(size_t(m) * d, 0.f);
     // Name a bad row by its place in this shard, not in the sample.
     auto check_rows = [&](idx_t count, const float* x, const idx_t* local_rows) {
-        int bad = 0;  // a parallel scan first; the message names the first bad row
-#pragma omp parallel for reduction(| : bad) schedule(static)
-        for (int64_t e = 0; e < int64_t(count) * d; e++) bad |= int(!std::isfinite(x[e]));
-        if (!bad) return;
+        if (all_finite(int64_t(count) * d, x)) return;  // the first bad row, only then
         for (idx_t i = 0; i < count; i++)
             for (int j = 0; j < d; j++)
                 FAISS_GMM_CHECK(std::isfinite(x[size_t(i) * d + j]),

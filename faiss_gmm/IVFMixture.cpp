@@ -118,10 +118,11 @@ void assign_in_ivf_space(const IvfParts& parts, const GaussianMixture& model, id
         soar_lists(d, k, centroids.data(), n, xt, p.lambda, m, lists);
         return;
     }
-    const GaussianMixture tempered = p.rule == SpillRule::Tempered && m > 1
-                                         ? tempered_mixture(model, p.temperature)
-                                         : GaussianMixture();
-    const GaussianMixture& spill = p.rule == SpillRule::Tempered && m > 1 ? tempered : model;
+    // Tempering keeps the ranking and changes the responsibilities tau reads.
+    const bool temper = p.rule == SpillRule::Tempered && m > 1;
+    const GaussianMixture tempered =
+        temper ? tempered_mixture(model, p.temperature) : GaussianMixture();
+    const GaussianMixture& spill = temper ? tempered : model;
     // Rows in blocks, so that the top-m labels and responsibilities stay
     // O(block * m) whatever n is (large: each block's top_components
     // starts a backend, on the GPU its kernels' m passes).

@@ -355,7 +355,7 @@ void launch_log_norm(const float* x, int64_t n, const float* weights, const LogD
 cudaError_t launch_assign(const float* x, int64_t n, const LogDensityView& m, const Pass1Out& out,
                           cudaStream_t stream) {
     if (!out.labels) return cudaErrorInvalidValue;
-    const bool lse = out.log_norm || out.sums || (out.top_resp && !out.log_norm_in);
+    const bool lse = assign_lse(out);
     // Every pass of a top-T runs the bounded form (bit-identical values).
     if (out.top_val || out.bound_val) {
         if (lse)

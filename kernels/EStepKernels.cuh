@@ -56,6 +56,12 @@ struct Pass1Out {
     const float* log_norm_in = nullptr;
 };
 
+/// Whether a hard assignment writing `out` needs the log-sum-exp (log Z,
+/// or a responsibility without an earlier pass's log Z).
+inline bool assign_lse(const Pass1Out& out) {
+    return out.log_norm || out.sums || (out.top_resp && !out.log_norm_in);
+}
+
 /**
  * Pass 1: log Z_i for rows x (n x d, device, row-major) into log_norm (n),
  * and sum w log Z, sum w into stats.sums. weights may be null (all ones).

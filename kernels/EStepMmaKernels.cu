@@ -712,14 +712,9 @@ cudaError_t launch_log_norm_mma(const float* x, int64_t n, const float* weights,
 cudaError_t launch_assign_mma(const float* x, int64_t n, const MmaModelView& m, MmaPrecision logits,
                               const Pass1Out& out, cudaStream_t stream) {
     if (!out.labels) return cudaErrorInvalidValue;
-    // Every pass of a top-T runs the bounded form (bit-identical values).
-    if (out.top_val || out.bound_val)
-        return assign_lse(out)
-                   ? pass1_mma<RowReduce<true, true, true>>(x, n, nullptr, m, logits, out, stream)
-                   : pass1_mma<RowReduce<false, true, true>>(x, n, nullptr, m, logits, out, stream);
-    if (assign_lse(out))
-        return pass1_mma<RowReduce<true, true>>(x, n, nullptr, m, logits, out, stream);
-    return pass1_mma<RowReduce<false, true>>(x, n, nullptr, m, logits, out, stream);
+    return with_assign_reduce(out, [&](auto reduce) {
+        return pass1_mma<decltype(reduce)>(x, n, nullptr, m, logits, out, stream);
+    });
 }
 
 cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weights,

@@ -289,10 +289,18 @@ struct RowReduce {
 /// The E-step's pass 1: log Z only.
 using LseReduce = RowReduce<true, false>;
 
-/// Whether a hard assignment writing `out` needs the log-sum-exp (log Z,
-/// or a responsibility without an earlier pass's log Z).
-inline bool assign_lse(const Pass1Out& out) {
-    return out.log_norm || out.sums || (out.top_resp && !out.log_norm_in);
+/**
+ * f(RowReduce<...>{}) with the policy a hard assignment writing `out`
+ * needs: the log-sum-exp when assign_lse(out), and the bounded argmax for
+ * every pass of a top-T (top_val or bound_val), so that the passes compute
+ * bit-identical values. Returns f's result.
+ */
+template <class F>
+cudaError_t with_assign_reduce(const Pass1Out& out, F&& f) {
+    if (out.top_val || out.bound_val)
+        return assign_lse(out) ? f(RowReduce<true, true, true>{})
+                               : f(RowReduce<false, true, true>{});
+    return assign_lse(out) ? f(RowReduce<true, true>{}) : f(RowReduce<false, true>{});
 }
 
 /// A block's register accumulators into the double statistics: one atomic

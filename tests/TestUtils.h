@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+/// First line of a GPU test: skips cleanly where no GPU is visible (CI).
+#define SKIP_WITHOUT_GPU()                     \
+    if (!::faiss_gmm::gpu_backend_available()) \
+    GTEST_SKIP() << "no GPU visible (or built without CUDA)"
+
 namespace faiss_gmm {
 namespace test {
 

@@ -13,9 +13,6 @@ using namespace faiss_gmm::test;
 
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
-
 struct GShape {
     int d, k;
     CovarianceType cov;

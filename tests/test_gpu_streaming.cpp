@@ -15,9 +15,6 @@
 using namespace faiss_gmm;
 using namespace faiss_gmm::test;
 
-#define SKIP_WITHOUT_GPU() \
-    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
-
 #ifdef FAISS_GMM_WITH_CUDA
 
 TEST(GpuStreaming, SourcesOfEveryTypeMatchFloat64) {
@@ -143,8 +140,7 @@ TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
         for (int w = 0; w < 2; w++) {
             const SufficientStatistics* st = w == 0 ? &s1 : &s3;
             const NaiveStats got = to_absolute(*st);
-            err[w] = {rel_err(got.nk, ref.nk),
-                      rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
+            err[w] = {rel_err(got.nk, ref.nk), rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
                       rel_err(got.sum_x2, ref.sum_x2)};
             EXPECT_EQ(st->sum_weights, double(n));
         }

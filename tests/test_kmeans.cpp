@@ -25,9 +25,6 @@ using namespace faiss_gmm::test;
 
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
-
 /// Rows from a known mixture with well separated clusters (few near ties).
 std::vector<float> mixture_rows(int d, int clusters, int64_t n, uint64_t seed) {
     SyntheticMixtureParameters sp;

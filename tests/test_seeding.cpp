@@ -21,9 +21,6 @@ using namespace faiss_gmm::test;
 
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-    if (!gpu_backend_available()) GTEST_SKIP() << "no GPU visible (or built without CUDA)"
-
 /// Index of the row of x (n x d) equal to c, or -1.
 int64_t row_of(const float* c, const float* x, int64_t n, int d) {
     for (int64_t i = 0; i < n; i++)

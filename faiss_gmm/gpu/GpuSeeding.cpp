@@ -3,7 +3,6 @@
 #include <faiss_gmm/gpu/GpuEStep.h>
 
 #include <algorithm>
-#include <cstring>
 #include <kernels/SeedingKernels.cuh>
 
 namespace faiss_gmm {
@@ -28,8 +27,10 @@ class GpuSeedingDistances : public SeedingDistances {
         view_.partial = partial_.data();
         centre_.reserve(size_t(d));
         hcentre_.reserve(size_t(d));
-        scalars_.reserve(2);
-        hscalars_.reserve(2);
+        total_.reserve(1);
+        pick_.reserve(1);
+        htotal_.reserve(1);
+        hpick_.reserve(1);
     }
 
     /// Owns the rows' device copy (rows that were not pinned).
@@ -55,28 +56,24 @@ class GpuSeedingDistances : public SeedingDistances {
                                              stream_));
         FAISS_GMM_CUDA_CHECK(launch_seed_update(view_, centre_.data(), first_, stream_));
         first_ = false;
-        double* total = reinterpret_cast<double*>(scalars_.data());
-        FAISS_GMM_CUDA_CHECK(launch_seed_total(view_, total, stream_));
-        return download(total);
+        FAISS_GMM_CUDA_CHECK(launch_seed_total(view_, total_.data(), stream_));
+        return download(total_, htotal_);
     }
 
     idx_t draw(double r) override {
         FAISS_GMM_CUDA_CHECK(cudaSetDevice(device_));
-        int64_t* pick = scalars_.data() + 1;
-        FAISS_GMM_CUDA_CHECK(launch_seed_find(view_, r, pick, stream_));
-        const double v = download(reinterpret_cast<double*>(pick));
-        int64_t i;
-        std::memcpy(&i, &v, sizeof(i));
-        return idx_t(i);
+        FAISS_GMM_CUDA_CHECK(launch_seed_find(view_, r, pick_.data(), stream_));
+        return idx_t(download(pick_, hpick_));
     }
 
    private:
-    /// One 8-byte scalar to the host (synchronises the stream).
-    double download(const double* dev) {
-        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hscalars_.data(), dev, sizeof(double),
-                                             cudaMemcpyDeviceToHost, stream_));
+    /// One scalar to the host (synchronises the stream).
+    template <class T>
+    T download(const DeviceBuffer<T>& dev, PinnedBuffer<T>& host) {
+        FAISS_GMM_CUDA_CHECK(
+            cudaMemcpyAsync(host.data(), dev.data(), sizeof(T), cudaMemcpyDeviceToHost, stream_));
         FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        return hscalars_.data()[0];
+        return host.data()[0];
     }
 
     int device_;
@@ -85,9 +82,11 @@ class GpuSeedingDistances : public SeedingDistances {
     SeedingView view_;
     DeviceBuffer<double> dist_, partial_;
     DeviceBuffer<float> centre_, rows_, weights_;
-    DeviceBuffer<int64_t> scalars_;  // total (as double bits) | pick
+    DeviceBuffer<double> total_;
+    DeviceBuffer<int64_t> pick_;
     PinnedBuffer<float> hcentre_;
-    PinnedBuffer<double> hscalars_;
+    PinnedBuffer<double> htotal_;
+    PinnedBuffer<int64_t> hpick_;
 };
 
 }  // namespace

@@ -39,15 +39,16 @@ void write_file_atomic(const std::string& path, const std::function<void(FILE*)>
     }
 }
 
-void check_finite_rows(idx_t n, int d, const float* x, const char* what) {
-    // A parallel branch-free scan first (training samples are 10^8+ values),
-    // then the first bad row found in order for the message.
-    const int64_t total = int64_t(n) * d;
+bool all_finite(int64_t count, const float* x) {
     const uint32_t* u = reinterpret_cast<const uint32_t*>(x);
     int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static) if (total > (1 << 20))
-    for (int64_t i = 0; i < total; i++) bad |= int((u[i] & 0x7f800000u) == 0x7f800000u);
-    if (!bad) return;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (count > (1 << 20))
+    for (int64_t i = 0; i < count; i++) bad |= int((u[i] & 0x7f800000u) == 0x7f800000u);
+    return !bad;
+}
+
+void check_finite_rows(idx_t n, int d, const float* x, const char* what) {
+    if (all_finite(int64_t(n) * d, x)) return;  // the first bad row, in order, only then
     for (idx_t i = 0; i < n; i++) {
         const float* r = x + i * size_t(d);
         for (int j = 0; j < d; j++) {

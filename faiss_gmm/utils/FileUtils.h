@@ -28,6 +28,13 @@ void check_writable(const std::string& path);
 void checked_fwrite(const void* p, size_t size, size_t count, FILE* f, const char* what);
 
 /**
+ * Whether every one of the count values of x is finite: a parallel,
+ * branch-free scan (training samples are 10^8+ values), for the checks
+ * that then look for the first bad row only when one exists.
+ */
+bool all_finite(int64_t count, const float* x);
+
+/**
  * Throw Error naming the first row of x (n x d) that holds a NaN or Inf,
  * e.g. "training data: row 17 has a non-finite value (nan) at dimension 3".
  */
