@@ -1,104 +1,128 @@
 #!/usr/bin/env bash
-# First look at issue 14 on realsift1m (1M real SIFT, 10k queries, exact
-# top-100): IVF1024,Flat built by the CLI on the CPU, single assignment and
-# each spill rule (at most 2 entries per vector), k-means and GMM quantizers,
-# distance and posterior probing; entries scanned per query at 10-recall@10
-# = 0.90 and 0.95, interpolated linearly in log(entries) between nprobe
-# points. Writes bench/ivf_results/realsift1m.md.
-#   bench/run_realsift.sh [build-dir]     (run from the repository root)
-# SEEDS="1 2", NLIST=1024, QUERIES=3000 (the first queries), LAMBDA=1, TEMP=4,
-# TAU=0.1. T and lambda are NOT tuned here (fixed values; see bench/NOTES.md).
+# The realsift1m recall benchmark of issue 14 (1M real SIFT, 10k queries,
+# exact top-100): IVF<nlist>,Flat over the whole base, k-means and GMM
+# quantizers trained on one fixed sample, single assignment and each spill
+# rule (at most 2 entries per vector), distance and posterior probing;
+# entries scanned per query at 10-recall@10 = 0.90 and 0.95, interpolated
+# in log(entries) between nprobe points. Writes bench/ivf_results/realsift1m.md.
+#   bench/run_realsift.sh [build-dir]      (from the repository root)
+#
+# Stages (each skipped when its output exists, so a cut run resumes):
+#  1. bench/realsift_prep.py: the training sample (262,144 base rows), the
+#     tuning queries (2,000 learn rows) and their exact top-100 in the base.
+#  2. GMM models, PREP/models/gmm-<cov>-<nlist>-<seed>.gmm: made on a GPU by
+#     bench/device_realsift_models.sh (seconds), else trained here (slow).
+#  3. Tuning (nlist 1024, seed 1): T of the tempered rule, SOAR's lambda on
+#     the GMM means and, separately, on the k-means centroids, each the value
+#     with the fewest entries scanned at 0.90 and 0.95 on the tuning queries.
+#     The reported queries are never used for it.
+#  4. The grid: NLISTS x SEEDS; posterior probing for every GMM row.
+# PREP (default /tmp/realsift_prep), WORK (logs, default /tmp/realsift_work),
+# NLISTS="1024 4096", SEEDS="1 2", QUERIES=3000 (the first of the 10,000).
 set -euo pipefail
 BUILD=${1:-build}
 F=${FAISS_GMM_BIN:-$PWD/$BUILD/faiss-gmm}
 D=${DATA:-$PWD/../shared/data/realsift1m}
+PREP=${PREP:-/tmp/realsift_prep}
+W=${WORK:-/tmp/realsift_work}
+NLISTS=${NLISTS:-1024 4096}
 SEEDS=${SEEDS:-1 2}
-NLIST=${NLIST:-1024}
 QUERIES=${QUERIES:-3000}
-LAMBDA=${LAMBDA:-1}
-TEMP=${TEMP:-4}
-TAU=${TAU:-0.1}
-NPROBE=${NPROBE:-4,6,8,10,12,14,16,20,24,32,48}
-# WORK=dir keeps the per-run logs (and reuses the runs whose evals exist);
-# by default a temporary folder, removed at the end.
-if [ -n "${WORK:-}" ]; then W=$WORK; mkdir -p "$W"; else W=$(mktemp -d); trap 'rm -rf "$W"' EXIT; fi
+TAU=0.1
+KM_NITER=30  # = the GMM's 10 k-means + 20 EM iterations
 base=$D/realsift1m_base.u8bin
+mkdir -p "$W" bench/ivf_results
 start=$(date +%s)
-run() {  # name seed build-args... ; then evals
-  local name=$1 seed=$2; shift 2
-  [ -f "$W/$name.distance.$seed.eval" ] && { [ "${name#gmm}" = "$name" ] || [ -f "$W/$name.posterior.$seed.eval" ]; } && return
-  "$F" build --data "$base" --factory IVF$NLIST,Flat --device cpu --seed "$seed" --quiet \
-      --out "$W/$name.$seed.index" "$@" > "$W/$name.$seed.build" 2>&1
-  for probe in distance posterior; do
-    [ "$probe" = posterior ] && [ ! -f "$W/$name.$seed.gmm" ] && continue
-    local extra=""
-    [ -f "$W/$name.$seed.gmm" ] && extra="--model $W/$name.$seed.gmm --probe $probe"
-    "$F" eval --index "$W/$name.$seed.index" $extra --queries "$D/realsift1m_query.u8bin" \
-        --gt "$D/realsift1m_groundtruth.ivecs" --nprobe "$NPROBE" --max-queries "$QUERIES" \
-        > "$W/$name.$probe.$seed.eval" 2>&1
-    grep -h "per vector" "$W/$name.$seed.build" > "$W/$name.$probe.$seed.epv" || echo "1.000 per vector" > "$W/$name.$probe.$seed.epv"
-  done
-  rm -f "$W/$name.$seed.index"  # 0.5-1 GB each
+
+grid() {  # nlist probing -> nprobe list bracketing R10@10 0.90 and 0.95
+  case "$1.$2" in
+    1024.distance) echo 4,6,8,10,12,16,20,24,32 ;;
+    1024.posterior) echo 2,3,4,6,8,12,16,24,32,48,64,96 ;;
+    4096.distance) echo 4,6,8,12,16,24,32,48,64,96 ;;
+    *) echo 8,12,16,24,32,48,64,96,128,192,256,384 ;;
+  esac
 }
-for s in $SEEDS; do
-  run kmeans $s --kmeans
-  run kmeans+soar $s --kmeans --max-lists 2 --spill soar --lambda $LAMBDA
-  run gmm $s --model-out "$W/gmm.$s.gmm"
-  run gmm+resp $s --max-lists 2 --tau $TAU --model-out "$W/gmm+resp.$s.gmm"
-  run gmm+tempered $s --max-lists 2 --spill tempered --temperature $TEMP --tau $TAU --model-out "$W/gmm+tempered.$s.gmm"
-  run gmm+soar $s --max-lists 2 --spill soar --lambda $LAMBDA --model-out "$W/gmm+soar.$s.gmm"
-  run gmm+probable $s --max-lists 1 --primary probable --model-out "$W/gmm+probable.$s.gmm"
+
+[ -f "$PREP/tune_gt.ivecs" ] || /usr/bin/python3 bench/realsift_prep.py "$D" "$PREP"
+sample=$PREP/sample.u8bin
+mkdir -p "$PREP/models"
+for nlist in $NLISTS; do for cov in spherical diagonal; do for s in $SEEDS; do
+  m=$PREP/models/gmm-$cov-$nlist-$s.gmm
+  [ -f "$m" ] || "$F" train --data "$sample" -k "$nlist" --cov $cov --seed "$s" --quiet \
+      --model-out "$m"
+done; done; done
+
+# build_eval out-dir name nlist seed queries gt probes "build args..."
+build_eval() {
+  local dir=$1 name=$2 nlist=$3 seed=$4 q=$5 gt=$6 probes=$7 args=$8
+  local missing="" p
+  for p in $probes; do [ -f "$dir/$name.$p.$seed.eval" ] || missing="$missing $p"; done
+  [ -z "$missing" ] && return
+  # shellcheck disable=SC2086
+  "$F" build --data "$base" --factory "IVF$nlist,Flat" --device cpu --seed "$seed" --quiet \
+      --out "$dir/$name.$seed.index" $args > "$dir/$name.$seed.build" 2>&1
+  for p in $missing; do
+    local model_arg=""  # GMM rows search through their mixture
+    case " $args " in
+      *" --model "*) model_arg="--model $(sed -n 's/.*--model \([^ ]*\).*/\1/p' <<<"$args") --probe $p" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$F" eval --index "$dir/$name.$seed.index" $model_arg --queries "$q" --gt "$gt" \
+        --nprobe "$(grid "$nlist" "$p")" --max-queries "$QUERIES" > "$dir/$name.$p.$seed.eval.tmp" 2>&1
+    cat "$dir/$name.$seed.build" >> "$dir/$name.$p.$seed.eval.tmp"
+    mv "$dir/$name.$p.$seed.eval.tmp" "$dir/$name.$p.$seed.eval"
+  done
+  rm -f "$dir/$name.$seed.index"  # 0.5-1 GB each
+}
+km_args="--kmeans --train-data $sample --niter $KM_NITER"
+gmm_model() { echo "$PREP/models/gmm-$1-$2-$3.gmm"; }
+
+# 3. Tuning on the learn queries (the summary picks the values).
+T_DIR=$W/tune
+mkdir -p "$T_DIR"
+tq=$PREP/tune_query.u8bin tgt=$PREP/tune_gt.ivecs
+sm=$(gmm_model spherical 1024 1)
+for T in 2 4 8 16; do
+  build_eval "$T_DIR" "gmm+tempered-T$T" 1024 1 "$tq" "$tgt" distance \
+      "--model $sm --max-lists 2 --spill tempered --temperature $T --tau $TAU"
+done
+for L in 0.5 1 2 4; do
+  build_eval "$T_DIR" "gmm+soar-L$L" 1024 1 "$tq" "$tgt" distance \
+      "--model $sm --max-lists 2 --spill soar --lambda $L"
+  build_eval "$T_DIR" "kmeans+soar-L$L" 1024 1 "$tq" "$tgt" distance \
+      "$km_args --max-lists 2 --spill soar --lambda $L"
+done
+tuned=$(/usr/bin/python3 bench/realsift_summary.py tune "$T_DIR")
+read -r BEST_T BEST_LG BEST_LK <<<"$tuned"
+echo "tuned: T=$BEST_T lambda(gmm)=$BEST_LG lambda(kmeans)=$BEST_LK"
+
+# 4. The grid on the reported queries.
+q=$D/realsift1m_query.u8bin gt=$D/realsift1m_groundtruth.ivecs
+for nlist in $NLISTS; do
+  dir=$W/nlist$nlist
+  mkdir -p "$dir"
+  for s in $SEEDS; do
+    build_eval "$dir" kmeans "$nlist" "$s" "$q" "$gt" distance "$km_args"
+    build_eval "$dir" kmeans+soar "$nlist" "$s" "$q" "$gt" distance \
+        "$km_args --max-lists 2 --spill soar --lambda $BEST_LK"
+    for cov in spherical diagonal; do
+      m=$(gmm_model $cov "$nlist" "$s")
+      c=${cov:0:4}
+      build_eval "$dir" "gmm-$c" "$nlist" "$s" "$q" "$gt" "distance posterior" "--model $m"
+      build_eval "$dir" "gmm-$c+soar" "$nlist" "$s" "$q" "$gt" "distance posterior" \
+          "--model $m --max-lists 2 --spill soar --lambda $BEST_LG"
+      build_eval "$dir" "gmm-$c+tempered" "$nlist" "$s" "$q" "$gt" "distance posterior" \
+          "--model $m --max-lists 2 --spill tempered --temperature $BEST_T --tau $TAU"
+      [ $cov = diagonal ] && continue  # the rest once, on the spherical mixture
+      build_eval "$dir" "gmm-$c+resp" "$nlist" "$s" "$q" "$gt" "distance posterior" \
+          "--model $m --max-lists 2 --tau $TAU"
+      build_eval "$dir" "gmm-$c+probable" "$nlist" "$s" "$q" "$gt" "distance posterior" \
+          "--model $m --primary probable"
+    done
+  done
 done
 elapsed=$(( $(date +%s) - start ))
-mkdir -p bench/ivf_results
-python3 - "$W" "$elapsed" "$NLIST" "$QUERIES" "$LAMBDA" "$TEMP" "$TAU" "$SEEDS" > bench/ivf_results/realsift1m.md <<'PY'
-import glob, math, os, re, sys, statistics
-w, elapsed, nlist, nq, lam, temp, tau, seeds = sys.argv[1:9]
-def curve(path):
-    pts = []
-    for line in open(path):
-        f = line.split()
-        if len(f) == 7 and f[0].isdigit():
-            pts.append((float(f[4]), float(f[2]), float(f[6])))  # scanned, R10@10, QPS
-    return pts
-def at(pts, target):
-    for (s0, r0, q0), (s1, r1, q1) in zip(pts, pts[1:]):
-        if r0 < target <= r1:
-            t = (target - r0) / (r1 - r0)
-            return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0))), q0 + t * (q1 - q0)
-    return None, None
-rows = {}
-for e in sorted(glob.glob(f"{w}/*.eval")):
-    name, probe, seed = os.path.basename(e)[:-5].rsplit(".", 2)
-    epv = re.search(r"([0-9.]+) per vector", open(e[:-5] + ".epv").read())
-    rows.setdefault((name, probe), []).append((seed, curve(e), float(epv.group(1)) if epv else 1.0))
-ref = {}
-for t in (0.90, 0.95):
-    ref[t] = {seed: at(c, t)[0] for seed, c, _ in rows.get(("kmeans", "distance"), [])}
-print("# realsift1m, first look (issue 14)\n")
-print(f"Generated by `bench/run_realsift.sh` on this machine's CPU (2 cores; the last invocation "
-      f"took {int(elapsed)//60} min, runs reused from WORK not counted; all 14 builds and their "
-      f"evaluations take about 45 min). IVF{nlist},Flat over the 1,000,000 base vectors, the first {nq} of the 10,000 "
-      f"queries, exact top-100 ground truth; seeds {seeds}. Spill settings fixed, not tuned: "
-      f"tau = {tau}, T = {temp}, lambda = {lam}; at most 2 entries per vector. "
-      "\"vs k-means\": k-means IVF's entries scanned at that recall over this row's, per seed "
-      "(> 1: this row scans fewer), mean and range over seeds.\n")
-print("| quantizer + spill | probing | entries / vector | scanned @0.90 | vs k-means @0.90 | scanned @0.95 | vs k-means @0.95 | QPS @0.90 |")
-print("|---|---|---|---|---|---|---|---|")
-def fmt_ratio(v):
-    if not v: return "-"
-    m = statistics.mean(v)
-    return f"{m:.3f} ({min(v):.3f}-{max(v):.3f})" if len(v) > 1 else f"{m:.3f}"
-for (name, probe), runs in sorted(rows.items(), key=lambda kv: (kv[0][0] != "kmeans", kv[0])):
-    cells = []
-    for t in (0.90, 0.95):
-        sc = [at(c, t)[0] for _, c, _ in runs]
-        ratios = [ref[t][s] / at(c, t)[0] for s, c, _ in runs if at(c, t)[0] and ref[t].get(s)]
-        sc = [v for v in sc if v]
-        cells += [f"{statistics.mean(sc):.0f}" if sc else "-", fmt_ratio(ratios)]
-    q = [at(c, 0.90)[1] for _, c, _ in runs if at(c, 0.90)[1]]
-    epv = statistics.mean(e for _, _, e in runs)
-    print(f"| {name} | {probe} | {epv:.3f} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
-          f"{statistics.mean(q):.0f} |" if q else f"| {name} | {probe} | {epv:.3f} | - | - | - | - | - |")
-PY
+/usr/bin/python3 bench/realsift_summary.py report "$W" "$elapsed" "$QUERIES" "$BEST_T" \
+    "$BEST_LG" "$BEST_LK" "$TAU" > bench/ivf_results/realsift1m.md.tmp
+mv bench/ivf_results/realsift1m.md.tmp bench/ivf_results/realsift1m.md
 echo "wrote bench/ivf_results/realsift1m.md ($elapsed s)"

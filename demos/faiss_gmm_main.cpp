@@ -5,7 +5,6 @@
  */
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
-#include <faiss/clone_index.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss_gmm/Communicator.h>
@@ -15,10 +14,12 @@
 #include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/KMeans.h>
-#include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
 #include <faiss_gmm/utils/Utils.h>
+
+#include "CliData.h"
+#include "Demo.h"
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -44,7 +45,7 @@ struct GmmOptions {
     void add_to(CLI::App* app) {
         app->add_option("--cov", cov, "covariance type: spherical or diagonal")
             ->capture_default_str();
-        app->add_option("--niter", niter, "maximum EM iterations")->capture_default_str();
+        app->add_option("--niter", niter, "maximum EM iterations (k-means iterations where k-means is the trainer)")->capture_default_str();
         app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")
             ->capture_default_str();
         app->add_option("--reg-covar", reg_covar,
@@ -100,31 +101,10 @@ faiss::MetricType parse_metric(const std::string& m) {
     throw Error("faiss-gmm: unknown metric '" + m + "' (l2 or ip)");
 }
 
-std::vector<float> load(const std::string& path, idx_t* n, int* d, idx_t max_rows = 0) {
-    std::vector<float> x;
-    if (path.rfind("synthetic:", 0) == 0) {
-        // Generated rows (synthetic:N[xD][,k=K]...), as train reads them.
-        auto src = open_data_source(path);
-        *n = max_rows > 0 ? std::min(max_rows, src->n()) : src->n();
-        *d = src->d();
-        x.resize(size_t(*n) * *d);
-        src->read_float(0, *n, x.data());
-    } else {
-        x = read_vectors(path, n, d, max_rows);
-    }
-    check_finite_rows(*n, *d, x.data(), path.c_str());
-    fprintf(stderr, "faiss-gmm: read %lld x %d from %s\n", (long long)*n, *d, path.c_str());
-    return x;
-}
-
 void write_index_atomic(const faiss::Index* index, const std::string& path) {
     write_file_atomic(path, [&](FILE* f) { faiss::write_index(index, f); });
 }
 
-void print_backend(const GaussianMixtureParameters& p) {
-    auto b = make_estep_backend(p);
-    fprintf(stderr, "faiss-gmm: E-step backend: %s\n", b->name().c_str());
-}
 
 /// This rank's part of --data: the file named by substituting {rank}, or a
 /// contiguous share of the one source (after --max-rows).
@@ -251,10 +231,19 @@ std::string spill_description(const MultiAssignParameters& ma) {
            (ma.primary == PrimaryList::MostProbable ? ", first list the most probable" : "");
 }
 
+/// Where build's quantizer comes from, besides --data.
+struct BuildSources {
+    std::string train_data;  ///< --train-data: train on these rows instead of --data's
+    std::string model;       ///< --model: a fitted mixture; nothing is trained for the quantizer
+};
+
 int run_build(const std::string& data, const std::string& factory, const std::string& out,
               const std::string& metric, idx_t train_rows, bool kmeans,
-              const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o) {
+              const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o,
+              const BuildSources& from) {
     FAISS_GMM_CHECK(!(kmeans && !model_out.empty()), "--model-out needs the GMM (drop --kmeans)");
+    FAISS_GMM_CHECK(!(kmeans && !from.model.empty()),
+                    "--model is a fitted GMM: drop --kmeans to build from it");
     FAISS_GMM_CHECK(!(kmeans && ma.max_lists > 1 && ma.rule != SpillRule::Soar),
                     "--max-lists > 1 with --kmeans needs --spill soar (the other rules read the "
                     "mixture)");
@@ -264,25 +253,58 @@ int run_build(const std::string& data, const std::string& factory, const std::st
     FAISS_GMM_CHECK(ma.tau >= 0 && ma.tau <= 1, "--tau must be in [0, 1]");
     idx_t n;
     int d;
-    auto x = load(data, &n, &d);
+    auto x = load_rows(data, &n, &d);
     // Fail on an unwritable output before spending the training time.
     check_writable(out);
-    idx_t nt = train_rows > 0 ? std::min(train_rows, n) : n;
+    std::vector<float> tx;  // --train-data's rows, when given
+    idx_t tn = n;
+    if (!from.train_data.empty()) {
+        int td;
+        tx = load_rows(from.train_data, &tn, &td);
+        FAISS_GMM_CHECK(td == d, "--train-data has dimension " + std::to_string(td) +
+                                     " but --data has " + std::to_string(d));
+    }
+    const float* train_x = tx.empty() ? x.data() : tx.data();
+    idx_t nt = train_rows > 0 ? std::min(train_rows, tn) : tn;
     double t0 = wall_seconds();
     std::unique_ptr<faiss::Index> index;
     GaussianMixture model;
     const auto p = o.params();
     print_backend(p);
-    if (kmeans) {
+    auto make_index = [&] {
         try {
             index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
         } catch (const std::exception& e) {
             throw Error("faiss-gmm: bad factory string '" + factory + "': " + e.what());
         }
         index->verbose = !o.quiet;
-        train_index_kmeans(index.get(), nt, x.data(), p);
+        // The IVF trains its quantizer by its own cp (FAISS's: 10 iterations,
+        // 256 rows per list): --niter and --max-points-per-component are ours.
+        faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
+        FAISS_GMM_CHECK(ivf, "faiss-gmm: '" + factory + "' holds no IVF: nothing to train");
+        ivf->cp.niter = p.niter;
+        ivf->cp.max_points_per_centroid =
+            p.max_points_per_component > 0 ? p.max_points_per_component : 1 << 30;
+    };
+    if (!from.model.empty()) {
+        model = GaussianMixture::load(from.model);
+        FAISS_GMM_CHECK(model.d == d, "--model " + from.model + " has dimension " +
+                                          std::to_string(model.d) + " but --data has " +
+                                          std::to_string(d));
+        // The model's fit stays; the backend that assigns and spills is this run's.
+        model.params.device = p.device;
+        model.params.precision = p.precision;
+        model.params.gpu_device = p.gpu_device;
+        model.params.gpu_devices = p.gpu_devices;
+        model.params.verbose = p.verbose;
+        make_index();
+        train_index_from_model(index.get(), model, nt, train_x);
+    } else if (kmeans) {
+        make_index();
+        train_index_kmeans(index.get(), nt, train_x, p);
     } else {
-        index.reset(index_factory_gmm(d, factory, nt, x.data(), p, parse_metric(metric), &model));
+        make_index();
+        train_index_gmm(index.get(), nt, train_x, p, &model);
     }
     double t1 = wall_seconds();
     fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
@@ -331,7 +353,7 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
     std::unique_ptr<faiss::Index> index(faiss::read_index(index_path.c_str()));
     idx_t nq;
     int dq;
-    auto xq = load(queries, &nq, &dq, max_queries);
+    auto xq = load_rows(queries, &nq, &dq, max_queries);
     FAISS_GMM_CHECK(dq == index->d, "queries have dimension " + std::to_string(dq) +
                                         " but the index has " + std::to_string(index->d));
     std::vector<int32_t> gt;
@@ -345,7 +367,7 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
         FAISS_GMM_CHECK(!base.empty(), "eval needs --gt or --base (for brute-force ground truth)");
         idx_t nb;
         int db;
-        auto xb = load(base, &nb, &db);
+        auto xb = load_rows(base, &nb, &db);
         FAISS_GMM_CHECK(db == dq, "base and queries differ in dimension");
         gt_k = int(std::min<idx_t>(100, nb));
         fprintf(stderr, "faiss-gmm: brute-force ground truth (%d-NN)\n", gt_k);
@@ -375,97 +397,6 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
                 es.probe.c_str(), es.mass > 0 ? ", adaptive" : "", sp.max_copies);
     print_recall_table(evaluate_ivf_mixture(index.get(), model, nq, xq.data(), gt.data(), gt_k,
                                             parse_int_list(nprobe_list), sp));
-    return 0;
-}
-
-int run_demo(const std::string& data, idx_t n, int d, int nlist, idx_t nq,
-             const std::string& nprobe_list, GmmOptions o) {
-    std::vector<float> xb, xq;
-    if (data.empty()) {
-        SyntheticMixtureParameters sp;
-        sp.d = d;
-        sp.n_clusters = 256;
-        sp.size_skew = 1.0;
-        sp.spread_min = 0.15;
-        sp.spread_max = 0.6;
-        sp.seed = 2024;
-        SyntheticMixture mix(sp);
-        xb.resize(size_t(n) * d);
-        xq.resize(size_t(nq) * d);
-        mix.sample(n, 1, xb.data());
-        mix.sample(nq, 2, xq.data());
-        printf(
-            "data: %lld x %d drawn from a known mixture of %d Gaussians (weights ~ 1/rank, "
-            "std devs %.2f..%.2f), %lld queries from the same mixture\n",
-            (long long)n, d, sp.n_clusters, sp.spread_min, sp.spread_max, (long long)nq);
-    } else {
-        idx_t nall;
-        auto all = load(data, &nall, &d);
-        FAISS_GMM_CHECK(nall > nq, "--data needs more rows than --nq");
-        // The last nq rows are the queries, the rest the base.
-        n = nall - nq;
-        xb.assign(all.begin(), all.begin() + size_t(n) * d);
-        xq.assign(all.begin() + size_t(n) * d, all.end());
-        printf("data: %s, base %lld x %d, queries: its last %lld rows\n", data.c_str(),
-               (long long)n, d, (long long)nq);
-    }
-    FAISS_GMM_CHECK(nlist <= n, "--nlist larger than the number of base vectors");
-    std::string factory = "IVF" + std::to_string(nlist) + ",Flat";
-    double t0 = wall_seconds();
-    auto gt = brute_force_ground_truth(d, n, xb.data(), nq, xq.data(), 10);
-    fprintf(stderr, "faiss-gmm: ground truth in %.2f s\n", wall_seconds() - t0);
-    auto nprobes = parse_int_list(nprobe_list);
-
-    // k-means: FAISS's own training with as many iterations as GMM's
-    // k-means initialisation plus its EM iterations (same training sample).
-    auto p = o.params();
-    std::unique_ptr<faiss::Index> km(faiss::index_factory(d, factory.c_str()));
-    auto* km_ivf = faiss::ivflib::extract_index_ivf(km.get());
-    km_ivf->cp.niter = p.kmeans_niter + p.niter;
-    km_ivf->cp.seed = p.seed;
-    t0 = wall_seconds();
-    km->train(n, xb.data());
-    double t_km = wall_seconds() - t0;
-    km->add(n, xb.data());
-
-    print_backend(p);
-    t0 = wall_seconds();
-    GaussianMixture model;
-    std::unique_ptr<faiss::Index> gm(
-        index_factory_gmm(d, factory, n, xb.data(), p, faiss::METRIC_L2, &model));
-    double t_gm = wall_seconds() - t0;
-    // The same GMM quantizer with soft multi-assignment (default tau, m),
-    // searched through the mixture: each id once, every copy scanned counts.
-    std::unique_ptr<faiss::Index> gm_multi(faiss::clone_index(gm.get()));
-    const MultiAssignStats ms = add_multi_assign(gm_multi.get(), model, n, xb.data());
-    gm->add(n, xb.data());
-
-    auto r_km = evaluate_ivf(km.get(), nq, xq.data(), gt.data(), 10, nprobes);
-    auto r_gm = evaluate_ivf(gm.get(), nq, xq.data(), gt.data(), 10, nprobes);
-    MixtureSearchParameters msp;
-    msp.order = ProbeOrder::Distance;
-    msp.max_copies = MultiAssignParameters().max_lists;
-    auto r_mu =
-        evaluate_ivf_mixture(gm_multi.get(), model, nq, xq.data(), gt.data(), 10, nprobes, msp);
-    printf(
-        "\nIVF%d,Flat on %lld vectors, %lld queries, 10-recall@10 (exact distances inside lists)\n",
-        nlist, (long long)n, (long long)nq);
-    printf(
-        "training: k-means %d iterations %.2f s | GMM (%s, k-means init %d it + %zu EM it) %.2f "
-        "s\n",
-        km_ivf->cp.niter, t_km, to_string(p.covariance_type), p.kmeans_niter,
-        model.iteration_stats.size(), t_gm);
-    printf("GMM multi-assignment (tau %.2g, up to %d lists): %.3f list entries per vector\n",
-           MultiAssignParameters().tau, MultiAssignParameters().max_lists, ms.entries_per_vector());
-    printf("\n%7s | %10s %12s | %10s %12s | %10s %12s\n", "nprobe", "k-means", "scanned/q", "GMM",
-           "scanned/q", "GMM multi", "scanned/q");
-    for (size_t i = 0; i < nprobes.size(); i++)
-        printf("%7d | %10.4f %12.1f | %10.4f %12.1f | %10.4f %12.1f\n", r_km[i].nprobe,
-               r_km[i].recall_10_10, r_km[i].scanned_per_query, r_gm[i].recall_10_10,
-               r_gm[i].scanned_per_query, r_mu[i].recall_10_10, r_mu[i].scanned_per_query);
-    printf(
-        "\nCompare at equal scanned/q, not equal nprobe (copies make lists longer); "
-        "bench/IVF_RESULTS.md has the full comparison.\n");
     return 0;
 }
 
@@ -528,7 +459,7 @@ int main(int argc, char** argv) {
     auto* build = app.add_subcommand("build",
                                      "factory string + vectors -> a FAISS index file "
                                      "whose coarse quantizer is GMM-trained");
-    build->add_option("--data", b_data, "vectors to train on and add")->required();
+    build->add_option("--data", b_data, "vectors to add (and to train on, without --train-data)")->required();
     build
         ->add_option("--factory", factory,
                      "FAISS factory string, e.g. IVF4096,PQ32 or OPQ16,IVF1024,PQ16")
@@ -536,6 +467,13 @@ int main(int argc, char** argv) {
     build->add_option("--out", out, "index file (faiss::read_index reads it)")->required();
     build->add_option("--metric", metric, "l2 or ip")->capture_default_str();
     build->add_option("--train-rows", train_rows, "train on the first this many rows (0: all)");
+    BuildSources b_from;
+    build->add_option("--train-data", b_from.train_data,
+                      "train on these vectors (a learn set or a sample) instead of --data's; "
+                      "--data is what the index holds");
+    build->add_option("--model", b_from.model,
+                      "a fitted mixture (train --model-out, build --model-out) as the quantizer: "
+                      "no training, e.g. several spill rules from one model");
     build->add_flag("--kmeans", use_kmeans,
                     "train with k-means instead (FAISS's semantics; the GPU k-means when the "
                     "backend is a GPU)");
@@ -594,18 +532,20 @@ int main(int argc, char** argv) {
     eval->add_option("--mass", es.mass,
                      "adaptive probing: stop once the probed lists' posterior reaches this");
 
-    std::string d_data, d_nprobes = "1,2,4,8,16,32,64";
-    idx_t d_n = 200000, d_nq = 1000;
-    int d_d = 64, d_nlist = 1024;
+    DemoParameters dp;
     auto* demo = app.add_subcommand("demo",
-                                    "k-means IVF vs GMM IVF, side by side (synthetic "
-                                    "data unless --data)");
-    demo->add_option("--data", d_data, "your vectors (the last --nq rows become queries)");
-    demo->add_option("--n", d_n, "synthetic base size")->capture_default_str();
-    demo->add_option("--d", d_d, "synthetic dimension")->capture_default_str();
-    demo->add_option("--nlist", d_nlist, "inverted lists")->capture_default_str();
-    demo->add_option("--nq", d_nq, "queries")->capture_default_str();
-    demo->add_option("--nprobe", d_nprobes, "comma-separated nprobe values")->capture_default_str();
+                                    "k-means IVF vs GMM IVF, alone and with SOAR spilling, "
+                                    "at equal entries scanned (synthetic data unless --data)");
+    demo->add_option("--data", dp.data, "your vectors (the last --nq rows become queries)");
+    demo->add_option("--n", dp.n, "synthetic base size")->capture_default_str();
+    demo->add_option("--d", dp.d, "synthetic dimension")->capture_default_str();
+    demo->add_option("--nlist", dp.nlist, "inverted lists")->capture_default_str();
+    demo->add_option("--nq", dp.nq, "queries")->capture_default_str();
+    demo->add_option("--nprobe", dp.nprobes, "comma-separated nprobe values")->capture_default_str();
+    demo->add_option("--lambda-kmeans", dp.lambda_kmeans, "SOAR's lambda on k-means centroids")
+        ->capture_default_str();
+    demo->add_option("--lambda-gmm", dp.lambda_gmm, "SOAR's lambda on GMM means")
+        ->capture_default_str();
     o_demo.niter = 10;
     o_demo.add_to(demo);
 
@@ -626,9 +566,9 @@ int main(int argc, char** argv) {
         FAISS_GMM_CHECK(comm->size() == 1, "only train runs distributed (under mpirun)");
         if (*build)
             return run_build(b_data, factory, out, metric, train_rows, use_kmeans, b_model_out,
-                             b_ma, o_build);
+                             b_ma, o_build, b_from);
         if (*eval) return run_eval(e_index, queries, gt, base, nprobes, max_q, es);
-        if (*demo) return run_demo(d_data, d_n, d_d, d_nlist, d_nq, d_nprobes, o_demo);
+        if (*demo) return run_demo(dp, o_demo.params());
     } catch (const std::exception& e) {
         std::string msg = e.what();
         if (msg.rfind("faiss-gmm: ", 0) == 0) msg = msg.substr(11);

@@ -34,6 +34,19 @@ double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const 
     return hits / (double(nq) * k);
 }
 
+double scanned_at_recall(const std::vector<RecallPoint>& curve, double target) {
+    if (curve.empty() || curve.front().recall_10_10 >= target) return NAN;
+    for (size_t i = 1; i < curve.size(); i++) {
+        const RecallPoint &a = curve[i - 1], &b = curve[i];
+        if (a.recall_10_10 < target && target <= b.recall_10_10) {
+            const double t = (target - a.recall_10_10) / (b.recall_10_10 - a.recall_10_10);
+            return std::exp(std::log(a.scanned_per_query) +
+                            t * (std::log(b.scanned_per_query) - std::log(a.scanned_per_query)));
+        }
+    }
+    return NAN;
+}
+
 namespace {
 
 /// The work of one search: what was probed and scanned, summed over queries.

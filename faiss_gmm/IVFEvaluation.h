@@ -49,6 +49,15 @@ std::vector<RecallPoint> evaluate_ivf_mixture(const faiss::Index* index,
                                               const std::vector<int>& nprobes,
                                               const MixtureSearchParameters& params);
 
+/**
+ * Entries scanned per query where a recall curve (points by increasing
+ * nprobe) first reaches 10-recall@10 = target: log-linear between the two
+ * points around it, the way bench/ivf_results compare indexes at equal
+ * recall. NaN when the curve never reaches target or starts above it
+ * (the nprobe grid does not bracket it).
+ */
+double scanned_at_recall(const std::vector<RecallPoint>& curve, double target);
+
 /** k-recall@k of result ids (nq x res_k) against gt (nq x gt_k). */
 double k_recall_at_k(idx_t nq, const faiss::Index::idx_t* ids, int res_k, const int32_t* gt,
                      int gt_k, int k);

@@ -2,6 +2,7 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/utils/distances.h>
+#include <omp.h>
 #include <faiss_gmm/IVFMixture.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/impl/Spill.h>
@@ -11,6 +12,8 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
+#include <vector>
 #include <unordered_map>
 
 namespace faiss_gmm {
@@ -59,6 +62,37 @@ Transformed to_ivf_space(const IvfParts& p, idx_t n, const float* x) {
         if (t.x != x) t.owned.reset(t.x);
     }
     return t;
+}
+
+/**
+ * FAISS's search_preassigned runs one thread in its default parallel mode
+ * (IndexIVF::search makes the threads, one query slice each): slice here
+ * the same way, so that the scan runs on every core as FAISS's own search.
+ */
+void search_preassigned_sliced(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t k,
+                               const idx_t* assign, const float* cdis, float* dis, idx_t* ids,
+                               const faiss::SearchParametersIVF& sp,
+                               faiss::IndexIVFStats& stats) {
+    const int nt = int(std::max<idx_t>(1, std::min<idx_t>(omp_get_max_threads(), n)));
+    const size_t nprobe = sp.nprobe;
+    std::vector<faiss::IndexIVFStats> part(nt);
+    std::vector<std::string> errors(nt);
+#pragma omp parallel for if (nt > 1)
+    for (int s = 0; s < nt; s++) {
+        const idx_t i0 = n * s / nt, i1 = n * (s + 1) / nt;
+        if (i1 <= i0) continue;
+        try {  // an exception may not leave an OpenMP region
+            ivf->search_preassigned(i1 - i0, x + size_t(i0) * ivf->d, k, assign + i0 * nprobe,
+                                    cdis + i0 * nprobe, dis + i0 * k, ids + i0 * k, false, &sp,
+                                    &part[s]);
+        } catch (const std::exception& e) {
+            errors[s] = e.what();
+        }
+    }
+    for (int s = 0; s < nt; s++) {
+        FAISS_GMM_CHECK(errors[s].empty(), "search_mixture: " + errors[s]);
+        stats.add(part[s]);
+    }
 }
 
 }  // namespace
@@ -324,9 +358,10 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
     std::vector<idx_t> fi(fd.size());
     for (idx_t q0 = 0; q0 < nq; q0 += qb) {
         const idx_t nb = std::min(qb, nq - q0);
-        ivf->search_preassigned(nb, qt.x + size_t(q0) * d, kk, assign.data() + size_t(q0) * nprobe,
-                                cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), false, &sp,
-                                &ivf_stats);
+        search_preassigned_sliced(ivf, nb, qt.x + size_t(q0) * d, kk,
+                                  assign.data() + size_t(q0) * nprobe,
+                                  cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), sp,
+                                  ivf_stats);
 #pragma omp parallel for
         for (idx_t q = 0; q < nb; q++) {
             const float* dq = fd.data() + size_t(q) * kk;

@@ -22,7 +22,10 @@ IndexFlatGmm::IndexFlatGmm(int d_, int nlist_, faiss::MetricType metric,
 void IndexFlatGmm::train(idx_t n, const float* x) {
     faiss::IndexFlatL2 scratch(d);
     std::vector<float> centroids;
-    if (use_kmeans) {
+    if (fitted) {
+        model = *fitted;
+        centroids = fitted->means;
+    } else if (use_kmeans) {
         KMeansClustering km(d, nlist, cp);
         km.backend = gmm;
         km.verbose = cp.verbose || gmm.verbose;
@@ -43,13 +46,13 @@ namespace {
 
 void train_index_with(faiss::Index* index, idx_t n, const float* x,
                       const GaussianMixtureParameters& gmm, GaussianMixture* model_out,
-                      bool kmeans) {
+                      bool kmeans, const GaussianMixture* fitted = nullptr) {
     FAISS_GMM_CHECK(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
     FAISS_GMM_CHECK(!index->is_trained && !ivf->is_trained, "the index is already trained");
     FAISS_GMM_CHECK(x && n > 0, "no training data");
-    FAISS_GMM_CHECK(idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
+    FAISS_GMM_CHECK(fitted || idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
                                                 " lists but only " + std::to_string(n) +
                                                 " training vectors (need nlist <= n)");
     check_finite_rows(n, index->d, x, "training data");
@@ -60,6 +63,7 @@ void train_index_with(faiss::Index* index, idx_t n, const float* x,
     cp.seed = gmm.seed;
     IndexFlatGmm gq(ivf->d, int(ivf->nlist), ivf->metric_type, cp, gmm);
     gq.use_kmeans = kmeans;
+    gq.fitted = fitted;
     faiss::Index* original = ivf->quantizer;
     const char saved_mode = ivf->quantizer_trains_alone;
     ivf->quantizer = &gq;
@@ -89,6 +93,22 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
 void train_index_kmeans(faiss::Index* index, idx_t n, const float* x,
                         const GaussianMixtureParameters& gmm) {
     train_index_with(index, n, x, gmm, nullptr, true);
+}
+
+void train_index_from_model(faiss::Index* index, const GaussianMixture& model, idx_t n,
+                            const float* x) {
+    FAISS_GMM_CHECK(index, "null index");
+    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
+    FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
+    FAISS_GMM_CHECK(index == ivf,
+                    "a fitted model needs a plain IVF index: a pre-transform (OPQ, PCA) would be "
+                    "trained anew and no longer match the model's space");
+    model.check_model();
+    FAISS_GMM_CHECK(model.d == ivf->d && idx_t(model.k) == idx_t(ivf->nlist),
+                    "the model (d=" + std::to_string(model.d) + ", k=" + std::to_string(model.k) +
+                        ") does not fit the index (d=" + std::to_string(ivf->d) +
+                        ", nlist=" + std::to_string(ivf->nlist) + ")");
+    train_index_with(index, n, x, model.params, nullptr, false, &model);
 }
 
 void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t* lists,

@@ -26,6 +26,10 @@ struct IndexFlatGmm : faiss::IndexFlatL2 {
     /// Train with k-means (KMeansClustering: the GPU k-means when gmm.device
     /// allows a GPU, else FAISS's) instead of the GMM; `model` then stays empty.
     bool use_kmeans = false;
+    /// A mixture fitted before (not owned; it must outlive train()): train()
+    /// installs its means and fits nothing, so that one model serves several
+    /// indexes (spill rules, codes) built over the same data.
+    const GaussianMixture* fitted = nullptr;
 
     /** A quantizer of nlist means in dimension d for the given metric. */
     IndexFlatGmm(int d, int nlist, faiss::MetricType metric = faiss::METRIC_L2,
@@ -56,6 +60,17 @@ void train_index_gmm(faiss::Index* index, idx_t n, const float* x,
  */
 void train_index_kmeans(faiss::Index* index, idx_t n, const float* x,
                         const GaussianMixtureParameters& gmm = {});
+
+/**
+ * As train_index_gmm with a mixture fitted before (GaussianMixture::load,
+ * train_index_gmm's model_out): the coarse quantizer takes model's means
+ * without EM, the rest of the index (PQ / SQ codebooks) trains on (n, x) as
+ * FAISS does. The index must be a plain IndexIVF (a pre-transform such as
+ * OPQ would be trained anew and no longer match the model's space) with
+ * nlist == model.k and d == model.d; Throws Error otherwise.
+ */
+void train_index_from_model(faiss::Index* index, const GaussianMixture& model, idx_t n,
+                            const float* x);
 
 /**
  * The nearest list of each row of x (n x ivf->d, in the IVF's space, after

@@ -1,4 +1,7 @@
 // The faiss-gmm command line, end to end, including its errors.
+#include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/index_io.h>
 #include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/SyntheticData.h>
@@ -142,12 +145,73 @@ TEST_F(Cli, MultiAssignBuildAndMixtureEval) {
     EXPECT_FALSE(file_exists(dir / "bad.index"));
 }
 
+TEST_F(Cli, BuildFromAFittedModelOrATrainingSet) {
+    auto r = cli("train --data " + data + " -k 8 --niter 3 --seed 5 --quiet --model-out " +
+                 (dir / "m.gmm"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto model = GaussianMixture::load(dir / "m.gmm");
+    r = cli("build --data " + data + " --factory IVF8,Flat --model " + (dir / "m.gmm") +
+            " --max-lists 2 --spill soar --out " + (dir / "a.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::unique_ptr<faiss::Index> a(faiss::read_index((dir / "a.index").c_str()));
+    auto* q = dynamic_cast<faiss::IndexFlat*>(faiss::ivflib::extract_index_ivf(a.get())->quantizer);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(std::vector<float>(q->get_xb(), q->get_xb() + 8 * 16), model.means);
+    EXPECT_EQ(a->ntotal, 2 * 3001);
+
+    // --train-data trains on its rows and adds --data's; --niter reaches the IVF.
+    idx_t n;
+    int d;
+    auto x = read_vectors(data, &n, &d);
+    write_vectors(dir / "half.fvecs", 1500, d, x.data());
+    r = cli("build --data " + data + " --train-data " + (dir / "half.fvecs") +
+            " --factory IVF8,Flat --niter 2 --model-out " + (dir / "t.gmm") + " --out " +
+            (dir / "t.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("iter   2/2"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("iter   3/"), std::string::npos) << r.out;
+    r = cli("build --data " + (dir / "half.fvecs") + " --factory IVF8,Flat --niter 2 --quiet" +
+            " --model-out " + (dir / "h.gmm") + " --out " + (dir / "h.index"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(GaussianMixture::load(dir / "t.gmm").means, GaussianMixture::load(dir / "h.gmm").means);
+    std::unique_ptr<faiss::Index> t(faiss::read_index((dir / "t.index").c_str()));
+    EXPECT_EQ(t->ntotal, 3001);
+
+    // Errors name the problem and leave no index.
+    r = cli("build --data " + data + " --factory IVF9,Flat --model " + (dir / "m.gmm") +
+            " --out " + (dir / "bad.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("does not fit the index"), std::string::npos) << r.out;
+    r = cli("build --data " + data + " --kmeans --model " + (dir / "m.gmm") + " --out " +
+            (dir / "bad.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("drop --kmeans"), std::string::npos) << r.out;
+    std::vector<float> narrow(100 * 5, 0.5f);
+    write_vectors(dir / "narrow.fvecs", 100, 5, narrow.data());
+    r = cli("build --data " + data + " --train-data " + (dir / "narrow.fvecs") + " --out " +
+            (dir / "bad.index"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("--train-data has dimension 5"), std::string::npos) << r.out;
+    EXPECT_FALSE(file_exists(dir / "bad.index"));
+}
+
 TEST_F(Cli, DemoRunsSmall) {
     auto r = cli(
-        "demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,4 --quiet");
+        "demo --n 4000 --d 8 --nlist 16 --nq 50 --niter 2 --kmeans-niter 2 --nprobe 1,2,4,8,16 "
+        "--quiet");
     ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("k-means"), std::string::npos);
-    EXPECT_NE(r.out.find("GMM"), std::string::npos);
+    // The four rows at equal recall, the spilled ones with 2 entries per vector
+    // (SOAR always adds a second list), then one verdict.
+    const size_t eq = r.out.find("At equal recall");
+    ASSERT_NE(eq, std::string::npos) << r.out;
+    for (const char* row : {"k-means  ", "k-means+SOAR  ", "GMM  ", "GMM+SOAR  "})
+        EXPECT_NE(r.out.find(row, eq), std::string::npos) << row << "\n" << r.out;
+    EXPECT_NE(r.out.find("GMM+SOAR            2.000", eq), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("k-means+SOAR        2.000", eq), std::string::npos) << r.out;
+    const bool verdict = r.out.find("winner at equal entries scanned: ", eq) != std::string::npos ||
+                         r.out.find("no row scans fewer", eq) != std::string::npos ||
+                         r.out.find("no single winner", eq) != std::string::npos;
+    EXPECT_TRUE(verdict) << r.out;
 }
 
 TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {

@@ -12,6 +12,7 @@
 #include <faiss_gmm/SyntheticData.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "TestUtils.h"
@@ -163,6 +164,94 @@ TEST(IvfTraining, Errors) {
         EXPECT_NE(std::string(e.what()).find("row 99"), std::string::npos);
     }
     EXPECT_FALSE(ivf->is_trained);
+}
+
+TEST(IvfTraining, FromAFittedModelIsTheIndexTrainingBuilds) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    SyntheticMixtureParameters sp;
+    sp.d = 12;
+    sp.n_clusters = 9;
+    sp.seed = seed;
+    SyntheticMixture mix(sp);
+    const idx_t n = 2999;
+    std::vector<float> x(size_t(n) * sp.d);
+    mix.sample(n, 1, x.data());
+    GaussianMixtureParameters p;
+    p.niter = 4;
+    p.seed = int(seed % 1000);
+    for (const char* factory : {"IVF17,Flat", "IVF17,SQ8"}) {
+        SCOPED_TRACE(factory);
+        GaussianMixture model;
+        std::unique_ptr<faiss::Index> a(index_factory_gmm(sp.d, factory, n, x.data(), p,
+                                                          faiss::METRIC_L2, &model));
+        std::unique_ptr<faiss::Index> b(faiss::index_factory(sp.d, factory));
+        train_index_from_model(b.get(), model, n, x.data());
+        ASSERT_TRUE(b->is_trained);
+        auto* qb = dynamic_cast<faiss::IndexFlat*>(faiss::ivflib::extract_index_ivf(b.get())->quantizer);
+        ASSERT_TRUE(qb);
+        EXPECT_EQ(std::vector<float>(qb->get_xb(), qb->get_xb() + 17 * sp.d), model.means);
+        a->add(n, x.data());
+        b->add(n, x.data());
+        const int k = 7;
+        std::vector<float> da(size_t(50) * k), db(da.size());
+        std::vector<faiss::Index::idx_t> ia(da.size()), ib(da.size());
+        faiss::ivflib::extract_index_ivf(a.get())->nprobe = 5;
+        faiss::ivflib::extract_index_ivf(b.get())->nprobe = 5;
+        a->search(50, x.data(), k, da.data(), ia.data());
+        b->search(50, x.data(), k, db.data(), ib.data());
+        EXPECT_EQ(ia, ib);
+        EXPECT_EQ(da, db);
+    }
+    GaussianMixture model;
+    std::unique_ptr<faiss::Index> a(
+        index_factory_gmm(sp.d, "IVF17,Flat", n, x.data(), p, faiss::METRIC_L2, &model));
+    auto message = [&](const char* factory) {
+        std::unique_ptr<faiss::Index> c(faiss::index_factory(sp.d, factory));
+        try {
+            train_index_from_model(c.get(), model, n, x.data());
+        } catch (const Error& e) {
+            if (faiss::ivflib::try_extract_index_ivf(c.get()))  // a Flat is born trained
+                EXPECT_FALSE(c->is_trained) << factory;
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_NE(message("IVF16,Flat").find("does not fit the index (d=12, nlist=16)"),
+              std::string::npos);
+    EXPECT_NE(message("PCA12,IVF17,Flat").find("pre-transform"), std::string::npos);
+    EXPECT_NE(message("Flat").find("no IndexIVF"), std::string::npos);
+    EXPECT_THROW(train_index_from_model(a.get(), model, n, x.data()), Error);  // trained
+}
+
+}  // namespace
+
+namespace {
+
+TEST(IvfEvaluation, ScannedAtRecallFollowsALogLinearCurve) {
+    // Where log(scanned) is linear in recall, the interpolation is exact:
+    // scanned(target) = exp(a + b * target) between the points, NaN off them.
+    std::mt19937_64 rng(fresh_seed());
+    std::uniform_real_distribution<double> u(0, 1);
+    for (int rep = 0; rep < 20; rep++) {
+        const double a = 3 + 5 * u(rng), b = 1 + 8 * u(rng);
+        std::vector<double> r(7);
+        for (auto& v : r) v = 0.3 + 0.69 * u(rng);
+        std::sort(r.begin(), r.end());
+        std::vector<RecallPoint> curve;
+        for (size_t i = 0; i < r.size(); i++) {
+            RecallPoint p{};
+            p.nprobe = int(i + 1);
+            p.recall_10_10 = r[i];
+            p.scanned_per_query = std::exp(a + b * r[i]);
+            curve.push_back(p);
+        }
+        const double t = r.front() + (r.back() - r.front()) * (0.01 + 0.98 * u(rng));
+        EXPECT_NEAR(scanned_at_recall(curve, t), std::exp(a + b * t), 1e-9 * std::exp(a + b * t));
+        EXPECT_TRUE(std::isnan(scanned_at_recall(curve, r.front() - 0.01)));  // starts above
+        EXPECT_TRUE(std::isnan(scanned_at_recall(curve, r.back() + 0.001)));  // never reached
+    }
+    EXPECT_TRUE(std::isnan(scanned_at_recall({}, 0.9)));
 }
 
 }  // namespace
