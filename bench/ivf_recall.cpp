@@ -53,9 +53,11 @@ struct Curve {
     std::vector<RecallPoint> points;
 };
 
-/// Scanned entries at which a curve reaches 10@10 recall `target`
+/// Scanned entries at which a curve reaches 10@10 recall `target`: as
+/// faiss_gmm::scanned_at_recall, but a curve already above target at its
+/// first point gives that point (the summaries pick a level k-means spans)
 /// (piecewise linear in log scanned between nprobe points; NaN if never).
-double scanned_at_recall(const std::vector<RecallPoint>& pts, double target) {
+double scanned_to_reach(const std::vector<RecallPoint>& pts, double target) {
     for (size_t i = 0; i < pts.size(); i++) {
         if (pts[i].recall_10_10 < target) continue;
         if (i == 0) return pts[0].scanned_per_query;  // reached at the cheapest point
@@ -86,7 +88,7 @@ double recall_at_scanned(const std::vector<RecallPoint>& pts, double scanned) {
 /// Entries scanned to reach recall 0.9, for tuning: lower is better;
 /// never reaching 0.9 ranks last.
 double tuning_cost(const std::vector<RecallPoint>& pts) {
-    const double s = scanned_at_recall(pts, 0.9);
+    const double s = scanned_to_reach(pts, 0.9);
     return std::isnan(s) ? INFINITY : s;
 }
 
@@ -352,8 +354,8 @@ void write_report(const std::string& stem, const std::string& name, const std::s
             bool first = false;  // reached at nprobe 1 by either curve of some seed
             for (const auto* c : cs) {
                 const Curve* k = kmeans_of(c->seed);
-                const double a = scanned_at_recall(c->points, lv),
-                             b = scanned_at_recall(k->points, lv);
+                const double a = scanned_to_reach(c->points, lv),
+                             b = scanned_to_reach(k->points, lv);
                 if (!std::isnan(a) && !std::isnan(b)) ratios.push_back(a / b);
                 first |= c->points[0].recall_10_10 >= lv || k->points[0].recall_10_10 >= lv;
             }
@@ -445,8 +447,8 @@ void write_report(const std::string& stem, const std::string& name, const std::s
     auto ratio_at = [&](const std::string& m, double lv, double* lo, double* hi) -> double {
         std::vector<double> r;
         for (const auto* c : of(m)) {
-            const double a = scanned_at_recall(c->points, lv),
-                         b = scanned_at_recall(kmeans_of(c->seed)->points, lv);
+            const double a = scanned_to_reach(c->points, lv),
+                         b = scanned_to_reach(kmeans_of(c->seed)->points, lv);
             if (!std::isnan(a) && !std::isnan(b)) r.push_back(a / b);
         }
         if (r.size() < of(m).size() || r.empty()) return NAN;
@@ -455,7 +457,7 @@ void write_report(const std::string& stem, const std::string& name, const std::s
         return std::accumulate(r.begin(), r.end(), 0.0) / r.size();
     };
     double km_cost = 0;
-    for (const auto* c : of("k-means")) km_cost += scanned_at_recall(c->points, slv) / nseeds;
+    for (const auto* c : of("k-means")) km_cost += scanned_to_reach(c->points, slv) / nseeds;
     std::string best;
     double best_r = INFINITY, best_lo = 0, best_hi = 0;
     for (const auto& m : methods) {

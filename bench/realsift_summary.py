@@ -7,19 +7,26 @@
       10-recall@10 = 0.90 and 0.95) on the tuning queries.
   realsift_summary.py report WORK ELAPSED QUERIES T LG LK TAU
       the markdown of bench/ivf_results/realsift1m.md.
+  realsift_summary.py csv WORK
+      every measured point (row, probing, seed, nprobe, recall, scanned, QPS,
+      entries per vector): bench/ivf_results/realsift1m.csv.
+  realsift_summary.py plot WORK OUTDIR
+      realsift1m-NLIST.dat/.gp (gnuplot: recall against entries scanned, the
+      distance-probed rows, mean over seeds) for each nlist.
 """
 import glob, math, os, re, statistics, sys
 
 TARGETS = (0.90, 0.95)
 
 
-def curve(path):
-    """(scanned per query, R10@10, QPS) per nprobe row of an eval log."""
+def curve(path, with_nprobe=False):
+    """(scanned per query, R10@10, QPS[, nprobe]) per nprobe row of an eval log."""
     pts = []
     for line in open(path):
         f = line.split()
         if len(f) == 7 and f[0].isdigit():
-            pts.append((float(f[4]), float(f[2]), float(f[6])))
+            pt = (float(f[4]), float(f[2]), float(f[6]))
+            pts.append(pt + (int(f[0]),) if with_nprobe else pt)
     return pts
 
 
@@ -170,12 +177,67 @@ def report(work, elapsed, queries, T, lg, lk, tau):
     print("## Tuning (learn queries)\n")
     tune_table(os.path.join(work, "tune"))
     print("\n## Results (reported queries)")
-    for d in sorted(glob.glob(os.path.join(work, "nlist*")), key=lambda p: int(p[len(work) + 6:])):
+    for d in nlist_dirs(work):
         nlist_table(d, os.path.basename(d)[5:])
+        print(f"\n![IVF{os.path.basename(d)[5:]}](realsift1m-{os.path.basename(d)[5:]}.svg)")
+
+
+def nlist_dirs(work):
+    return sorted(glob.glob(os.path.join(work, "nlist*")), key=lambda p: int(os.path.basename(p)[5:]))
+
+
+def csv(work):
+    print("nlist,row,probing,seed,nprobe,recall_10_10,scanned_per_query,qps,entries_per_vector")
+    for d in nlist_dirs(work):
+        for e in sorted(glob.glob(os.path.join(d, "*.eval"))):
+            name, probe, seed = os.path.basename(e)[:-5].rsplit(".", 2)
+            epv = per_vector(e)
+            for sc, r, q, npb in curve(e, with_nprobe=True):
+                print(f"{os.path.basename(d)[5:]},{name},{probe},{seed},{npb},{r:.4f},{sc:.1f},"
+                      f"{q:.0f},{epv:.3f}")
+
+
+PLOTTED = ("kmeans", "kmeans+soar", "gmm-sphe", "gmm-sphe+probable", "gmm-sphe+soar",
+           "gmm-sphe+tempered", "gmm-diag", "gmm-diag+soar")
+
+
+def plot(work, outdir):
+    for d in nlist_dirs(work):
+        nlist = os.path.basename(d)[5:]
+        r = runs(d)
+        stem = f"realsift1m-{nlist}"
+        titles = []
+        with open(os.path.join(outdir, stem + ".dat"), "w") as f:
+            for name in PLOTTED:
+                seeds = r.get((name, "distance"))
+                if not seeds:
+                    continue
+                # Seeds share the nprobe grid: average point by point.
+                cs = [c for c, _ in seeds.values()]
+                f.write(f"# {name}\n")
+                for pts in zip(*cs):
+                    f.write(f"{statistics.mean(p[0] for p in pts):.1f} "
+                            f"{statistics.mean(p[1] for p in pts):.4f}\n")
+                f.write("\n\n")
+                titles.append(name)
+        with open(os.path.join(outdir, stem + ".gp"), "w") as g:
+            g.write("set terminal svg size 900,600 dynamic font 'sans,11'\n"
+                    f"set output '{stem}.svg'\n"
+                    f"set title 'realsift1m: IVF{nlist},Flat, 10-recall@10 vs list entries "
+                    "scanned per query (distance probing, mean of the seeds)' noenhanced\n"
+                    "set logscale x\nset xlabel 'entries scanned per query'\n"
+                    "set ylabel '10-recall@10' noenhanced\nset yrange [0.8:1]\n"
+                    "set key bottom right noenhanced\nset grid\nplot " +
+                    ", \\\n  ".join(f"'{stem}.dat' index {i} with linespoints title '{t}'"
+                                     for i, t in enumerate(titles)) + "\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "tune":
         tune(sys.argv[2])
+    elif sys.argv[1] == "csv":
+        csv(sys.argv[2])
+    elif sys.argv[1] == "plot":
+        plot(sys.argv[2], sys.argv[3])
     else:
         report(*sys.argv[2:9])

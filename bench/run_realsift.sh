@@ -125,4 +125,9 @@ elapsed=$(( $(date +%s) - start ))
 /usr/bin/python3 bench/realsift_summary.py report "$W" "$elapsed" "$QUERIES" "$BEST_T" \
     "$BEST_LG" "$BEST_LK" "$TAU" > bench/ivf_results/realsift1m.md.tmp
 mv bench/ivf_results/realsift1m.md.tmp bench/ivf_results/realsift1m.md
+/usr/bin/python3 bench/realsift_summary.py csv "$W" > bench/ivf_results/realsift1m.csv
+/usr/bin/python3 bench/realsift_summary.py plot "$W" bench/ivf_results
+if command -v gnuplot > /dev/null; then
+  for f in bench/ivf_results/realsift1m-*.gp; do (cd bench/ivf_results && gnuplot "$(basename "$f")"); done
+fi
 echo "wrote bench/ivf_results/realsift1m.md ($elapsed s)"
