@@ -223,8 +223,8 @@ def plot(work, outdir):
         with open(os.path.join(outdir, stem + ".gp"), "w") as g:
             g.write("set terminal svg size 900,600 dynamic font 'sans,11'\n"
                     f"set output '{stem}.svg'\n"
-                    f"set title 'realsift1m: IVF{nlist},Flat, 10-recall@10 vs list entries "
-                    "scanned per query (distance probing, mean of the seeds)' noenhanced\n"
+                    f"set title 'realsift1m, IVF{nlist},Flat: distance probing, mean of the seeds' "
+                    "noenhanced\n"
                     "set logscale x\nset xlabel 'entries scanned per query'\n"
                     "set ylabel '10-recall@10' noenhanced\nset yrange [0.8:1]\n"
                     "set key bottom right noenhanced\nset grid\nplot " +

@@ -12,7 +12,7 @@
 # earlier runs of its benchmark (e.g. made on the GPU machine).
 set -euo pipefail
 BUILD=${1:-build}
-PARTS=${PARTS:-train estep streaming multi_gpu}
+PARTS=${PARTS:-train estep streaming multi_gpu search}
 out=bench/RESULTS.md
 mkdir -p bench/results
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
@@ -106,6 +106,25 @@ if os.path.exists("bench/results/train.json"):
     skipped = [b for b in bs if b.get("error_occurred")]
     if skipped:
         lines += ["", "Not run: " + ", ".join(f"`{b['name']}` ({b.get('error_message', '')})" for b in skipped)]
+    lines.append("")
+if os.path.exists("bench/results/search.json"):
+    bs = json.load(open("bench/results/search.json"))["benchmarks"]
+    lines += ["## Search through the mixture against FAISS's (issue 14)", "", meta("search"), "",
+              "`bench/bench_search.cpp`: IVF1024,Flat over 200,000 x 128 clustered synthetic rows, 2,000",
+              "queries, k = 10, all cores. FAISS: `IndexIVF::search`. Mixture: `search_mixture`, distance",
+              "order, one copy per id (the lists chosen by the quantizer, results de-duplicated). Both",
+              "scan the same entries at equal nprobe; overhead = the mixture's time per query minus FAISS's.", "",
+              "| nprobe | FAISS us/query | mixture us/query | overhead us/query | FAISS ns/entry | mixture ns/entry |",
+              "|---|---|---|---|---|---|"]
+    by = {}
+    for b in bs:
+        if b.get("error_occurred"): continue
+        by.setdefault(args(b)["nprobe"], {})[b["name"].split("/")[0]] = b
+    for npb in sorted(by, key=int):
+        f, m = by[npb].get("BM_FaissSearch"), by[npb].get("BM_MixtureSearch")
+        if not (f and m): continue
+        lines.append(f"| {npb} | {f['us_per_query']:.1f} | {m['us_per_query']:.1f} | "
+                     f"{m['us_per_query'] - f['us_per_query']:+.1f} | {f['ns_per_entry']:.2f} | {m['ns_per_entry']:.2f} |")
     lines.append("")
 if os.path.exists("bench/results/multi_gpu.json"):
     bs = json.load(open("bench/results/multi_gpu.json"))["benchmarks"]

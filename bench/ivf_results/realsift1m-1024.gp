@@ -1,6 +1,6 @@
 set terminal svg size 900,600 dynamic font 'sans,11'
 set output 'realsift1m-1024.svg'
-set title 'realsift1m: IVF1024,Flat, 10-recall@10 vs list entries scanned per query (distance probing, mean of the seeds)' noenhanced
+set title 'realsift1m, IVF1024,Flat: distance probing, mean of the seeds' noenhanced
 set logscale x
 set xlabel 'entries scanned per query'
 set ylabel '10-recall@10' noenhanced
