@@ -1,0 +1,29 @@
+# ctest's Install.CppConsumer: install this build into a fresh temporary
+# prefix, then configure, build and run tests/consumer against it, as a
+# user's project would (find_package(faiss_gmm) must find every
+# dependency its link interface names).
+#   cmake -DBUILD=<build dir> -DSRC=<tests/consumer> -DWORK=<scratch dir> -P install_consumer.cmake
+foreach(v BUILD SRC WORK)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "install_consumer.cmake needs -D${v}=...")
+  endif()
+endforeach()
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+
+function(step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${what} failed (${rc}):\n${out}\n${err}")
+  endif()
+  message(STATUS "${what}: ok")
+endfunction()
+
+step("install into ${WORK}/prefix"
+     ${CMAKE_COMMAND} --install "${BUILD}" --prefix "${WORK}/prefix")
+step("configure the consumer"
+     ${CMAKE_COMMAND} -S "${SRC}" -B "${WORK}/build" -DCMAKE_PREFIX_PATH=${WORK}/prefix
+     -DCMAKE_BUILD_TYPE=Release)
+step("build the consumer" ${CMAKE_COMMAND} --build "${WORK}/build")
+step("run the consumer" "${WORK}/build/consumer" "${WORK}/index.faiss")
+file(REMOVE_RECURSE "${WORK}")
