@@ -61,22 +61,30 @@ void report(benchmark::State& state, double seconds, double ndis) {
     state.counters["ns_per_entry"] = 1e9 * seconds / ndis;
 }
 
+/// Time `search(nprobe)` (which returns the entries it scanned) per iteration.
+template <class Search>
+void run_search(benchmark::State& state, Search&& search) {
+    double total = 0, ndis = 0;
+    for (auto _ : state) {
+        const double t0 = wall_seconds();
+        ndis += search(int(state.range(0)));
+        const double t = wall_seconds() - t0;
+        state.SetIterationTime(t);
+        total += t;
+    }
+    report(state, total, ndis);
+}
+
 void BM_FaissSearch(benchmark::State& state) {
     auto& s = setup();
     std::vector<float> d(size_t(kQueries) * kK);
     std::vector<faiss::Index::idx_t> l(d.size());
-    s.index->nprobe = int(state.range(0));
-    double total = 0, ndis = 0;
-    for (auto _ : state) {
+    run_search(state, [&](int nprobe) {
+        s.index->nprobe = nprobe;
         faiss::indexIVF_stats.reset();
-        const double t0 = wall_seconds();
         s.index->search(kQueries, s.xq.data(), kK, d.data(), l.data());
-        const double t = wall_seconds() - t0;
-        state.SetIterationTime(t);
-        total += t;
-        ndis += double(faiss::indexIVF_stats.ndis);
-    }
-    report(state, total, ndis);
+        return double(faiss::indexIVF_stats.ndis);
+    });
 }
 
 void BM_MixtureSearch(benchmark::State& state) {
@@ -84,20 +92,15 @@ void BM_MixtureSearch(benchmark::State& state) {
     std::vector<float> d(size_t(kQueries) * kK);
     std::vector<idx_t> l(d.size());
     MixtureSearchParameters p;
-    p.nprobe = int(state.range(0));
     p.order = ProbeOrder::Distance;
     p.max_copies = 1;
     const GaussianMixture none;
-    double total = 0;
-    MixtureSearchStats st;  // sums over the iterations
-    for (auto _ : state) {
-        const double t0 = wall_seconds();
+    run_search(state, [&](int nprobe) {
+        p.nprobe = nprobe;
+        MixtureSearchStats st;
         search_mixture(s.index.get(), none, kQueries, s.xq.data(), kK, d.data(), l.data(), p, &st);
-        const double t = wall_seconds() - t0;
-        state.SetIterationTime(t);
-        total += t;
-    }
-    report(state, total, st.ndis);
+        return st.ndis;
+    });
 }
 
 }  // namespace

@@ -56,17 +56,9 @@ struct Curve {
 /// Scanned entries at which a curve reaches 10@10 recall `target`: as
 /// faiss_gmm::scanned_at_recall, but a curve already above target at its
 /// first point gives that point (the summaries pick a level k-means spans)
-/// (piecewise linear in log scanned between nprobe points; NaN if never).
 double scanned_to_reach(const std::vector<RecallPoint>& pts, double target) {
-    for (size_t i = 0; i < pts.size(); i++) {
-        if (pts[i].recall_10_10 < target) continue;
-        if (i == 0) return pts[0].scanned_per_query;  // reached at the cheapest point
-        const auto &a = pts[i - 1], &b = pts[i];
-        const double t = (target - a.recall_10_10) / (b.recall_10_10 - a.recall_10_10);
-        return std::exp(std::log(a.scanned_per_query) +
-                        t * (std::log(b.scanned_per_query) - std::log(a.scanned_per_query)));
-    }
-    return NAN;
+    if (!pts.empty() && pts[0].recall_10_10 >= target) return pts[0].scanned_per_query;
+    return scanned_at_recall(pts, target);
 }
 
 /// 10@10 recall of a curve at `scanned` entries per query (interpolated as

@@ -116,11 +116,10 @@ def nlist_table(directory, nlist):
             cells.append(cell([c for c, _ in seeds.values()], t))
             cells.append(fmt_ratio(ratios(km, seeds, t)))
             cells.append(fmt_ratio(ratios(kms, seeds, t)) if name.startswith("gmm") else "")
-        q = [at(c, TARGETS[0])[1] for c, _ in seeds.values() if at(c, TARGETS[0])[1]]
+        q = [v for v in (at(c, TARGETS[0])[1] for c, _ in seeds.values()) if v]
         epv = statistics.mean(e for _, e in seeds.values())
-        print(f"| {name} | {probe} | {epv:.3f} | " + " | ".join(cells) +
-              f" | {statistics.mean(q):.0f} |" if q else f"| {name} | {probe} | {epv:.3f} | " +
-              " | ".join(cells) + " | - |")
+        qps = f"{statistics.mean(q):.0f}" if q else "-"
+        print(f"| {name} | {probe} | {epv:.3f} | " + " | ".join(cells) + f" | {qps} |")
         if name.startswith("gmm") and epv <= 2.0:
             rk = [ratios(km, seeds, t) for t in TARGETS]
             rs = [ratios(kms, seeds, t) for t in TARGETS]

@@ -50,6 +50,17 @@ void train_index_with(faiss::Index* index, idx_t n, const float* x,
     FAISS_GMM_CHECK(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
+    if (fitted) {
+        FAISS_GMM_CHECK(index == ivf,
+                        "a fitted model needs a plain IVF index: a pre-transform (OPQ, PCA) would "
+                        "be trained anew and no longer match the model's space");
+        fitted->check_model();
+        FAISS_GMM_CHECK(fitted->d == ivf->d && idx_t(fitted->k) == idx_t(ivf->nlist),
+                        "the model (d=" + std::to_string(fitted->d) + ", k=" +
+                                std::to_string(fitted->k) + ") does not fit the index (d=" +
+                                std::to_string(ivf->d) + ", nlist=" + std::to_string(ivf->nlist) +
+                                ")");
+    }
     FAISS_GMM_CHECK(!index->is_trained && !ivf->is_trained, "the index is already trained");
     FAISS_GMM_CHECK(x && n > 0, "no training data");
     FAISS_GMM_CHECK(fitted || idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
@@ -97,17 +108,6 @@ void train_index_kmeans(faiss::Index* index, idx_t n, const float* x,
 
 void train_index_from_model(faiss::Index* index, const GaussianMixture& model, idx_t n,
                             const float* x) {
-    FAISS_GMM_CHECK(index, "null index");
-    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
-    FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
-    FAISS_GMM_CHECK(index == ivf,
-                    "a fitted model needs a plain IVF index: a pre-transform (OPQ, PCA) would be "
-                    "trained anew and no longer match the model's space");
-    model.check_model();
-    FAISS_GMM_CHECK(model.d == ivf->d && idx_t(model.k) == idx_t(ivf->nlist),
-                    "the model (d=" + std::to_string(model.d) + ", k=" + std::to_string(model.k) +
-                        ") does not fit the index (d=" + std::to_string(ivf->d) +
-                        ", nlist=" + std::to_string(ivf->nlist) + ")");
     train_index_with(index, n, x, model.params, nullptr, false, &model);
 }
 
