@@ -5,7 +5,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 DEB_PACKAGES = build-essential cmake libfaiss-dev libopenblas-dev libomp-dev \
-               libgtest-dev libbenchmark-dev libcli11-dev libopenmpi-dev openmpi-bin
+               libgtest-dev libbenchmark-dev libcli11-dev libopenmpi-dev openmpi-bin \
+               pybind11-dev python3-dev python3-numpy python3-scipy python3-pytest \
+               python3-sklearn python3-faiss
 
 .PHONY: deps configure build demo test bench clean
 

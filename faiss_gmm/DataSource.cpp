@@ -275,7 +275,7 @@ void check_finite_source_rows(const DataSource& src, idx_t i0, idx_t count, cons
     for (idx_t r = 0; r < count; r++)
         for (int j = 0; j < d; j++)
             if (!std::isfinite(x[size_t(r) * d + j])) bad = std::max(bad, count - r);
-    FAISS_GMM_CHECK(bad < 0, "row " + std::to_string(i0 + count - bad) + " of " +
+    FAISS_GMM_CHECK_ARG(bad < 0, "row " + std::to_string(i0 + count - bad) + " of " +
                                  src.description() + " holds a NaN or Inf");
 }
 
@@ -311,7 +311,7 @@ std::unique_ptr<DataSource> open_data_source(const std::string& spec) {
     static const std::regex re(
         R"(synthetic:(\d+)(?:x(\d+))?((?:,(?:k=\d+|seed=\d+|uint8|float16))*))");
     std::smatch m;
-    FAISS_GMM_CHECK(std::regex_match(spec, m, re),
+    FAISS_GMM_CHECK_ARG(std::regex_match(spec, m, re),
                     "bad synthetic source '" + spec +
                         "': want synthetic:N[xD][,k=K][,seed=S][,uint8|,float16]");
     const idx_t n = std::stoll(m[1]);
@@ -329,7 +329,7 @@ std::unique_ptr<DataSource> open_data_source(const std::string& spec) {
         if (o[1] == "float16") t = ElementType::Float16;
         opts = o.suffix();
     }
-    FAISS_GMM_CHECK(n > 0 && p.d > 0 && p.n_clusters > 0,
+    FAISS_GMM_CHECK_ARG(n > 0 && p.d > 0 && p.n_clusters > 0,
                     "bad synthetic source '" + spec + "': N, D and K must be positive");
     p.seed = seed;
     // uint8: SIFT-like byte values (centres N(0, 1) mapped to ~128 +- 32).

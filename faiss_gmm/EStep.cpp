@@ -96,7 +96,7 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
 
 void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
                                      idx_t n, SufficientStatistics& stats) {
-    FAISS_GMM_CHECK(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
+    FAISS_GMM_CHECK_ARG(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
                                             " but the model " + std::to_string(model.d));
     FAISS_GMM_CHECK(i0 >= 0 && n >= 0 && i0 + n <= src.n(), "row range outside the data");
     const int d = model.d;

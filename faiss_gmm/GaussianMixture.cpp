@@ -8,6 +8,7 @@
 #include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/utils/Device.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <faiss_gmm/utils/Interrupt.h>
 #include <faiss_gmm/utils/Utils.h>
 
 #include <algorithm>
@@ -91,35 +92,35 @@ Precision precision_from_string(const std::string& s) {
     if (s == "fp32") return Precision::Fp32;
     if (s == "tf32") return Precision::Tf32;
     if (s == "bf16") return Precision::Bf16;
-    throw Error("faiss-gmm: unknown precision '" + s + "' (fp32, tf32 or bf16)");
+    throw InvalidArgument("faiss-gmm: unknown precision '" + s + "' (fp32, tf32 or bf16)");
 }
 CovarianceType covariance_type_from_string(const std::string& s) {
     if (s == "spherical") return CovarianceType::Spherical;
     if (s == "diagonal" || s == "diag") return CovarianceType::Diagonal;
-    throw Error("faiss-gmm: unknown covariance type '" + s + "' (spherical or diagonal)");
+    throw InvalidArgument("faiss-gmm: unknown covariance type '" + s + "' (spherical or diagonal)");
 }
 InitMethod init_method_from_string(const std::string& s) {
     if (s == "kmeans") return InitMethod::KMeans;
     if (s == "kmeans++") return InitMethod::KMeansPlusPlus;
     if (s == "random") return InitMethod::RandomRows;
     if (s == "faiss-kmeans") return InitMethod::FaissKMeans;
-    throw Error("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++, random or faiss-kmeans)");
+    throw InvalidArgument("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++, random or faiss-kmeans)");
 }
 Device device_from_string(const std::string& s) {
     if (s == "auto") return Device::Auto;
     if (s == "cpu") return Device::Cpu;
     if (s == "gpu") return Device::Gpu;
-    throw Error("faiss-gmm: unknown device '" + s + "' (auto, cpu or gpu)");
+    throw InvalidArgument("faiss-gmm: unknown device '" + s + "' (auto, cpu or gpu)");
 }
 
 GaussianMixture::GaussianMixture(int d_, int k_, const GaussianMixtureParameters& p)
     : d(d_), k(k_), params(p) {
-    FAISS_GMM_CHECK(d > 0, "dimension d must be positive, got " + std::to_string(d));
-    FAISS_GMM_CHECK(k > 0, "number of components k must be positive, got " + std::to_string(k));
-    FAISS_GMM_CHECK(p.covariance_type != CovarianceType::Full,
+    FAISS_GMM_CHECK_ARG(d > 0, "dimension d must be positive, got " + std::to_string(d));
+    FAISS_GMM_CHECK_ARG(k > 0, "number of components k must be positive, got " + std::to_string(k));
+    FAISS_GMM_CHECK_ARG(p.covariance_type != CovarianceType::Full,
                     "full covariance is not supported yet (spherical or diagonal)");
-    FAISS_GMM_CHECK(p.reg_covar >= 0, "reg_covar must be >= 0");
-    FAISS_GMM_CHECK(p.niter >= 0, "niter must be >= 0");
+    FAISS_GMM_CHECK_ARG(p.reg_covar >= 0, "reg_covar must be >= 0");
+    FAISS_GMM_CHECK_ARG(p.niter >= 0, "niter must be >= 0");
 }
 
 void GaussianMixture::check_model() const {
@@ -162,7 +163,7 @@ void GaussianMixture::fit_from_means(idx_t n, const float* x, const float* init_
 void GaussianMixture::fit(const DataSource& data) { fit(data, kOneProcess); }
 
 void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
-    FAISS_GMM_CHECK(data.d() == d, "training data " + data.description() + " has dimension " +
+    FAISS_GMM_CHECK_ARG(data.d() == d, "training data " + data.description() + " has dimension " +
                                        std::to_string(data.d()) + ", the model " +
                                        std::to_string(d));
     // The data is the ranks' shards in rank order: this one holds global
@@ -174,8 +175,8 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
         n += sizes[r];
     }
     const idx_t n_local = data.n();
-    FAISS_GMM_CHECK(n > 0, "no training data");
-    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
+    FAISS_GMM_CHECK_ARG(n > 0, "no training data");
+    FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                        std::to_string(n) + " training rows (need k <= n)");
     // Sampling mode reads only the rows fit() would keep; full-data mode
     // initialises on k * 256 of them (FAISS's default sample) and streams.
@@ -198,7 +199,7 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
         if (all_finite(int64_t(count) * d, x)) return;  // the first bad row, only then
         for (idx_t i = 0; i < count; i++)
             for (int j = 0; j < d; j++)
-                FAISS_GMM_CHECK(std::isfinite(x[size_t(i) * d + j]),
+                FAISS_GMM_CHECK_ARG(std::isfinite(x[size_t(i) * d + j]),
                                 "row " + std::to_string(local_rows ? local_rows[i] : i) + " of " +
                                     data.description() + " holds a NaN or Inf");
     };
@@ -232,13 +233,13 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
 void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
                                const DataSource* stream, idx_t n_stream, const Communicator& comm) {
     const bool lead = comm.rank() == 0;  // the rank that prints
-    FAISS_GMM_CHECK(n > 0 && x, "no training data");
-    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
+    FAISS_GMM_CHECK_ARG(n > 0 && x, "no training data");
+    FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                        std::to_string(n) + " training rows (need k <= n)");
     check_finite_rows(n, d, x, "training data");
     if (w) {
         for (idx_t i = 0; i < n; i++)
-            FAISS_GMM_CHECK(
+            FAISS_GMM_CHECK_ARG(
                 std::isfinite(w[i]) && w[i] >= 0,
                 "sample weight of row " + std::to_string(i) + " is negative or non-finite");
     }
@@ -508,6 +509,7 @@ void GaussianMixture::run_em(EStepBackend& be, idx_t n, double prev, const Commu
     }
     double t_run = 0;
     for (int it = first; it < params.niter && !converged; it++) {
+        check_interrupted();
         double t0 = wall_seconds();
         SufficientStatistics st;
         st.reset(d, k, params.covariance_type, mixture_center(*this));
@@ -581,7 +583,7 @@ void GaussianMixture::predict(idx_t n, const float* x, idx_t* labels) const {
 void GaussianMixture::top_components(idx_t n, const float* x, int t, idx_t* labels,
                                      float* resp) const {
     check_model();
-    FAISS_GMM_CHECK(t >= 1 && t <= k, "top_components: t must be in [1, k]");
+    FAISS_GMM_CHECK_ARG(t >= 1 && t <= k, "top_components: t must be in [1, k]");
     if (params.device != Device::Cpu && gpu_backend_available()) {
         // On the device: the E-step's kernels with an argmax policy, t
         // passes (nothing of size n * k on the host).
@@ -697,7 +699,7 @@ bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& c
     bool checkpoint = false;
     GaussianMixture m = read_model(f, path, &checkpoint);
     FAISS_GMM_CHECK(checkpoint, "'" + path + "' is a model, not a checkpoint (nothing to resume)");
-    FAISS_GMM_CHECK(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
+    FAISS_GMM_CHECK_ARG(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
                     "checkpoint '" + path + "' holds d=" + std::to_string(m.d) +
                         ", k=" + std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
                         " covariance; this fit has d=" + std::to_string(d) +

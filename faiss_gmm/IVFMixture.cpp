@@ -27,15 +27,15 @@ struct IvfParts {
 };
 
 IvfParts ivf_parts(const faiss::Index* index, const char* what) {
-    FAISS_GMM_CHECK(index, std::string(what) + ": null index");
+    FAISS_GMM_CHECK_ARG(index, std::string(what) + ": null index");
     IvfParts p;
     p.pre = dynamic_cast<const faiss::IndexPreTransform*>(index);
     p.ivf = faiss::ivflib::try_extract_index_ivf(const_cast<faiss::Index*>(index));
-    FAISS_GMM_CHECK(p.ivf, std::string(what) + ": the index holds no IndexIVF");
-    FAISS_GMM_CHECK(p.ivf->is_trained, std::string(what) + ": the index is not trained");
+    FAISS_GMM_CHECK_ARG(p.ivf, std::string(what) + ": the index holds no IndexIVF");
+    FAISS_GMM_CHECK_ARG(p.ivf->is_trained, std::string(what) + ": the index is not trained");
     // Other wrappers (IndexIDMap, IndexRefine, nested chains) would map ids
     // or vectors in ways that adding and searching past them would skip.
-    FAISS_GMM_CHECK(
+    FAISS_GMM_CHECK_ARG(
         p.pre ? p.pre->index == p.ivf : index == p.ivf,
         std::string(what) + ": the index must be an IndexIVF or one IndexPreTransform over one");
     return p;
@@ -43,7 +43,7 @@ IvfParts ivf_parts(const faiss::Index* index, const char* what) {
 
 void check_model_fits(const faiss::IndexIVF* ivf, const GaussianMixture& model, const char* what) {
     model.check_model();
-    FAISS_GMM_CHECK(model.d == ivf->d && idx_t(model.k) == idx_t(ivf->nlist),
+    FAISS_GMM_CHECK_ARG(model.d == ivf->d && idx_t(model.k) == idx_t(ivf->nlist),
                     std::string(what) + ": the model (d=" + std::to_string(model.d) +
                         ", k=" + std::to_string(model.k) + ") is not the index's (d=" +
                         std::to_string(ivf->d) + ", nlist=" + std::to_string(ivf->nlist) + ")");
@@ -107,20 +107,20 @@ bool needs_model(const MultiAssignParameters& p) {
 void check_assign_params(const IvfParts& parts, const GaussianMixture& model,
                          const MultiAssignParameters& p) {
     if (needs_model(p) || model.k > 0) check_model_fits(parts.ivf, model, "assign_multi");
-    FAISS_GMM_CHECK(
+    FAISS_GMM_CHECK_ARG(
         p.max_lists >= 1 && idx_t(p.max_lists) <= idx_t(parts.ivf->nlist),
         "assign_multi: max_lists must be in [1, nlist], got " + std::to_string(p.max_lists));
-    FAISS_GMM_CHECK(
+    FAISS_GMM_CHECK_ARG(
         p.rule != SpillRule::Tempered || (p.temperature > 0 && std::isfinite(p.temperature)),
         "assign_multi: the temperature must be positive, got " + std::to_string(p.temperature));
-    FAISS_GMM_CHECK(p.lambda >= 0 && std::isfinite(p.lambda),
+    FAISS_GMM_CHECK_ARG(p.lambda >= 0 && std::isfinite(p.lambda),
                     "assign_multi: lambda must be >= 0, got " + std::to_string(p.lambda));
-    FAISS_GMM_CHECK(p.tau >= 0.f && p.tau <= 1.f,
+    FAISS_GMM_CHECK_ARG(p.tau >= 0.f && p.tau <= 1.f,
                     "assign_multi: tau must be in [0, 1], got " + std::to_string(p.tau));
 }
 
 void check_add_ids(const faiss::Index* index, const idx_t* xids) {
-    FAISS_GMM_CHECK(xids || index->ntotal == 0,
+    FAISS_GMM_CHECK_ARG(xids || index->ntotal == 0,
                     "add_preassigned: give ids when adding to a non-empty index (its ntotal "
                     "counts list entries, not vectors, once vectors have several)");
 }
@@ -180,10 +180,10 @@ MultiAssignStats add_in_ivf_space(faiss::Index* index, const IvfParts& parts, id
     // Every row's lists first, so that a bad one adds nothing.
     for (idx_t i = 0; i < n; i++) {
         const idx_t* row = lists + size_t(i) * max_lists;
-        FAISS_GMM_CHECK(row[0] >= 0 && row[0] < nlist,
+        FAISS_GMM_CHECK_ARG(row[0] >= 0 && row[0] < nlist,
                         "add_preassigned: vector " + std::to_string(i) + " has no valid list");
         for (int j = 1; j < max_lists; j++)
-            FAISS_GMM_CHECK(row[j] >= -1 && row[j] < nlist,
+            FAISS_GMM_CHECK_ARG(row[j] >= -1 && row[j] < nlist,
                             "add_preassigned: vector " + std::to_string(i) + " has list " +
                                 std::to_string(row[j]) + ", outside [0, nlist)");
     }
@@ -219,7 +219,7 @@ MultiAssignStats add_in_ivf_space(faiss::Index* index, const IvfParts& parts, id
 void select_lists(idx_t n, const idx_t* nearest, int t, const idx_t* top, const float* resp,
                   const MultiAssignParameters& p, idx_t* lists) {
     const int m = p.max_lists;
-    FAISS_GMM_CHECK(m >= 1 && (m == 1 || t >= m),
+    FAISS_GMM_CHECK_ARG(m >= 1 && (m == 1 || t >= m),
                     "select_lists: need max_lists >= 1 and t >= max_lists candidates");
     // The first m - 1 candidates (by decreasing responsibility) other than the
     // nearest list and >= tau: any t >= m candidates give the same lists.
@@ -241,7 +241,7 @@ void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t
     const IvfParts parts = ivf_parts(index, "assign_multi");
     check_assign_params(parts, model, p);
     if (n == 0) return;
-    FAISS_GMM_CHECK(x && lists, "assign_multi: null input");
+    FAISS_GMM_CHECK_ARG(x && lists, "assign_multi: null input");
     check_finite_rows(n, index->d, x, "vectors to add");
     const Transformed xt = to_ivf_space(parts, n, x);
     assign_in_ivf_space(parts, model, n, xt.x, p, lists);
@@ -250,10 +250,10 @@ void assign_multi(const faiss::Index* index, const GaussianMixture& model, idx_t
 MultiAssignStats add_preassigned(faiss::Index* index, idx_t n, const float* x, const idx_t* xids,
                                  int max_lists, const idx_t* lists) {
     const IvfParts parts = ivf_parts(index, "add_preassigned");
-    FAISS_GMM_CHECK(max_lists >= 1, "add_preassigned: max_lists must be >= 1");
+    FAISS_GMM_CHECK_ARG(max_lists >= 1, "add_preassigned: max_lists must be >= 1");
     check_add_ids(index, xids);
     if (n == 0) return MultiAssignStats();
-    FAISS_GMM_CHECK(x && lists, "add_preassigned: null input");
+    FAISS_GMM_CHECK_ARG(x && lists, "add_preassigned: null input");
     check_finite_rows(n, index->d, x, "vectors to add");
     const Transformed xt = to_ivf_space(parts, n, x);
     return add_in_ivf_space(index, parts, n, xt.x, xids, max_lists, lists);
@@ -267,7 +267,7 @@ MultiAssignStats add_multi_assign(faiss::Index* index, const GaussianMixture& mo
     check_assign_params(parts, model, p);
     check_add_ids(index, xids);
     if (n == 0) return MultiAssignStats();
-    FAISS_GMM_CHECK(x, "add_multi_assign: null input");
+    FAISS_GMM_CHECK_ARG(x, "add_multi_assign: null input");
     check_finite_rows(n, index->d, x, "vectors to add");
     const Transformed xt = to_ivf_space(parts, n, x);
     std::vector<idx_t> lists(size_t(n) * p.max_lists);
@@ -290,6 +290,65 @@ int count_max_copies(const faiss::Index* index) {
     return most;
 }
 
+void probe_by_posterior(const GaussianMixture& model, const float* centroids, bool ip, idx_t nq,
+                        const float* xq, int nprobe, double mass, idx_t* assign, float* cdis) {
+    FAISS_GMM_CHECK_ARG(nprobe >= 1 && nprobe <= model.k,
+                        "probe_by_posterior: nprobe must be in [1, k]");
+    FAISS_GMM_CHECK_ARG(mass >= 0 && std::isfinite(mass), "probe_by_posterior: mass must be >= 0");
+    if (nq == 0) return;
+    const int d = model.d;
+    std::vector<idx_t> top(size_t(nq) * nprobe);
+    std::vector<float> resp(size_t(nq) * nprobe);
+    model.top_components(nq, xq, nprobe, top.data(), resp.data());
+    const bool adaptive = mass > 0 && mass < 1;
+    const float worst =
+        ip ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+#pragma omp parallel for
+    for (idx_t q = 0; q < nq; q++) {
+        double cum = 0;
+        bool stop = false;
+        for (int j = 0; j < nprobe; j++) {
+            const size_t e = size_t(q) * nprobe + j;
+            if (stop) {
+                assign[e] = -1;  // FAISS skips lists < 0
+                cdis[e] = worst;
+                continue;
+            }
+            const float* c = centroids + size_t(top[e]) * d;
+            const float* v = xq + size_t(q) * d;
+            assign[e] = top[e];
+            cdis[e] = ip ? faiss::fvec_inner_product(v, c, d) : faiss::fvec_L2sqr(v, c, d);
+            cum += resp[e];
+            if (adaptive && cum >= mass) stop = true;
+        }
+    }
+}
+
+void keep_distinct(idx_t nq, idx_t kk, const float* fd, const idx_t* fi, idx_t k, bool ip,
+                   float* distances, idx_t* labels) {
+#pragma omp parallel for
+    for (idx_t q = 0; q < nq; q++) {
+        const float* dq = fd + size_t(q) * kk;
+        const idx_t* iq = fi + size_t(q) * kk;
+        float* dout = distances + size_t(q) * k;
+        idx_t* lout = labels + size_t(q) * k;
+        idx_t got = 0;
+        for (idx_t j = 0; j < kk && got < k; j++) {
+            if (iq[j] < 0) break;
+            bool seen = false;
+            for (idx_t t = 0; t < got && !seen; t++) seen = lout[t] == iq[j];
+            if (seen) continue;
+            dout[got] = dq[j];
+            lout[got++] = iq[j];
+        }
+        for (; got < k; got++) {
+            // FAISS's own padding: id -1 at the worst float distance.
+            dout[got] = ip ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+            lout[got] = -1;
+        }
+    }
+}
+
 void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx_t nq,
                     const float* xq, idx_t k, float* distances, idx_t* labels,
                     const MixtureSearchParameters& p, MixtureSearchStats* stats) {
@@ -299,11 +358,11 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
     // SOAR's copies): an empty one is accepted there.
     if (model.k > 0 || p.order != ProbeOrder::Distance || p.mass > 0)
         check_model_fits(ivf, model, "search_mixture");
-    FAISS_GMM_CHECK(k >= 1, "search_mixture: k must be >= 1");
-    FAISS_GMM_CHECK(p.nprobe >= 1, "search_mixture: nprobe must be >= 1");
-    FAISS_GMM_CHECK(p.mass >= 0 && std::isfinite(p.mass), "search_mixture: mass must be >= 0");
+    FAISS_GMM_CHECK_ARG(k >= 1, "search_mixture: k must be >= 1");
+    FAISS_GMM_CHECK_ARG(p.nprobe >= 1, "search_mixture: nprobe must be >= 1");
+    FAISS_GMM_CHECK_ARG(p.mass >= 0 && std::isfinite(p.mass), "search_mixture: mass must be >= 0");
     if (nq == 0) return;
-    FAISS_GMM_CHECK(xq && distances && labels, "search_mixture: null input");
+    FAISS_GMM_CHECK_ARG(xq && distances && labels, "search_mixture: null input");
     check_finite_rows(nq, index->d, xq, "queries");
     const int copies = p.max_copies > 0 ? p.max_copies : std::max(1, count_max_copies(index));
     const int nprobe = int(std::min<idx_t>(p.nprobe, idx_t(ivf->nlist)));
@@ -318,32 +377,10 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
     if (p.order == ProbeOrder::Distance) {
         ivf->quantizer->search(nq, qt.x, nprobe, cdis.data(), assign.data());
     } else {
-        std::vector<idx_t> top(size_t(nq) * nprobe);
-        std::vector<float> resp(size_t(nq) * nprobe);
-        model.top_components(nq, qt.x, nprobe, top.data(), resp.data());
         std::vector<float> centroids(size_t(ivf->nlist) * d);
         ivf->quantizer->reconstruct_n(0, ivf->nlist, centroids.data());
-        const bool adaptive = p.mass > 0 && p.mass < 1;
-#pragma omp parallel for
-        for (idx_t q = 0; q < nq; q++) {
-            double cum = 0;
-            bool stop = false;
-            for (int j = 0; j < nprobe; j++) {
-                const size_t e = size_t(q) * nprobe + j;
-                if (stop) {
-                    assign[e] = -1;  // FAISS skips lists < 0
-                    cdis[e] = ip ? -std::numeric_limits<float>::infinity()
-                                 : std::numeric_limits<float>::infinity();
-                    continue;
-                }
-                const float* c = centroids.data() + size_t(top[e]) * d;
-                const float* v = qt.x + size_t(q) * d;
-                assign[e] = top[e];
-                cdis[e] = ip ? faiss::fvec_inner_product(v, c, d) : faiss::fvec_L2sqr(v, c, d);
-                cum += resp[e];
-                if (adaptive && cum >= p.mass) stop = true;
-            }
-        }
+        probe_by_posterior(model, centroids.data(), ip, nq, qt.x, nprobe, p.mass, assign.data(),
+                           cdis.data());
     }
 
     // Over-fetch k * copies entries: an id held `copies` times can fill at
@@ -362,28 +399,8 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
                                   assign.data() + size_t(q0) * nprobe,
                                   cdis.data() + size_t(q0) * nprobe, fd.data(), fi.data(), sp,
                                   ivf_stats);
-#pragma omp parallel for
-        for (idx_t q = 0; q < nb; q++) {
-            const float* dq = fd.data() + size_t(q) * kk;
-            const idx_t* iq = fi.data() + size_t(q) * kk;
-            float* dout = distances + size_t(q0 + q) * k;
-            idx_t* lout = labels + size_t(q0 + q) * k;
-            idx_t got = 0;
-            for (idx_t j = 0; j < kk && got < k; j++) {
-                if (iq[j] < 0) break;
-                bool seen = false;
-                for (idx_t t = 0; t < got && !seen; t++) seen = lout[t] == iq[j];
-                if (seen) continue;
-                dout[got] = dq[j];
-                lout[got++] = iq[j];
-            }
-            for (; got < k; got++) {
-                // FAISS's own padding: id -1 at the worst float distance.
-                dout[got] =
-                    ip ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
-                lout[got] = -1;
-            }
-        }
+        keep_distinct(nb, kk, fd.data(), fi.data(), k, ip, distances + size_t(q0) * k,
+                      labels + size_t(q0) * k);
     }
     if (stats) {
         stats->nq += nq;

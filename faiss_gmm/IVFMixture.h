@@ -159,6 +159,27 @@ void search_mixture(const faiss::Index* index, const GaussianMixture& model, idx
                     const float* xq, idx_t k, float* distances, idx_t* labels,
                     const MixtureSearchParameters& p, MixtureSearchStats* stats = nullptr);
 
+/**
+ * search_mixture()'s posterior probing as a step of its own (for indexes
+ * that live in another copy of FAISS, such as python3-faiss's): the nprobe
+ * most probable components of each query under model (nq x d, in the IVF's
+ * space), most probable first, into assign (nq x nprobe), and each one's
+ * distance to its centroid (centroids: k x d, L2 or inner product by ip)
+ * into cdis, as IndexIVF::search_preassigned takes them. With 0 < mass < 1
+ * the lists after the cumulative posterior reaches mass are -1 (skipped).
+ */
+void probe_by_posterior(const GaussianMixture& model, const float* centroids, bool ip, idx_t nq,
+                        const float* xq, int nprobe, double mass, idx_t* assign, float* cdis);
+
+/**
+ * search_mixture()'s de-duplication: from nq rows of kk sorted results
+ * (fd, fi; -1 ends a row) keep the first k distinct ids of each, with their
+ * distances (the first copy is the best), padding with id -1 at the worst
+ * distance as FAISS does. distances and labels are nq x k.
+ */
+void keep_distinct(idx_t nq, idx_t kk, const float* fd, const idx_t* fi, idx_t k, bool ip,
+                   float* distances, idx_t* labels);
+
 /** The largest number of entries any one id has in the index's lists. */
 int count_max_copies(const faiss::Index* index);
 

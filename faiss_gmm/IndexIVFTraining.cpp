@@ -47,23 +47,23 @@ namespace {
 void train_index_with(faiss::Index* index, idx_t n, const float* x,
                       const GaussianMixtureParameters& gmm, GaussianMixture* model_out,
                       bool kmeans, const GaussianMixture* fitted = nullptr) {
-    FAISS_GMM_CHECK(index, "null index");
+    FAISS_GMM_CHECK_ARG(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
-    FAISS_GMM_CHECK(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
+    FAISS_GMM_CHECK_ARG(ivf, "the index holds no IndexIVF: there is no coarse quantizer to train");
     if (fitted) {
-        FAISS_GMM_CHECK(index == ivf,
+        FAISS_GMM_CHECK_ARG(index == ivf,
                         "a fitted model needs a plain IVF index: a pre-transform (OPQ, PCA) would "
                         "be trained anew and no longer match the model's space");
         fitted->check_model();
-        FAISS_GMM_CHECK(fitted->d == ivf->d && idx_t(fitted->k) == idx_t(ivf->nlist),
+        FAISS_GMM_CHECK_ARG(fitted->d == ivf->d && idx_t(fitted->k) == idx_t(ivf->nlist),
                         "the model (d=" + std::to_string(fitted->d) + ", k=" +
                                 std::to_string(fitted->k) + ") does not fit the index (d=" +
                                 std::to_string(ivf->d) + ", nlist=" + std::to_string(ivf->nlist) +
                                 ")");
     }
-    FAISS_GMM_CHECK(!index->is_trained && !ivf->is_trained, "the index is already trained");
-    FAISS_GMM_CHECK(x && n > 0, "no training data");
-    FAISS_GMM_CHECK(fitted || idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
+    FAISS_GMM_CHECK_ARG(!index->is_trained && !ivf->is_trained, "the index is already trained");
+    FAISS_GMM_CHECK_ARG(x && n > 0, "no training data");
+    FAISS_GMM_CHECK_ARG(fitted || idx_t(ivf->nlist) <= n, "nlist=" + std::to_string(ivf->nlist) +
                                                 " lists but only " + std::to_string(n) +
                                                 " training vectors (need nlist <= n)");
     check_finite_rows(n, index->d, x, "training data");
@@ -113,7 +113,7 @@ void train_index_from_model(faiss::Index* index, const GaussianMixture& model, i
 
 void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t* lists,
                      const GaussianMixtureParameters& p) {
-    FAISS_GMM_CHECK(ivf && ivf->is_trained, "assign_to_lists: the IVF is not trained");
+    FAISS_GMM_CHECK_ARG(ivf && ivf->is_trained, "assign_to_lists: the IVF is not trained");
     const auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
     const bool gpu = flat && flat->metric_type == faiss::METRIC_L2 && p.device != Device::Cpu &&
                      gpu_backend_available() && flat->ntotal == idx_t(ivf->nlist);
@@ -130,13 +130,13 @@ void assign_to_lists(const faiss::IndexIVF* ivf, idx_t n, const float* x, idx_t*
 
 void add_to_index(faiss::Index* index, idx_t n, const float* x,
                   const GaussianMixtureParameters& p) {
-    FAISS_GMM_CHECK(index, "null index");
+    FAISS_GMM_CHECK_ARG(index, "null index");
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     if (!ivf || n == 0) {
         index->add(n, x);
         return;
     }
-    FAISS_GMM_CHECK(index->is_trained, "add_to_index: the index is not trained");
+    FAISS_GMM_CHECK_ARG(index->is_trained, "add_to_index: the index is not trained");
     check_finite_rows(n, index->d, x, "vectors to add");
     const float* xt = x;
     std::unique_ptr<const float[]> owned;
@@ -145,7 +145,7 @@ void add_to_index(faiss::Index* index, idx_t n, const float* x,
         xt = pt->apply_chain(n, x);
         owned.reset(xt);
     }
-    FAISS_GMM_CHECK(
+    FAISS_GMM_CHECK_ARG(
         pt ? pt->index == ivf : index == ivf,
         "add_to_index: the IVF must be the index or the end of one pre-transform chain");
     std::vector<idx_t> lists(n);
@@ -162,7 +162,7 @@ faiss::Index* index_factory_gmm(int d, const std::string& description, idx_t n, 
     try {
         index.reset(faiss::index_factory(d, description.c_str(), metric));
     } catch (const std::exception& e) {
-        throw Error("faiss-gmm: bad factory string '" + description + "': " + e.what());
+        throw InvalidArgument("faiss-gmm: bad factory string '" + description + "': " + e.what());
     }
     train_index_gmm(index.get(), n, x, gmm, model_out);
     return index.release();

@@ -3,6 +3,7 @@
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/utils/FileUtils.h>
+#include <faiss_gmm/utils/Interrupt.h>
 #include <faiss_gmm/utils/Utils.h>
 
 #include <cmath>
@@ -52,7 +53,7 @@ std::vector<idx_t> faiss_sample_rows(idx_t n, idx_t m, int64_t seed) {
 
 std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* x, int64_t seed,
                                             int redo) {
-    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
+    FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
                                        std::to_string(n) + " rows (need k <= n)");
     const std::vector<idx_t> perm = faiss_sample_rows(n, k, seed + 1 + int64_t(redo) * 15486557L);
     std::vector<float> c(size_t(k) * d);
@@ -85,10 +86,11 @@ std::vector<float> kmeans_plus_plus(EStepBackend& backend, int d, int k, idx_t n
 std::vector<faiss::ClusteringIterationStats> kmeans_iterations(
     EStepBackend& backend, int d, int k, idx_t n, const float* x, const float* w, int niter,
     bool spherical, std::vector<float>& centroids, bool verbose) {
-    FAISS_GMM_CHECK(centroids.size() == size_t(k) * d, "k-means needs k x d initial centroids");
+    FAISS_GMM_CHECK_ARG(centroids.size() == size_t(k) * d, "k-means needs k x d initial centroids");
     GaussianMixture cm = nearest_mean_model(d, k, centroids.data());
     std::vector<faiss::ClusteringIterationStats> out;
     for (int it = 0; it < niter; it++) {
+        check_interrupted();
         const double t0 = wall_seconds();
         cm.means = centroids;
         // Sums about the centroids' mean: a point near the data.
@@ -136,10 +138,10 @@ KMeansClustering::KMeansClustering(int d_, int k_, const faiss::ClusteringParame
     : faiss::Clustering(d_, k_, cp) {}
 
 void KMeansClustering::train(idx_t n, const float* x, faiss::Index& index, const float* w) {
-    FAISS_GMM_CHECK(index.d == int(d), "index dimension " + std::to_string(index.d) +
+    FAISS_GMM_CHECK_ARG(index.d == int(d), "index dimension " + std::to_string(index.d) +
                                            " does not match clustering dimension " +
                                            std::to_string(d));
-    FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
+    FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
                                        std::to_string(n) + " training points (need k <= n)");
     std::unique_ptr<EStepBackend> be;
     if (!frozen_centroids && !int_centroids) be = make_estep_backend(backend);

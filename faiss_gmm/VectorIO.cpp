@@ -150,7 +150,7 @@ VectorFormat format_from_path(const std::string& p) {
     if (ends_with(p, ".u8bin")) return VectorFormat::U8bin;
     if (ends_with(p, ".ibin")) return VectorFormat::Ibin;
     if (ends_with(p, ".npy")) return VectorFormat::Npy;
-    throw Error("faiss-gmm: '" + p +
+    throw InvalidArgument("faiss-gmm: '" + p +
                 "': unknown vector file extension (fvecs, bvecs, ivecs, fbin, u8bin, ibin, npy)");
 }
 

@@ -2,7 +2,8 @@
 # prefix, then configure, build and run tests/consumer against it, as a
 # user's project would (find_package(faiss_gmm) must find every
 # dependency its link interface names).
-#   cmake -DBUILD=<build dir> -DSRC=<tests/consumer> -DWORK=<scratch dir> -P install_consumer.cmake
+#   cmake -DBUILD=<build dir> -DSRC=<tests/consumer> -DWORK=<scratch dir>
+#         [-DPYTHON=<interpreter> -DPY_DIR=<package dir under the prefix>] -P install_consumer.cmake
 foreach(v BUILD SRC WORK)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "install_consumer.cmake needs -D${v}=...")
@@ -26,4 +27,21 @@ step("configure the consumer"
      -DCMAKE_BUILD_TYPE=Release)
 step("build the consumer" ${CMAKE_COMMAND} --build "${WORK}/build")
 step("run the consumer" "${WORK}/build/consumer" "${WORK}/index.faiss")
+# The installed Python package, in a fresh interpreter that sees only the
+# prefix (not the build tree): fit, train an index, hand it to faiss.
+if(PYTHON)
+  set(script [=[
+import sys, numpy as np, faiss, faiss_gmm
+assert faiss_gmm.__file__.startswith(sys.argv[1]), faiss_gmm.__file__
+x = np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32)
+index = faiss_gmm.index_factory(8, "IVF8,Flat", x)
+index.add(x)
+faiss.write_index(index, sys.argv[2])
+assert faiss.read_index(sys.argv[2]).ntotal == 2000
+print("python consumer ok")
+]=])
+  step("import the installed Python package"
+       ${CMAKE_COMMAND} -E env --unset=PYTHONPATH PYTHONPATH=${WORK}/prefix/${PY_DIR}/..
+       ${PYTHON} -c "${script}" "${WORK}/prefix" "${WORK}/py.faiss")
+endif()
 file(REMOVE_RECURSE "${WORK}")

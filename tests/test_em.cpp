@@ -2,10 +2,13 @@
 // model's queries against float64 references, save/load.
 #include <faiss_gmm/SyntheticData.h>
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/utils/Interrupt.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <random>
 
 #include "TestUtils.h"
 
@@ -288,3 +291,37 @@ TEST(Em, SaveLoadRoundTripAndBadFiles) {
 }
 
 }  // namespace
+
+// The interrupt hook (the Python binding's Ctrl-C) stops a fit between
+// iterations with Interrupted, after the iterations already done.
+TEST(GaussianMixture, InterruptHookStopsBetweenIterations) {
+    const int n = 2000, d = 7, k = 5;
+    std::mt19937 gen(std::random_device{}());
+    std::normal_distribution<float> nd;
+    std::vector<float> x(size_t(n) * d);
+    for (float& v : x) v = nd(gen);
+    faiss_gmm::GaussianMixtureParameters p;
+    p.niter = 50;
+    p.tol = 0;
+    p.device = faiss_gmm::Device::Cpu;
+    faiss_gmm::GaussianMixture g(d, k, p);
+    int polls = 0;
+    faiss_gmm::set_interrupt_callback([&] { return ++polls > 3; });
+    EXPECT_THROW(g.fit(n, x.data()), faiss_gmm::Interrupted);
+    faiss_gmm::set_interrupt_callback({});
+    EXPECT_EQ(g.iteration_stats.size(), 3u);
+    EXPECT_NO_THROW(g.fit(n, x.data()));
+    EXPECT_EQ(g.iteration_stats.size(), 50u);
+}
+
+// Bad input is an InvalidArgument (the binding's ValueError), still an Error.
+TEST(GaussianMixture, BadInputIsInvalidArgument) {
+    std::vector<float> x(30, 1.f);
+    x[17] = std::nanf("");
+    faiss_gmm::GaussianMixture g(3, 2);
+    EXPECT_THROW(g.fit(10, x.data()), faiss_gmm::InvalidArgument);
+    faiss_gmm::GaussianMixture big(3, 20);
+    x[17] = 0;
+    EXPECT_THROW(big.fit(10, x.data()), faiss_gmm::InvalidArgument);
+    EXPECT_THROW(faiss_gmm::GaussianMixture::load("/nonexistent/m.gmm"), faiss_gmm::Error);
+}

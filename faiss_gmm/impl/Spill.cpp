@@ -10,7 +10,7 @@ namespace faiss_gmm {
 
 GaussianMixture tempered_mixture(const GaussianMixture& model, double temperature) {
     model.check_model();
-    FAISS_GMM_CHECK(temperature > 0 && std::isfinite(temperature),
+    FAISS_GMM_CHECK_ARG(temperature > 0 && std::isfinite(temperature),
                     "the spill temperature must be positive and finite");
     const int d = model.d, k = model.k;
     const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
@@ -38,8 +38,8 @@ GaussianMixture tempered_mixture(const GaussianMixture& model, double temperatur
 
 void soar_lists(int d, idx_t k, const float* centroids, idx_t n, const float* x, float lambda,
                 int m, idx_t* lists) {
-    FAISS_GMM_CHECK(m >= 1 && m <= k, "SOAR: max_lists must be in [1, k]");
-    FAISS_GMM_CHECK(lambda >= 0 && std::isfinite(lambda), "SOAR: lambda must be >= 0");
+    FAISS_GMM_CHECK_ARG(m >= 1 && m <= k, "SOAR: max_lists must be in [1, k]");
+    FAISS_GMM_CHECK_ARG(lambda >= 0 && std::isfinite(lambda), "SOAR: lambda must be >= 0");
     if (m == 1 || n == 0) return;
     std::vector<float> cnorm(k);
     for (idx_t c = 0; c < k; c++) {

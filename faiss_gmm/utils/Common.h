@@ -21,6 +21,16 @@ class Error : public std::runtime_error {
     explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
+/**
+ * An Error caused by the caller's arguments or data (bad sizes, NaN/Inf
+ * rows, k > n, unknown option values), as opposed to a failing system
+ * (files, devices, memory). The Python binding raises it as ValueError.
+ */
+class InvalidArgument : public Error {
+   public:
+    explicit InvalidArgument(const std::string& msg) : Error(msg) {}
+};
+
 }  // namespace faiss_gmm
 
 /// Throw faiss_gmm::Error with a message when cond does not hold.
@@ -29,4 +39,12 @@ class Error : public std::runtime_error {
         if (!(cond)) {                                                    \
             throw ::faiss_gmm::Error(std::string("faiss-gmm: ") + (msg)); \
         }                                                                 \
+    } while (0)
+
+/// As FAISS_GMM_CHECK, throwing faiss_gmm::InvalidArgument: the caller's input is at fault.
+#define FAISS_GMM_CHECK_ARG(cond, msg)                                              \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            throw ::faiss_gmm::InvalidArgument(std::string("faiss-gmm: ") + (msg)); \
+        }                                                                           \
     } while (0)

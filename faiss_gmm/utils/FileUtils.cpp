@@ -53,7 +53,7 @@ void check_finite_rows(idx_t n, int d, const float* x, const char* what) {
         const float* r = x + i * size_t(d);
         for (int j = 0; j < d; j++) {
             if (!std::isfinite(r[j])) {
-                throw Error(std::string("faiss-gmm: ") + what + ": row " + std::to_string(i) +
+                throw InvalidArgument(std::string("faiss-gmm: ") + what + ": row " + std::to_string(i) +
                             " has a non-finite value (" + (std::isnan(r[j]) ? "nan" : "inf") +
                             ") at dimension " + std::to_string(j));
             }
