@@ -64,8 +64,10 @@ def test_recovers_a_known_mixture(rng):
     g.fit(x)
     order = [int(np.argmin(((g.means_ - m) ** 2).sum(1))) for m in means]
     assert sorted(order) == list(range(k))
-    # Means to a few standard errors, weights and variances to a few percent.
-    np.testing.assert_allclose(g.means_[order], means, atol=0.1)
+    # Means to five standard errors sqrt(var / n_k), weights and variances
+    # to a few percent.
+    se = np.sqrt(variances / (n * weights))[:, None]
+    assert np.all(np.abs(g.means_[order] - means) < 5 * se + 1e-3)
     np.testing.assert_allclose(g.weights_[order], weights, atol=0.02)
     np.testing.assert_allclose(g.covariances_[order], variances, rtol=0.05)
     assert (g.predict(x) == np.array(order)[labels]).mean() > 0.99
