@@ -107,11 +107,7 @@ void fit_from_means(GaussianMixture& g, const py::array& x, const py::array& mea
 /// max_points_per_component <= 0.
 void fit_source(GaussianMixture& g, const std::string& spec) {
     py::gil_scoped_release nogil;
-    std::unique_ptr<DataSource> src = open_data_source(spec);
-    FAISS_GMM_CHECK_ARG(src->d() == g.d, "'" + spec + "' has dimension " +
-                                             std::to_string(src->d()) + ", the model " +
-                                             std::to_string(g.d));
-    g.fit(*src);
+    g.fit(*open_data_source(spec));  // fit names a dimension mismatch
 }
 
 py::array_t<float> score_samples(const GaussianMixture& g, const py::array& x) {

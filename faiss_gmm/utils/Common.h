@@ -33,18 +33,17 @@ class InvalidArgument : public Error {
 
 }  // namespace faiss_gmm
 
-/// Throw faiss_gmm::Error with a message when cond does not hold.
-#define FAISS_GMM_CHECK(cond, msg)                                        \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            throw ::faiss_gmm::Error(std::string("faiss-gmm: ") + (msg)); \
-        }                                                                 \
+/// Throw `type` (an Error class) with the message, prefixed, when cond does not hold.
+#define FAISS_GMM_THROW_UNLESS(type, cond, msg)             \
+    do {                                                    \
+        if (!(cond)) {                                      \
+            throw type(std::string("faiss-gmm: ") + (msg)); \
+        }                                                   \
     } while (0)
 
+/// Throw faiss_gmm::Error with a message when cond does not hold.
+#define FAISS_GMM_CHECK(cond, msg) FAISS_GMM_THROW_UNLESS(::faiss_gmm::Error, cond, msg)
+
 /// As FAISS_GMM_CHECK, throwing faiss_gmm::InvalidArgument: the caller's input is at fault.
-#define FAISS_GMM_CHECK_ARG(cond, msg)                                              \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            throw ::faiss_gmm::InvalidArgument(std::string("faiss-gmm: ") + (msg)); \
-        }                                                                           \
-    } while (0)
+#define FAISS_GMM_CHECK_ARG(cond, msg) \
+    FAISS_GMM_THROW_UNLESS(::faiss_gmm::InvalidArgument, cond, msg)

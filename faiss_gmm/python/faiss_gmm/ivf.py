@@ -35,10 +35,10 @@ def index_factory(d, description, x, metric="l2", trainer="gmm", return_model=Fa
     values for an IVF's own training. x may also be a vector file's path.
     With return_model, returns (index, GaussianMixture) (model None for k-means).
     """
-    if metric not in ("l2", "ip", faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT):
+    names = {"l2": "l2", "ip": "ip", faiss.METRIC_L2: "l2", faiss.METRIC_INNER_PRODUCT: "ip"}
+    if metric not in names:
         raise ValueError(f"metric must be 'l2' or 'ip', got {metric!r}")
-    if metric in (faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT) and not isinstance(metric, str):
-        metric = "l2" if metric == faiss.METRIC_L2 else "ip"
+    metric = names[metric]
     if is_path(x):
         x = _core.read_vectors(os.fspath(x))
     x = as_rows(x, "x", d=d)

@@ -180,18 +180,15 @@ class GaussianMixture:
         return scipy.sparse.csr_matrix(
             (resp.ravel(), labels.ravel(), np.arange(0, n * t + 1, t)), shape=(n, m.k))
 
-    def _n_parameters(self):
-        return self._fitted().n_parameters()
-
     def bic(self, X):
         """Bayesian information criterion: -2 log L + p log n (lower is better)."""
-        n = np.asarray(X).shape[0]
-        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return self._fitted().bic(self._rows(X))
 
     def aic(self, X):
         """Akaike information criterion: -2 log L + 2 p (lower is better)."""
-        n = np.asarray(X).shape[0]
-        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+        m, X = self._fitted(), self._rows(X)
+        p = m.n_parameters()
+        return m.bic(X) - p * np.log(X.shape[0]) + 2.0 * p  # one pass over X
 
     # ---- persistence
 
