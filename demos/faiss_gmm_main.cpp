@@ -64,7 +64,7 @@ struct GmmOptions {
         app->add_option("--device", device, "E-step device: auto, cpu or gpu")
             ->capture_default_str();
         app->add_option("--precision", precision,
-                        "GPU E-step precision: fp32 (exact), tf32 or bf16 (tensor cores)")
+                        "GPU E-step precision: fp32 (exact), tf32, bf16 or fast (tensor cores)")
             ->capture_default_str();
         app->add_option("--gpus", gpus,
                         "GPUs to split the rows over, e.g. 0,1 (default: every visible GPU)");

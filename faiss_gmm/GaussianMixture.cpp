@@ -85,6 +85,8 @@ const char* to_string(Precision p) {
             return "tf32";
         case Precision::Bf16:
             return "bf16";
+        case Precision::Fast:
+            return "fast";
     }
     return "?";
 }
@@ -92,6 +94,7 @@ Precision precision_from_string(const std::string& s) {
     if (s == "fp32") return Precision::Fp32;
     if (s == "tf32") return Precision::Tf32;
     if (s == "bf16") return Precision::Bf16;
+    if (s == "fast") return Precision::Fast;
     throw InvalidArgument("faiss-gmm: unknown precision '" + s + "' (fp32, tf32 or bf16)");
 }
 CovarianceType covariance_type_from_string(const std::string& s) {

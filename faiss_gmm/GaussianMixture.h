@@ -48,6 +48,9 @@ enum class Precision {
     Fp32 = 0,  ///< float32-class results (default): 3xTF32 tensor-core products
     Tf32 = 1,  ///< results to ~1e-3: TF32-class tensor-core products
     Bf16 = 2,  ///< results to ~5e-3: bf16-class tensor-core products
+    /// single bf16 products for the log-densities and the accumulation:
+    /// per-step statistics to ~1e-2 (bench/NOTES.md), for speed
+    Fast = 3,
 };
 
 const char* to_string(CovarianceType c);
@@ -60,7 +63,7 @@ CovarianceType covariance_type_from_string(const std::string& s);
 InitMethod init_method_from_string(const std::string& s);
 /** Parse "auto" / "cpu" / "gpu" (throws Error otherwise). */
 Device device_from_string(const std::string& s);
-/** "fp32", "tf32" or "bf16"; throws Error naming the bad value. */
+/** "fp32", "tf32", "bf16" or "fast"; throws Error naming the bad value. */
 Precision precision_from_string(const std::string& s);
 
 /** Parameters of a GMM fit, in the style of faiss::ClusteringParameters. */

@@ -42,10 +42,9 @@ constexpr int BN1 = 64;           // components per tile, pass 1
 constexpr int BC2 = kPass2Comps;  // components per block, pass 2 (16 per warp)
 constexpr int BR2 = 64;           // rows per tile, pass 2
 
-constexpr int kTf32 = int(MmaPrecision::Tf32), kTf32x3 = int(MmaPrecision::Tf32x3),
-              kBf16 = int(MmaPrecision::Bf16), kBf16x3 = int(MmaPrecision::Bf16x3);
-
-__host__ __device__ constexpr bool is_bf16(int p) { return p == kBf16 || p == kBf16x3; }
+__host__ __device__ constexpr bool is_bf16(int p) {
+    return p == kBf16 || p == kBf16x3 || p == kBf16x2;
+}
 __host__ __device__ constexpr bool is_split(int p) { return p == kTf32x3 || p == kBf16x3; }
 /// K of one mma (and of one step over d or over rows).
 __host__ __device__ constexpr int mma_k(int p) { return is_bf16(p) ? 16 : 8; }
@@ -741,11 +740,11 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
                                                             num_sms, stream)
                            : accumulate_split<kTf32, true>(x, n, weights, log_norm, m, stats,
                                                            num_sms, stream);
-    if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Bf16)
-        return m.spherical ? accumulate_split<kBf16, false>(x, n, weights, log_norm, m, stats,
-                                                            num_sms, stream)
-                           : accumulate_split<kBf16, true>(x, n, weights, log_norm, m, stats,
-                                                           num_sms, stream);
+    if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Bf16x2)
+        return m.spherical ? accumulate_split<kBf16x2, false>(x, n, weights, log_norm, m, stats,
+                                                              num_sms, stream)
+                           : accumulate_split<kBf16x2, true>(x, n, weights, log_norm, m, stats,
+                                                             num_sms, stream);
     return cudaErrorInvalidValue;
 }
 
@@ -753,7 +752,7 @@ bool mma_plan_supported(const MmaPlan& p) {
     using M = MmaPrecision;
     const M l = p.logits, a = p.accumulate;
     return (l == M::Tf32x3 && (a == M::Tf32x3 || a == M::Tf32)) || (l == M::Tf32 && a == M::Tf32) ||
-           (l == M::Bf16x3 && (a == M::Tf32 || a == M::Bf16)) || (l == M::Bf16 && a == M::Bf16);
+           (l == M::Bf16x3 && (a == M::Tf32 || a == M::Bf16x2)) || (l == M::Bf16 && a == M::Bf16);
 }
 
 }  // namespace gpu

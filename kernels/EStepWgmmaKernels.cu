@@ -35,6 +35,7 @@
 
 #include "EStepKernels.cuh"
 #include "MmaCommon.cuh"
+#include "WgmmaOps.cuh"
 
 namespace faiss_gmm {
 namespace gpu {
@@ -42,222 +43,8 @@ namespace gpu {
 namespace {
 
 using namespace mma_common;
+using namespace wgmma_ops;
 
-/// Columns of a bf16 operand tile: dp rounded up to whole 64-column blocks
-/// (one 128-byte line per row and block, the 128-byte swizzle's width).
-__host__ __device__ constexpr int sw_width(int dp) { return (dp + 63) / 64 * 64; }
-
-/// Byte offset of element (row r, column j) of a bf16 tile of `rows` rows in
-/// the 128-byte-swizzled layout wgmma reads: column blocks of 64 (rows x 128
-/// bytes each), a 128-byte line per row, and the 16-byte chunks of a line
-/// permuted by XOR with r % 8 (so that the 8 rows of a core matrix sit in
-/// distinct banks). Tiles start 1024-byte aligned.
-__device__ __forceinline__ uint32_t sw_offset(int r, int j, int rows) {
-    return (j >> 6) * rows * 128 + r * 128 + ((((j >> 3) & 7) ^ (r & 7)) << 4) + (j & 7) * 2;
-}
-
-/// wgmma shared-memory descriptor, no swizzle: lbo = bytes between core
-/// matrices along k, sbo = along M / N.
-__device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint32_t sbo) {
-    const uint32_t a = uint32_t(__cvta_generic_to_shared(p));
-    return uint64_t((a & 0x3ffff) >> 4) | (uint64_t((lbo >> 4) & 0x3fff) << 16) |
-           (uint64_t((sbo >> 4) & 0x3fff) << 32);
-}
-
-/// K-major descriptor of a swizzled tile (`rows` rows): rows from r0 (a
-/// multiple of 8), the k16 step at column k0 (a multiple of 16).
-__device__ __forceinline__ uint64_t sw_desc_k(const uint8_t* tile, int rows, int r0, int k0) {
-    return smem_desc(tile + (k0 >> 6) * rows * 128 + r0 * 128 + (k0 & 63) * 2, 16, 1024) |
-           (uint64_t(1) << 62);
-}
-/// MN-major descriptor of a swizzled tile (`rows` rows, read as B with k =
-/// rows from r0, a multiple of 8, and n = columns): n blocks of 64 are
-/// rows x 128 bytes apart, 8-row k groups 1024.
-__device__ __forceinline__ uint64_t sw_desc_mn(const uint8_t* tile, int rows, int r0) {
-    return smem_desc(tile + r0 * 128, rows * 128, 1024) | (uint64_t(1) << 62);
-}
-/// The dynamic shared memory rounded up to 1024 bytes (the swizzle's period).
-__device__ __forceinline__ uint8_t* align1024(uint8_t* p) {
-    const uint32_t a = uint32_t(__cvta_generic_to_shared(p));
-    return p + ((1024u - (a & 1023u)) & 1023u);
-}
-
-__device__ __forceinline__ void wgmma_fence() {
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_commit() {
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-/// Shared memory written by ordinary stores is read next by wgmma (the
-/// async proxy): each writing thread fences before the barrier.
-__device__ __forceinline__ void fence_proxy_async() {
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-/// Pins register values in place across wgmma fences and waits: the
-/// compiler may otherwise sink a register write past wgmma.fence (and the
-/// wgmmas get serialised, C7515) or hoist a read above the wait.
-template <int NB>
-__device__ __forceinline__ void fence_regs(float (&d)[NB][4]) {
-#pragma unroll
-    for (int j = 0; j < NB; j++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) asm volatile("" : "+f"(d[j][i])::"memory");
-}
-
-/// d (64 x 32, fp32) = A * B (+ d when accumulate), bf16 operands from
-/// shared memory (both K-major).
-__device__ __forceinline__ void wgmma_ss_n32(float (&d)[4][4], uint64_t desc_a, uint64_t desc_b,
-                                             int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, "
-        "1, 0, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-        : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-}
-
-/// d (64 x 64, fp32) = A * B (+ d when accumulate), bf16 operands from
-/// shared memory (both K-major).
-__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b,
-                                             int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, "
-        "0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-          "+f"(d[7][2]), "+f"(d[7][3])
-        : "l"(desc_a), "l"(desc_b), "r"(accumulate));
-}
-
-/// d (64 x 128, fp32) += A * B, bf16 A from registers (the C-fragment
-/// layout of the previous product), B from shared memory MN-major.
-__device__ __forceinline__ void wgmma_rs_n128_mn(float (&d)[16][4], const uint32_t (&a)[4],
-                                                 uint64_t desc_b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, "
-        "%37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
-        "%55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-          "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]),
-          "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]),
-          "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]),
-          "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]),
-          "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
-}
-
-/// d (64 x 64, fp32) += A * B, bf16 A from registers (ldmatrix of a
-/// swizzled tile), B from shared memory K-major.
-__device__ __forceinline__ void wgmma_rs_n64_k(float (&d)[8][4], const uint32_t (&a)[4],
-                                               uint64_t desc_b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, "
-        "%36, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-          "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
-}
-
-/// d (64 x 128, fp32) += A * B, TF32 A from registers (the C-fragment
-/// layout of the previous product, k permuted), B from shared memory K-major.
-__device__ __forceinline__ void wgmma_rs_n128_tf32(float (&d)[16][4], const uint32_t (&a)[4],
-                                                   uint64_t desc_b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
-        "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, "
-        "%37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, "
-        "%55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-          "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-          "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-          "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]),
-          "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]),
-          "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]),
-          "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-          "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]),
-          "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
-}
-
-/// d (64 x 32, fp32) += A * B, TF32 operands from shared memory (both
-/// K-major; the hardware reads the top 19 bits of each word).
-__device__ __forceinline__ void wgmma_ss_tf32_n32(float (&d)[4][4], uint64_t desc_a,
-                                                  uint64_t desc_b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, "
-        "1;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-          "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-        : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
-template <int N>
-__device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, int acc) {
-    if constexpr (N == 64)
-        wgmma_ss_n64(d, a, b, acc);
-    else
-        wgmma_ss_n32(d, a, b, acc);
-}
-
-/// 3xbf16 product of split tiles: lo*hi + hi*lo + hi*hi, 3 async wgmmas.
-template <int N>
-__device__ __forceinline__ void wgmma_split(float (&d)[N / 8][4], uint64_t ah, uint64_t al,
-                                            uint64_t bh, uint64_t bl, int acc) {
-    wgmma_ss<N>(d, al, bh, acc);
-    wgmma_ss<N>(d, ah, bl, 1);
-    wgmma_ss<N>(d, ah, bh, 1);
-}
-
-/// Split 8 values into bf16 high and low parts (16 bytes each).
-__device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo) {
-    uint32_t h[4], l[4];
-#pragma unroll
-    for (int q = 0; q < 4; q++) {
-        const __nv_bfloat162 b = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
-        const float2 f = __bfloat1622float2(b);
-        h[q] = bf16x2_bits(b);
-        l[q] = bf16x2_bits(__floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y));
-    }
-    hi = make_uint4(h[0], h[1], h[2], h[3]);
-    lo = make_uint4(l[0], l[1], l[2], l[3]);
-}
 
 /// Centre rows [0, nrows) of a landed raw tile (zero past d and past
 /// `valid`) into split bf16 swizzled tiles of `rows` rows: x' into xh / xl
@@ -265,7 +52,7 @@ __device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo
 /// row_off; `chunks` 16-byte column chunks are written (zeros past dp).
 /// Lanes take the 8 rows of one 1024-byte swizzle atom, so a warp's 16-byte
 /// stores fill 4 atoms' lines without bank conflicts.
-template <bool kDiag>
+template <bool kDiag, class L>
 __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nrows, int valid,
                                                  int d, int dp, int chunks, const float* shift,
                                                  uint8_t* xh, uint8_t* xl, uint8_t* x2h,
@@ -283,15 +70,15 @@ __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nr
         }
         const uint32_t off = sw_offset(r + row_off, 8 * c, rows);
         uint4 hi, lo;
-        split8(v, hi, lo);
+        L::parts8(v, hi, lo);
         *reinterpret_cast<uint4*>(xh + off) = hi;
-        *reinterpret_cast<uint4*>(xl + off) = lo;
+        if (L::kParts == 2) *reinterpret_cast<uint4*>(xl + off) = lo;
         if (kDiag) {
 #pragma unroll
             for (int q = 0; q < 8; q++) v[q] *= v[q];
-            split8(v, hi, lo);
+            L::parts8(v, hi, lo);
             *reinterpret_cast<uint4*>(x2h + off) = hi;
-            *reinterpret_cast<uint4*>(x2l + off) = lo;
+            if (L::kParts == 2) *reinterpret_cast<uint4*>(x2l + off) = lo;
         }
     }
 }
@@ -299,7 +86,7 @@ __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nr
 /// Start copying components [c0, c0 + ncomp) of the pre-split model into
 /// swizzled tiles (a high, a low, and b high, b low for the diagonal: each
 /// ncomp rows x sw_width(dp) bf16), with c (and bsph) into cs (bsph).
-template <bool kDiag>
+template <bool kDiag, int kParts>
 __device__ __forceinline__ void load_split_model_async(const MmaModelView& m, int c0, int ncomp,
                                                        uint8_t* tiles, float* cs, float* bsph) {
     const int dp = m.dp, q8 = dp / 8, tile = ncomp * sw_width(dp) * 2;
@@ -308,10 +95,10 @@ __device__ __forceinline__ void load_split_model_async(const MmaModelView& m, in
         const size_t src = size_t(c0 + cc) * dp + 4 * q;  // words: dp bf16 high parts, then low
         const uint32_t off = sw_offset(cc, 8 * q, ncomp);
         cp_async16(tiles + off, m.a + src);
-        cp_async16(tiles + tile + off, m.a + src + dp / 2);
+        if (kParts == 2) cp_async16(tiles + tile + off, m.a + src + dp / 2);
         if (kDiag) {
             cp_async16(tiles + 2 * tile + off, m.b + src);
-            cp_async16(tiles + 3 * tile + off, m.b + src + dp / 2);
+            if (kParts == 2) cp_async16(tiles + 3 * tile + off, m.b + src + dp / 2);
         }
     }
     for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
@@ -343,11 +130,12 @@ size_t wg_pass1_bytes(int dp) {
     return 1024 + xtile * (kDiag ? 4 : 2) + std::max(mbufs, raw);  // + alignment
 }
 
-template <bool kDiag, class Reduce>
+template <bool kDiag, int PL, class Reduce>
 __global__ void __launch_bounds__(kThreads, 1)
     log_norm_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                           MmaModelView m, bool vec16, Pass1Out out) {
     constexpr int BN = wg_pass1_comps<kDiag>();
+    using L = LogitsPolicy<PL>;
     // Spherical: the warp's x' fragments (hi and lo, all of d) live in
     // registers for the whole sweep, so that each wgmma reads only the model
     // tile from shared memory. The diagonal's x'^2 would not fit as well.
@@ -383,16 +171,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_commit();
         cp_async_wait<0>();
         __syncthreads();  // raw landed (and shift, the first time)
-        stage_split_rows<kDiag>(raw, s, 64, valid, m.d, dp, dp / 8, shift, xh, xl, x2h, x2l,
+        stage_split_rows<kDiag, L>(raw, s, 64, valid, m.d, dp, dp / 8, shift, xh, xl, x2h, x2l,
                                 kPass1Rows, 64 * half);
         if (!kDiag) raw_norms(raw, s, valid, 64, m.d, shift, norm + 64 * half);
         __syncthreads();  // raw is free; the split rows are complete
     }
-    load_split_model_async<kDiag>(m, 0, BN, mbuf0, cs[0], bsph[0]);
+    load_split_model_async<kDiag, L::kParts>(m, 0, BN, mbuf0, cs[0], bsph[0]);
     cp_async_commit();
 
     // This warpgroup's 64 rows: 8 row blocks from row block 8 wg.
-    uint32_t xa_h[kRegA ? KS : 1][4], xa_l[kRegA ? KS : 1][4];
+    uint32_t xa_h[kRegA ? KS : 1][4], xa_l[kRegA && L::kParts == 2 ? KS : 1][4];
     if constexpr (kRegA) {
         // ldmatrix.x4: lane l addresses row (l % 8) + 8 ((l / 8) % 2) of the
         // warp's 16, k chunk l / 16: registers a0..a3 of the A fragment.
@@ -402,7 +190,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (16 * ks >= dp) break;
             const uint32_t off = sw_offset(row, 16 * ks + 8 * (lane >> 4), kPass1Rows);
             ldsm_x4(xa_h[ks], xh + off);
-            ldsm_x4(xa_l[ks], xl + off);
+            if constexpr (L::kParts == 2) ldsm_x4(xa_l[ks], xl + off);
         }
     }
 
@@ -425,20 +213,18 @@ __global__ void __launch_bounds__(kThreads, 1)
                 if (16 * ks >= dp) break;
                 const uint64_t dh = sw_desc_k(ah, BN, 0, 16 * ks),
                                dl = sw_desc_k(al, BN, 0, 16 * ks);
-                wgmma_rs_n64_k(acc, xa_l[ks], dh);
-                wgmma_rs_n64_k(acc, xa_h[ks], dl);
-                wgmma_rs_n64_k(acc, xa_h[ks], dh);
+                L::rs(acc, xa_h[ks], xa_l[L::kParts == 2 ? ks : 0], dh, dl);
             }
         } else {
             // This warpgroup's 64 rows from row 64 wg of the split tiles.
             for (int k0 = 0; k0 < dp; k0 += 16) {
-                wgmma_split<BN>(acc, sw_desc_k(xh, kPass1Rows, 64 * wg, k0),
-                                sw_desc_k(xl, kPass1Rows, 64 * wg, k0), sw_desc_k(ah, BN, 0, k0),
-                                sw_desc_k(al, BN, 0, k0), 1);
+                L::template ss<BN>(acc, sw_desc_k(xh, kPass1Rows, 64 * wg, k0),
+                                   sw_desc_k(xl, kPass1Rows, 64 * wg, k0), sw_desc_k(ah, BN, 0, k0),
+                                   sw_desc_k(al, BN, 0, k0));
                 if (kDiag)
-                    wgmma_split<BN>(acc, sw_desc_k(x2h, kPass1Rows, 64 * wg, k0),
-                                    sw_desc_k(x2l, kPass1Rows, 64 * wg, k0),
-                                    sw_desc_k(bh, BN, 0, k0), sw_desc_k(bl, BN, 0, k0), 1);
+                    L::template ss<BN>(acc, sw_desc_k(x2h, kPass1Rows, 64 * wg, k0),
+                                       sw_desc_k(x2l, kPass1Rows, 64 * wg, k0),
+                                       sw_desc_k(bh, BN, 0, k0), sw_desc_k(bl, BN, 0, k0));
             }
         }
         wgmma_commit();
@@ -457,7 +243,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();      // ... visible; tile - 1's products are done everywhere
         if (tile + 1 < ntiles) {
             const int nt = tile + 1;
-            load_split_model_async<kDiag>(m, nt * BN, BN, mbuf0 + (nt & 1) * mbuf_bytes, cs[nt % 3],
+            load_split_model_async<kDiag, L::kParts>(m, nt * BN, BN, mbuf0 + (nt & 1) * mbuf_bytes, cs[nt % 3],
                                           bsph[nt % 3]);
             cp_async_commit();
         }
@@ -556,7 +342,7 @@ size_t wg_pass2_bytes(int dp) {
 /// splitting 16 / TPR column chunks into the swizzled tiles (zeros past
 /// dp), and for the spherical case summing ||x'||^2 of its row (fp32, as
 /// pass 1's raw_norms) into norm.
-template <bool kDiag, bool kAccTf32, int R>
+template <bool kDiag, class L, bool kAccTf32, int R>
 __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int valid, int d, int dp,
                                                  const float* shift, uint8_t* xh, uint8_t* xl,
                                                  uint8_t* x2h, uint8_t* x2l, uint8_t* xt,
@@ -579,9 +365,9 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
         }
         const uint32_t off = sw_offset(r, 8 * c, R);
         uint4 hi, lo;
-        split8(v, hi, lo);
+        L::parts8(v, hi, lo);
         *reinterpret_cast<uint4*>(xh + off) = hi;
-        *reinterpret_cast<uint4*>(xl + off) = lo;
+        if (L::kParts == 2) *reinterpret_cast<uint4*>(xl + off) = lo;
         // TF32 operand: row r of each 8-row step at k position (r % 8) / 2 +
         // 4 (r % 2), the order the A fragment (the previous product's C
         // fragment) sums in: k = t + 4q holds row 2t + q.
@@ -597,9 +383,9 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
             v[q] *= v[q];
         }
         if (kDiag) {
-            split8(v, hi, lo);
+            L::parts8(v, hi, lo);
             *reinterpret_cast<uint4*>(x2h + off) = hi;
-            *reinterpret_cast<uint4*>(x2l + off) = lo;
+            if (L::kParts == 2) *reinterpret_cast<uint4*>(x2l + off) = lo;
             if (kAccTf32)
 #pragma unroll
                 for (int q = 0; q < 8; q++)
@@ -613,11 +399,14 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
     }
 }
 
-template <bool kDiag, bool kAccTf32>
+template <bool kDiag, int PL, int PA>
 __global__ void __launch_bounds__(kThreads, 1)
     accumulate_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                             const float* __restrict__ log_norm, MmaModelView m, StatsView st,
                             bool vec16, int64_t rows_per_chunk) {
+    using L = LogitsPolicy<PL>;
+    using A = AccumulatePolicy<PA>;
+    constexpr bool kAccTf32 = A::kTf32Op;
     constexpr int R = wg_pass2_rows<kDiag>();
     constexpr int NX = kDiag ? 4 : 2;  // split row tiles per set
     constexpr int kSets = wg_pass2_sets<kAccTf32>();
@@ -645,7 +434,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto load_tile = [&](int64_t row0) {
         load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
     };
-    load_split_model_async<kDiag>(m, c0, kPass2Comps, model, cs, bsph);
+    load_split_model_async<kDiag, L::kParts>(m, c0, kPass2Comps, model, cs, bsph);
     for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
     cp_async_commit();
     if (begin < end) load_tile(begin);
@@ -684,7 +473,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         uint8_t* const xt = xh + NX * xtile;
         uint8_t* const x2t = xt + ttile;
         const int valid = (int)min((int64_t)R, end - row0);
-        stage_pass2_rows<kDiag, kAccTf32, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, xt,
+        stage_pass2_rows<kDiag, L, kAccTf32, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, xt,
                                              x2t, norm[set]);
         row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc[set]);
         fence_proxy_async();
@@ -699,13 +488,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         fence_regs(lg);
         wgmma_fence();
         for (int k0 = 0; k0 < dp; k0 += 16) {
-            wgmma_split<R>(lg, sw_desc_k(mah, kPass2Comps, 64 * wg, k0),
-                           sw_desc_k(mal, kPass2Comps, 64 * wg, k0), sw_desc_k(xh, R, 0, k0),
-                           sw_desc_k(xl, R, 0, k0), 1);
+            L::template ss<R>(lg, sw_desc_k(mah, kPass2Comps, 64 * wg, k0),
+                              sw_desc_k(mal, kPass2Comps, 64 * wg, k0), sw_desc_k(xh, R, 0, k0),
+                              sw_desc_k(xl, R, 0, k0));
             if (kDiag)
-                wgmma_split<R>(lg, sw_desc_k(mbh, kPass2Comps, 64 * wg, k0),
-                               sw_desc_k(mbl, kPass2Comps, 64 * wg, k0), sw_desc_k(x2h, R, 0, k0),
-                               sw_desc_k(x2l, R, 0, k0), 1);
+                L::template ss<R>(lg, sw_desc_k(mbh, kPass2Comps, 64 * wg, k0),
+                                  sw_desc_k(mbl, kPass2Comps, 64 * wg, k0),
+                                  sw_desc_k(x2h, R, 0, k0), sw_desc_k(x2l, R, 0, k0));
         }
         wgmma_commit();
         wgmma_wait<0>();
@@ -736,12 +525,14 @@ __global__ void __launch_bounds__(kThreads, 1)
                     wgmma_rs_n128_tf32(accx2, af[ks], smem_desc(x2t + koff, kTlbo, tf32_sbo(R)));
             }
         } else {
-            // bf16: r is split into two bf16 parts (r = hi + lo, two
-            // products), so that only x' is rounded: the r x'^2 >= 0 terms of
-            // the second moment then keep 2^-9 relative (one rounded r as
-            // well reached the bf16 bound, 5e-3, at k = 4096 with few rows per
-            // component). B = the split tile's high parts read MN-major.
-            uint32_t afh[R / 16][4], afl[R / 16][4];
+            // bf16: for Bf16x2 r is split into two bf16 parts (r = hi + lo,
+            // two products), so that only x' is rounded: the r x'^2 >= 0
+            // terms of the second moment then keep 2^-9 relative (one rounded
+            // r as well reached 5e-3 at k = 4096 with few rows per
+            // component); Bf16 rounds r once (one product). B = the split
+            // tile's high parts read MN-major.
+            constexpr int RP = A::kRParts;
+            uint32_t afh[R / 16][4], afl[RP == 2 ? R / 16 : 1][4];
 #pragma unroll
             for (int ks = 0; ks < R / 16; ks++)
 #pragma unroll
@@ -750,18 +541,19 @@ __global__ void __launch_bounds__(kThreads, 1)
                     const __nv_bfloat162 h = __floats2bfloat162_rn(lg[blk][i], lg[blk][i + 1]);
                     const float2 f = __bfloat1622float2(h);
                     afh[ks][q] = bf16x2_bits(h);
-                    afl[ks][q] =
-                        bf16x2_bits(__floats2bfloat162_rn(lg[blk][i] - f.x, lg[blk][i + 1] - f.y));
+                    if constexpr (RP == 2)
+                        afl[ks][q] = bf16x2_bits(
+                            __floats2bfloat162_rn(lg[blk][i] - f.x, lg[blk][i + 1] - f.y));
                 }
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < R / 16; ks++) {
                 const uint64_t bx = sw_desc_mn(xh, R, 16 * ks);
-                wgmma_rs_n128_mn(accx, afl[ks], bx);
+                if constexpr (RP == 2) wgmma_rs_n128_mn(accx, afl[ks], bx);
                 wgmma_rs_n128_mn(accx, afh[ks], bx);
                 if constexpr (kDiag) {
                     const uint64_t bx2 = sw_desc_mn(x2h, R, 16 * ks);
-                    wgmma_rs_n128_mn(accx2, afl[ks], bx2);
+                    if constexpr (RP == 2) wgmma_rs_n128_mn(accx2, afl[ks], bx2);
                     wgmma_rs_n128_mn(accx2, afh[ks], bx2);
                 }
             }
@@ -994,26 +786,39 @@ WgmmaCoverage wgmma_coverage(const MmaPlan& plan, bool spherical) {
     using M = MmaPrecision;
     // 3xTF32 log-densities stay on mma.sync in pass 1: a wgmma version (x'
     // in registers, 32-component split tiles) took 7.4 ms at (1M, 1024, 128),
-    // slower than mma.sync (bench/NOTES.md).
-    c.log_norm = plan.logits == M::Bf16x3;
-    c.accumulate =
-        (plan.logits == M::Bf16x3 && (plan.accumulate == M::Bf16 || plan.accumulate == M::Tf32)) ||
-        (spherical && plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3);
+    // slower than mma.sync (bench/NOTES.md). Single bf16 logits are covered
+    // only with single bf16 accumulation (the fast class), so that both
+    // passes read the same (pre-split) model layout.
+    const bool fast = plan.logits == M::Bf16 && plan.accumulate == M::Bf16;
+    c.log_norm = plan.logits == M::Bf16x3 || fast;
+    c.accumulate = (plan.logits == M::Bf16x3 &&
+                    (plan.accumulate == M::Bf16x2 || plan.accumulate == M::Tf32)) ||
+                   fast || (spherical && plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3);
     return c;
 }
 
 namespace {
+
+template <bool kDiag, class Reduce>
+cudaError_t pass1_wgmma_at(const float* x, int64_t n, const float* weights, const MmaModelView& m,
+                           MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
+    const size_t bytes = wg_pass1_bytes<kDiag>(m.dp);
+    return logits == MmaPrecision::Bf16x3
+               ? launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16x3, Reduce>, bytes, x, n, weights,
+                              m, out, stream)
+               : launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16, Reduce>, bytes, x, n, weights, m,
+                              out, stream);
+}
 
 template <class Reduce>
 cudaError_t pass1_wgmma(const float* x, int64_t n, const float* weights, const MmaModelView& m,
                         MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
-    if (logits != MmaPrecision::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
-    return m.spherical ? launch_pass1(log_norm_wgmma_kernel<false, Reduce>,
-                                      wg_pass1_bytes<false>(m.dp), x, n, weights, m, out, stream)
-                       : launch_pass1(log_norm_wgmma_kernel<true, Reduce>,
-                                      wg_pass1_bytes<true>(m.dp), x, n, weights, m, out, stream);
+    if ((logits != MmaPrecision::Bf16x3 && logits != MmaPrecision::Bf16) || !m.split_bf16)
+        return cudaErrorInvalidValue;
+    return m.spherical ? pass1_wgmma_at<false, Reduce>(x, n, weights, m, logits, out, stream)
+                       : pass1_wgmma_at<true, Reduce>(x, n, weights, m, logits, out, stream);
 }
 
 }  // namespace
@@ -1036,13 +841,18 @@ cudaError_t launch_assign_wgmma(const float* x, int64_t n, const MmaModelView& m
 }
 
 namespace {
-template <bool kDiag, bool kAccTf32>
+template <int PL, int PA>
 cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, const float* log_norm,
                              const MmaModelView& m, const StatsView& stats, int num_sms,
                              cudaStream_t stream) {
-    return launch_pass2(accumulate_wgmma_kernel<kDiag, kAccTf32>,
-                        wg_pass2_bytes<kDiag, kAccTf32>(m.dp), wg_pass2_rows<kDiag>(), x, n,
-                        weights, log_norm, m, stats, num_sms, stream);
+    constexpr bool kTf32Op = AccumulatePolicy<PA>::kTf32Op;
+    return m.spherical
+               ? launch_pass2(accumulate_wgmma_kernel<false, PL, PA>,
+                              wg_pass2_bytes<false, kTf32Op>(m.dp), wg_pass2_rows<false>(), x, n,
+                              weights, log_norm, m, stats, num_sms, stream)
+               : launch_pass2(accumulate_wgmma_kernel<true, PL, PA>,
+                              wg_pass2_bytes<true, kTf32Op>(m.dp), wg_pass2_rows<true>(), x, n,
+                              weights, log_norm, m, stats, num_sms, stream);
 }
 }  // namespace
 
@@ -1056,17 +866,15 @@ cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weig
     if (plan.logits == M::Tf32x3 && plan.accumulate == M::Tf32x3 && m.spherical && !m.split_bf16)
         return launch_pass2(accumulate_wgmma_f32_kernel, wg_f32_pass2_bytes(m.dp), kF32Rows, x, n,
                             weights, log_norm, m, stats, num_sms, stream);
-    if (plan.logits != M::Bf16x3 || !m.split_bf16) return cudaErrorInvalidValue;
-    if (plan.accumulate == M::Bf16)
-        return m.spherical ? accumulate_wgmma<false, false>(x, n, weights, log_norm, m, stats,
-                                                            num_sms, stream)
-                           : accumulate_wgmma<true, false>(x, n, weights, log_norm, m, stats,
-                                                           num_sms, stream);
-    if (plan.accumulate == M::Tf32)
-        return m.spherical ? accumulate_wgmma<false, true>(x, n, weights, log_norm, m, stats,
-                                                           num_sms, stream)
-                           : accumulate_wgmma<true, true>(x, n, weights, log_norm, m, stats,
-                                                          num_sms, stream);
+    if (!m.split_bf16) return cudaErrorInvalidValue;
+    if (plan.logits == M::Bf16x3 && plan.accumulate == M::Bf16x2)
+        return accumulate_wgmma<kBf16x3, kBf16x2>(x, n, weights, log_norm, m, stats, num_sms,
+                                                  stream);
+    if (plan.logits == M::Bf16x3 && plan.accumulate == M::Tf32)
+        return accumulate_wgmma<kBf16x3, kTf32>(x, n, weights, log_norm, m, stats, num_sms,
+                                                stream);
+    if (plan.logits == M::Bf16 && plan.accumulate == M::Bf16)
+        return accumulate_wgmma<kBf16, kBf16>(x, n, weights, log_norm, m, stats, num_sms, stream);
     return cudaErrorInvalidValue;
 }
 

@@ -29,6 +29,10 @@ constexpr int kPass1Rows = 128;
 /// Components per block of pass 2, both kernel families: 16 per warp, the
 /// rows of the C fragments flush_stats writes.
 constexpr int kPass2Comps = 128;
+/// The plan's precisions as template arguments (MmaPrecision values).
+constexpr int kTf32 = int(MmaPrecision::Tf32), kTf32x3 = int(MmaPrecision::Tf32x3),
+              kBf16 = int(MmaPrecision::Bf16), kBf16x3 = int(MmaPrecision::Bf16x3),
+              kBf16x2 = int(MmaPrecision::Bf16x2);
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 

@@ -138,7 +138,12 @@ class GpuEStep : public EStepBackend {
     /// Tensor-core kernels for the current model (else the fp32 SIMT ones).
     bool mma_path() const;
     /// The model's rows are uploaded pre-split (MmaModelView::split_bf16).
-    bool split_bf16() const { return plan_.logits == MmaPrecision::Bf16x3; }
+    /// 3xbf16 logits always; single bf16 logits where the wgmma kernels run
+    /// them (they read the high parts), not on mma.sync (fp32 rows).
+    bool split_bf16() const {
+        return plan_.logits == MmaPrecision::Bf16x3 ||
+               (plan_.logits == MmaPrecision::Bf16 && wgmma_plan().log_norm);
+    }
     /// Doubles in acc_: nk (k) | sum_x (k x d) | sum_x2 (k or k x d) | sums (2).
     size_t acc_len() const {
         return size_t(k_) + size_t(k_) * d_ + (spherical_ ? size_t(k_) : size_t(k_) * d_) + 2;

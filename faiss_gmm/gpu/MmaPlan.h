@@ -7,14 +7,18 @@
 namespace faiss_gmm {
 namespace gpu {
 
-/// Operand precision of one tensor-core product (mma.sync, fp32 accumulate).
-/// The x3 forms split each fp32 operand into a high and a low part and add
-/// hi*hi + hi*lo + lo*hi: about 22 (TF32) or 16 (bf16) significant bits.
+/// Operand precision of one tensor-core product (fp32 accumulate): the
+/// precision policy the kernels are instantiated on. The x3 forms split each
+/// fp32 operand into a high and a low part and add hi*hi + hi*lo + lo*hi:
+/// about 22 (TF32) or 16 (bf16) significant bits.
 enum class MmaPrecision {
-    Tf32 = 0,    ///< m16n8k8 TF32, one product
+    Tf32 = 0,    ///< TF32, one product
     Tf32x3 = 1,  ///< three TF32 products (float32-class accuracy)
-    Bf16 = 2,    ///< m16n8k16 bf16, one product
+    Bf16 = 2,    ///< bf16, one product of the rounded operands
     Bf16x3 = 3,  ///< three bf16 products
+    /// Accumulation only: r split into two bf16 parts, x' rounded once (two
+    /// products), so that the r x'^2 >= 0 terms keep 2^-9 relative.
+    Bf16x2 = 4,
 };
 
 /// The precisions of the two products of the tensor-core E-step. Both

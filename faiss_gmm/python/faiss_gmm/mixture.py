@@ -30,7 +30,8 @@ class GaussianMixture:
     And ours:
 
     - ``device``: 'auto' (a GPU when one is present and built in), 'cpu', 'gpu'.
-    - ``precision``: the GPU E-step's class, 'fp32', 'tf32' or 'bf16'.
+    - ``precision``: the GPU E-step's class, 'fp32', 'tf32', 'bf16' or
+      'fast' (single bf16 products).
     - ``max_points_per_component``: fit on a sample of at most
       n_components * this many rows, as faiss's k-means does
       (max_points_per_centroid). None (the default) fits on every row; with
