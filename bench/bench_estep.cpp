@@ -174,11 +174,18 @@ void BM_GpuEStepHost(benchmark::State& state) {
 }  // namespace
 
 #ifdef FAISS_GMM_WITH_CUDA
-// prec: 0 fp32, 1 tf32, 2 bf16 (faiss_gmm::Precision).
+// prec: 0 fp32, 1 tf32, 2 bf16, 3 fast (faiss_gmm::Precision).
 BENCHMARK(BM_GpuEStep)
     ->ArgNames({"N", "K", "D", "diag", "prec"})
     ->ArgsProduct(
-        {{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}, {0, 1, 2}})
+        {{10000, 100000, 1000000, 10000000}, {256, 1024, 4096}, {96, 128}, {0, 1}, {0, 1, 2, 3}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// Billion-scale IVF's K (extra device memory stays O(K D + N)).
+BENCHMARK(BM_GpuEStep)
+    ->Name("BM_GpuEStepLargeK")
+    ->ArgNames({"N", "K", "D", "diag", "prec"})
+    ->ArgsProduct({{1000000}, {16384, 65536}, {96, 128}, {0, 1}, {0, 2, 3}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif
@@ -186,7 +193,7 @@ BENCHMARK(BM_GpuEStep)
 #ifdef FAISS_GMM_WITH_CUDA
 BENCHMARK(BM_GpuEStepHost)
     ->ArgNames({"N", "K", "D", "diag", "prec"})
-    ->ArgsProduct({{1000000, 4000000}, {1024}, {128}, {0, 1}, {0, 1, 2}})
+    ->ArgsProduct({{1000000, 4000000}, {1024}, {128}, {0, 1}, {0, 1, 2, 3}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 #endif
