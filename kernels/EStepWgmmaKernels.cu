@@ -1,8 +1,9 @@
 // Fused GMM E-step on Hopper's warpgroup tensor-core instructions (wgmma,
 // sm_90a), d <= kMmaMaxDim: both passes of the bf16 class (3xbf16
-// log-densities, bf16 accumulation) and the TF32 class (3xbf16, TF32
-// accumulation), and pass 2 of the spherical fp32 class (3xTF32
-// throughout). Same two passes and outputs as the mma.sync kernels
+// log-densities, 2xbf16 accumulation), the TF32 class (3xbf16, TF32
+// accumulation) and the fast class (bf16, bf16), one skeleton per pass
+// instantiated on the precision policies of WgmmaOps.cuh; and pass 2 of the
+// spherical fp32 class (3xTF32 throughout). Same two passes and outputs as the mma.sync kernels
 // (EStepMmaKernels.cu); what changes is the tile a single instruction
 // covers: a warpgroup (4 warps) multiplies 64 x N x 16 at once from operands
 // in shared memory (or A in registers), so the issue slots mma.sync spent on

@@ -212,15 +212,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint6
         wgmma_ss_n32(d, a, b, acc);
 }
 
-/// 3xbf16 product of split tiles: lo*hi + hi*lo + hi*hi, 3 async wgmmas.
-template <int N>
-__device__ __forceinline__ void wgmma_split(float (&d)[N / 8][4], uint64_t ah, uint64_t al,
-                                            uint64_t bh, uint64_t bl, int acc) {
-    wgmma_ss<N>(d, al, bh, acc);
-    wgmma_ss<N>(d, ah, bl, 1);
-    wgmma_ss<N>(d, ah, bh, 1);
-}
-
 /// Split 8 values into bf16 high and low parts (16 bytes each).
 __device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo) {
     uint32_t h[4], l[4];

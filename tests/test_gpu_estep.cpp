@@ -48,6 +48,17 @@ GpuRun run_against(gpu::GpuEStep& g, const GaussianMixture& m, int64_t n, const 
 }
 #endif
 
+/// EM for exactly `niter` iterations over every row (no sample, no early
+/// stop): two fits from the same means differ only by their backends.
+GaussianMixtureParameters fixed_em(CovarianceType cov, int niter) {
+    GaussianMixtureParameters p;
+    p.covariance_type = cov;
+    p.niter = niter;
+    p.tol = 0;
+    p.max_points_per_component = 0;
+    return p;
+}
+
 class GpuEStepShapes : public testing::TestWithParam<GShape> {};
 
 TEST_P(GpuEStepShapes, MatchesFloat64ReferenceAndCpu) {
@@ -123,11 +134,7 @@ TEST(GpuEStep, WholeFitMatchesCpu) {
         const int64_t n = 20011;
         auto x = random_rows(n, d, true, rng);
         std::vector<float> init(x.begin(), x.begin() + size_t(k) * d);
-        GaussianMixtureParameters p;
-        p.covariance_type = cov;
-        p.niter = 8;
-        p.tol = 0;
-        p.max_points_per_component = 0;
+        GaussianMixtureParameters p = fixed_em(cov, 8);
         p.device = Device::Cpu;
         GaussianMixture a(d, k, p);
         a.fit_from_means(n, x.data(), init.data());
@@ -297,11 +304,7 @@ TEST(GpuEStep, FastEmEndsWhereFp32Ends) {
                     const double e = x[size_t(i) * d + j] - mean[j];
                     spread[j] += e * e / double(n);
                 }
-            GaussianMixtureParameters p;
-            p.covariance_type = cov;
-            p.niter = 20;
-            p.tol = 0;
-            p.max_points_per_component = 0;
+            GaussianMixtureParameters p = fixed_em(cov, 20);
             p.device = Device::Gpu;
             p.precision = Precision::Fp32;
             GaussianMixture a(d, k, p);
