@@ -26,7 +26,7 @@ inline uint64_t next64(uint64_t& s) {
     return uint64_t(t >> 64) ^ uint64_t(t);
 }
 
-constexpr int kNoiseBits = 12;
+constexpr int kNoiseBits = SyntheticSource::kNoiseBits;
 constexpr int kNoiseLevels = 1 << kNoiseBits;
 
 /// z_j = Phi^-1((j + 0.5) / 4096), rescaled to unit variance.
@@ -63,10 +63,9 @@ void check_range(const DataSource& s, idx_t i0, idx_t count) {
 }
 
 void check_train_type(ElementType t, const std::string& what) {
-    FAISS_GMM_CHECK(t == ElementType::Float32 || t == ElementType::UInt8 ||
-                        t == ElementType::Float16,
-                    what + " holds " + to_string(t) +
-                        " values; training reads float32, uint8 or float16");
+    FAISS_GMM_CHECK(
+        t == ElementType::Float32 || t == ElementType::UInt8 || t == ElementType::Float16,
+        what + " holds " + to_string(t) + " values; training reads float32, uint8 or float16");
 }
 
 }  // namespace
@@ -151,6 +150,13 @@ const void* RangeSource::contiguous_rows() const {
     return p ? static_cast<const uint8_t*>(p) + size_t(begin_) * row_bytes() : nullptr;
 }
 
+const SyntheticSource* RangeSource::generator(idx_t* row_offset) const {
+    idx_t off = 0;
+    const SyntheticSource* g = parent_.generator(&off);
+    if (g && row_offset) *row_offset = off + begin_;
+    return g;
+}
+
 // ---- SyntheticSource
 
 SyntheticSource::SyntheticSource(const SyntheticMixture& mixture, idx_t n, uint64_t seed,
@@ -180,6 +186,10 @@ double SyntheticSource::noise_table_stddev() {
     return std::sqrt(var);
 }
 
+const float* SyntheticSource::noise_levels() { return noise_table().z; }
+
+uint64_t SyntheticSource::row_key() const { return mix64(seed_ ^ mix64(mixture_.params.seed)); }
+
 int SyntheticSource::component_of(uint64_t& state) const {
     const double u = double(next64(state) >> 11) * 0x1.0p-53;
     const int c = int(std::upper_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
@@ -190,7 +200,7 @@ template <class T>
 void SyntheticSource::generate(idx_t i0, idx_t count, T* out) const {
     const int d = mixture_.params.d;
     const float* z = noise_table().z;
-    const uint64_t key = mix64(seed_ ^ mix64(mixture_.params.seed));
+    const uint64_t key = row_key();
 #pragma omp parallel for schedule(static) if (count * d > (1 << 18))
     for (idx_t r = 0; r < count; r++) {
         uint64_t s = mix64(key + uint64_t(i0 + r));
@@ -235,7 +245,7 @@ void SyntheticSource::read_raw(idx_t i0, idx_t count, void* out) const {
 
 void SyntheticSource::labels(idx_t i0, idx_t count, int32_t* out) const {
     check_range(*this, i0, count);
-    const uint64_t key = mix64(seed_ ^ mix64(mixture_.params.seed));
+    const uint64_t key = row_key();
     for (idx_t r = 0; r < count; r++) {
         uint64_t s = mix64(key + uint64_t(i0 + r));
         out[r] = component_of(s);
@@ -276,7 +286,7 @@ void check_finite_source_rows(const DataSource& src, idx_t i0, idx_t count, cons
         for (int j = 0; j < d; j++)
             if (!std::isfinite(x[size_t(r) * d + j])) bad = std::max(bad, count - r);
     FAISS_GMM_CHECK_ARG(bad < 0, "row " + std::to_string(i0 + count - bad) + " of " +
-                                 src.description() + " holds a NaN or Inf");
+                                     src.description() + " holds a NaN or Inf");
 }
 
 void find_nonfinite_source_row(const DataSource& src, idx_t i0, idx_t count) {
@@ -312,8 +322,8 @@ std::unique_ptr<DataSource> open_data_source(const std::string& spec) {
         R"(synthetic:(\d+)(?:x(\d+))?((?:,(?:k=\d+|seed=\d+|uint8|float16))*))");
     std::smatch m;
     FAISS_GMM_CHECK_ARG(std::regex_match(spec, m, re),
-                    "bad synthetic source '" + spec +
-                        "': want synthetic:N[xD][,k=K][,seed=S][,uint8|,float16]");
+                        "bad synthetic source '" + spec +
+                            "': want synthetic:N[xD][,k=K][,seed=S][,uint8|,float16]");
     const idx_t n = std::stoll(m[1]);
     SyntheticMixtureParameters p;
     p.d = m[2].matched ? std::stoi(m[2]) : 128;
@@ -330,7 +340,7 @@ std::unique_ptr<DataSource> open_data_source(const std::string& spec) {
         opts = o.suffix();
     }
     FAISS_GMM_CHECK_ARG(n > 0 && p.d > 0 && p.n_clusters > 0,
-                    "bad synthetic source '" + spec + "': N, D and K must be positive");
+                        "bad synthetic source '" + spec + "': N, D and K must be positive");
     p.seed = seed;
     // uint8: SIFT-like byte values (centres N(0, 1) mapped to ~128 +- 32).
     const float scale = t == ElementType::UInt8 ? 32.f : 1.f;

@@ -18,6 +18,8 @@
 namespace faiss_gmm {
 
 /** Rows to train on, read in blocks. Reads of disjoint ranges may run concurrently. */
+class SyntheticSource;
+
 class DataSource {
    public:
     virtual ~DataSource() = default;
@@ -34,6 +36,16 @@ class DataSource {
      * nullptr (files with per-row headers, generators).
      */
     virtual const void* contiguous_rows() const { return nullptr; }
+    /**
+     * The synthetic generator whose rows these are (row i here is its row
+     * i + *row_offset), or nullptr: rows that are a function of their index
+     * can be made where they are consumed (on the GPU, see
+     * gpu::DeviceRowGenerator) instead of being read and copied.
+     */
+    virtual const SyntheticSource* generator(idx_t* row_offset) const {
+        (void)row_offset;
+        return nullptr;
+    }
 
     /** Bytes of one stored row. */
     size_t row_bytes() const { return size_t(d()) * element_size(type()); }
@@ -90,6 +102,7 @@ class RangeSource : public DataSource {
     std::string description() const override;
     void read_raw(idx_t i0, idx_t count, void* out) const override;
     const void* contiguous_rows() const override;
+    const SyntheticSource* generator(idx_t* row_offset) const override;
 
    private:
     const DataSource& parent_;
@@ -109,8 +122,7 @@ class RangeSource : public DataSource {
 class SyntheticSource : public DataSource {
    public:
     SyntheticSource(const SyntheticMixture& mixture, idx_t n, uint64_t seed,
-                    ElementType type = ElementType::Float32, float scale = 1.f,
-                    float offset = 0.f);
+                    ElementType type = ElementType::Float32, float scale = 1.f, float offset = 0.f);
     idx_t n() const override { return n_; }
     int d() const override { return mixture_.params.d; }
     ElementType type() const override { return type_; }
@@ -122,6 +134,21 @@ class SyntheticSource : public DataSource {
     const SyntheticMixture& mixture() const { return mixture_; }
     /** The standard deviation of the quantised noise (1 up to rounding). */
     static double noise_table_stddev();
+    const SyntheticSource* generator(idx_t* row_offset) const override {
+        if (row_offset) *row_offset = 0;
+        return this;
+    }
+
+    /// Bits of one noise draw; the table has 2^kNoiseBits levels.
+    static constexpr int kNoiseBits = 12;
+    /** The noise table (2^kNoiseBits unit-variance quantiles of N(0, 1)). */
+    static const float* noise_levels();
+    /** The per-source key: row i's generator starts at mix64(key + i). */
+    uint64_t row_key() const;
+    float scale() const { return scale_; }    ///< rows are scale * draw + offset
+    float offset() const { return offset_; }  ///< (then rounded for uint8 / float16)
+    /** Normalised cumulative weights (the component draw's table, last = 1). */
+    const std::vector<double>& cdf() const { return cdf_; }
 
    private:
     template <class T>

@@ -46,7 +46,6 @@ namespace {
 using namespace mma_common;
 using namespace wgmma_ops;
 
-
 /// Centre rows [0, nrows) of a landed raw tile (zero past d and past
 /// `valid`) into split bf16 swizzled tiles of `rows` rows: x' into xh / xl
 /// and, for the diagonal, x'^2 into x2h / x2l. Row r goes to tile row r +
@@ -85,8 +84,8 @@ __device__ __forceinline__ void stage_split_rows(const float* raw, int s, int nr
 }
 
 /// Start copying components [c0, c0 + ncomp) of the pre-split model into
-/// swizzled tiles (a high, a low, and b high, b low for the diagonal: each
-/// ncomp rows x sw_width(dp) bf16), with c (and bsph) into cs (bsph).
+/// swizzled tiles (a's kParts parts, then b's for the diagonal: each ncomp
+/// rows x sw_width(dp) bf16), with c (and bsph) into cs (bsph).
 template <bool kDiag, int kParts>
 __device__ __forceinline__ void load_split_model_async(const MmaModelView& m, int c0, int ncomp,
                                                        uint8_t* tiles, float* cs, float* bsph) {
@@ -98,7 +97,7 @@ __device__ __forceinline__ void load_split_model_async(const MmaModelView& m, in
         cp_async16(tiles + off, m.a + src);
         if (kParts == 2) cp_async16(tiles + tile + off, m.a + src + dp / 2);
         if (kDiag) {
-            cp_async16(tiles + 2 * tile + off, m.b + src);
+            cp_async16(tiles + kParts * tile + off, m.b + src);
             if (kParts == 2) cp_async16(tiles + 3 * tile + off, m.b + src + dp / 2);
         }
     }
@@ -119,20 +118,48 @@ __host__ __device__ constexpr int wg_pass2_rows() {
     return kDiag ? 32 : 64;
 }
 
+/// Operand tiles per staged row set or model tile: kParts bf16 parts of
+/// x' (of a), and of x'^2 (of b) for the diagonal.
+template <bool kDiag, int kParts>
+__host__ __device__ constexpr int wg_tiles() {
+    return (kDiag ? 2 : 1) * kParts;
+}
+
 /// Shared memory of pass 1: split row tiles (x', and x'^2 for the diagonal)
 /// for 128 rows, then two model buffers. Rows land raw (fp32, 64 at a time)
-/// in the model buffers before the sweep.
-template <bool kDiag>
+/// in the model buffers before the sweep. Sized by the parts the precision
+/// stages, so that the fast class fits two or three blocks per SM.
+template <bool kDiag, int kParts>
 size_t wg_pass1_bytes(int dp) {
     const size_t xtile = size_t(kPass1Rows) * sw_width(dp) * 2,
                  mtile = size_t(wg_pass1_comps<kDiag>()) * sw_width(dp) * 2;
-    const size_t mbufs = 2 * mtile * (kDiag ? 4 : 2);
+    const size_t mbufs = 2 * mtile * wg_tiles<kDiag, kParts>();
     const size_t raw = sizeof(float) * 64 * (dp + 4);
-    return 1024 + xtile * (kDiag ? 4 : 2) + std::max(mbufs, raw);  // + alignment
+    return 1024 + xtile * wg_tiles<kDiag, kParts>() + std::max(mbufs, raw);  // + alignment
+}
+
+// Blocks per SM the fast class's kernels are compiled for (registers
+// capped at 65536 / (kThreads * blocks)); its smaller shared memory
+// (wg_pass1_bytes) lets several blocks overlap one another's staging and
+// exponentials with their products. The split classes need one block's
+// registers and shared memory.
+#ifndef FAISS_GMM_WG_FAST_PASS1_BLOCKS
+#define FAISS_GMM_WG_FAST_PASS1_BLOCKS 2
+#endif
+#ifndef FAISS_GMM_WG_FAST_PASS2_BLOCKS
+#define FAISS_GMM_WG_FAST_PASS2_BLOCKS 2
+#endif
+template <int PL>
+constexpr int wg_pass1_blocks() {
+    return PL == kBf16 ? FAISS_GMM_WG_FAST_PASS1_BLOCKS : 1;
+}
+template <bool kDiag, int PL>
+constexpr int wg_pass2_blocks() {
+    return PL == kBf16 && !kDiag ? FAISS_GMM_WG_FAST_PASS2_BLOCKS : 1;
 }
 
 template <bool kDiag, int PL, class Reduce>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, wg_pass1_blocks<PL>())
     log_norm_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                           MmaModelView m, bool vec16, Pass1Out out) {
     constexpr int BN = wg_pass1_comps<kDiag>();
@@ -146,12 +173,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint8_t* const smem = align1024(smem_raw);
     const int dp = m.dp, s = dp + 4;
     const int xtile = kPass1Rows * sw_width(dp) * 2, mtile = BN * sw_width(dp) * 2;
+    constexpr int NT = wg_tiles<kDiag, L::kParts>();
     uint8_t* const xh = smem;
-    uint8_t* const xl = xh + xtile;
-    uint8_t* const x2h = xl + xtile;  // diagonal only
+    uint8_t* const xl = xh + xtile;               // kParts == 2 only
+    uint8_t* const x2h = xh + L::kParts * xtile;  // diagonal only
     uint8_t* const x2l = x2h + xtile;
-    uint8_t* const mbuf0 = smem + xtile * (kDiag ? 4 : 2);
-    const int mbuf_bytes = mtile * (kDiag ? 4 : 2);
+    uint8_t* const mbuf0 = smem + xtile * NT;
+    const int mbuf_bytes = mtile * NT;
     float* const raw = reinterpret_cast<float*>(mbuf0);
     // Three sets of per-component terms: the log-sum-exp of tile t - 1 reads
     // its set while tile t + 1's lands.
@@ -173,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_wait<0>();
         __syncthreads();  // raw landed (and shift, the first time)
         stage_split_rows<kDiag, L>(raw, s, 64, valid, m.d, dp, dp / 8, shift, xh, xl, x2h, x2l,
-                                kPass1Rows, 64 * half);
+                                   kPass1Rows, 64 * half);
         if (!kDiag) raw_norms(raw, s, valid, 64, m.d, shift, norm + 64 * half);
         __syncthreads();  // raw is free; the split rows are complete
     }
@@ -202,7 +230,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto issue = [&](float(&acc)[BN / 8][4], int tile) {
         const uint8_t* const ah = mbuf0 + (tile & 1) * mbuf_bytes;
         const uint8_t* const al = ah + mtile;
-        const uint8_t* const bh = al + mtile;
+        const uint8_t* const bh = ah + L::kParts * mtile;
         const uint8_t* const bl = bh + mtile;
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
@@ -244,8 +272,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();      // ... visible; tile - 1's products are done everywhere
         if (tile + 1 < ntiles) {
             const int nt = tile + 1;
-            load_split_model_async<kDiag, L::kParts>(m, nt * BN, BN, mbuf0 + (nt & 1) * mbuf_bytes, cs[nt % 3],
-                                          bsph[nt % 3]);
+            load_split_model_async<kDiag, L::kParts>(m, nt * BN, BN, mbuf0 + (nt & 1) * mbuf_bytes,
+                                                     cs[nt % 3], bsph[nt % 3]);
             cp_async_commit();
         }
         if (tile & 1) {
@@ -327,13 +355,14 @@ __host__ __device__ constexpr int tf32_sbo(int rows) { return rows / 4 * kTlbo +
 /// Shared memory of pass 2: the split model tiles of 128 components, the
 /// row sets (split bf16 tiles padded to kMmaMaxDim columns, and the
 /// transposed TF32 tiles for TF32 accumulation), the raw landing tile.
-template <bool kDiag, bool kAccTf32>
+template <bool kDiag, bool kAccTf32, int kParts>
 size_t wg_pass2_bytes(int dp) {
     constexpr int R = wg_pass2_rows<kDiag>();
     const size_t mtile = size_t(kPass2Comps) * sw_width(dp) * 2, xtile = size_t(R) * kMmaMaxDim * 2;
     const size_t ttile = kAccTf32 ? size_t(kMmaMaxDim / 8) * tf32_sbo(R) : 0;
-    return 1024 + mtile * (kDiag ? 4 : 2) +  // + alignment
-           wg_pass2_sets<kAccTf32>() * (xtile * (kDiag ? 4 : 2) + ttile * (kDiag ? 2 : 1)) +
+    constexpr int NT = wg_tiles<kDiag, kParts>();
+    return 1024 + mtile * NT +  // + alignment
+           wg_pass2_sets<kAccTf32>() * (xtile * NT + ttile * (kDiag ? 2 : 1)) +
            sizeof(float) * R * (dp + 4);
 }
 
@@ -401,7 +430,7 @@ __device__ __forceinline__ void stage_pass2_rows(const float* raw, int s, int va
 }
 
 template <bool kDiag, int PL, int PA>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, wg_pass2_blocks<kDiag, PL>())
     accumulate_wgmma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                             const float* __restrict__ log_norm, MmaModelView m, StatsView st,
                             bool vec16, int64_t rows_per_chunk) {
@@ -409,7 +438,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     using A = AccumulatePolicy<PA>;
     constexpr bool kAccTf32 = A::kTf32Op;
     constexpr int R = wg_pass2_rows<kDiag>();
-    constexpr int NX = kDiag ? 4 : 2;  // split row tiles per set
+    constexpr int NX = wg_tiles<kDiag, L::kParts>();  // split row tiles per set
     constexpr int kSets = wg_pass2_sets<kAccTf32>();
     extern __shared__ __align__(128) uint8_t smem_raw[];
     uint8_t* const smem = align1024(smem_raw);
@@ -418,9 +447,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int ttile = kAccTf32 ? kMmaMaxDim / 8 * tf32_sbo(R) : 0;
     constexpr int NT = kDiag ? 2 : 1;  // transposed TF32 tiles per set
     const int set_bytes = NX * xtile + NT * ttile;
-    uint8_t* const model = smem;  // a hi | a lo | b hi | b lo
+    uint8_t* const model = smem;  // a hi | a lo | b hi | b lo (lo parts for kParts == 2)
     // set b: x hi | x lo | x2 hi | x2 lo | xt | x2t
-    uint8_t* const xsets = smem + mtile * (kDiag ? 4 : 2);
+    uint8_t* const xsets = smem + mtile * NX;
     float* const raw = reinterpret_cast<float*>(xsets + kSets * set_bytes);
     __shared__ __align__(16) float cs[kPass2Comps], bsph[kPass2Comps];
     __shared__ __align__(16) float norm[2][R], rowc[2][R];
@@ -442,7 +471,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // This warpgroup's 64 components: 8 blocks from block 8 wg.
     const uint8_t* const mah = model;  // this warpgroup's rows: 64 wg onwards
     const uint8_t* const mal = mah + mtile;
-    const uint8_t* const mbh = mal + mtile;
+    const uint8_t* const mbh = mah + L::kParts * mtile;
     const uint8_t* const mbl = mbh + mtile;
 
     float accx[kMaxNd][4], accx2[kDiag ? kMaxNd : 1][4];
@@ -469,13 +498,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         uint8_t* const xh = xsets + set * set_bytes;
         uint8_t* const xl = xh + xtile;
-        uint8_t* const x2h = xl + xtile;
+        uint8_t* const x2h = xh + L::kParts * xtile;
         uint8_t* const x2l = x2h + xtile;
         uint8_t* const xt = xh + NX * xtile;
         uint8_t* const x2t = xt + ttile;
         const int valid = (int)min((int64_t)R, end - row0);
         stage_pass2_rows<kDiag, L, kAccTf32, R>(raw, s, valid, m.d, dp, shift, xh, xl, x2h, x2l, xt,
-                                             x2t, norm[set]);
+                                                x2t, norm[set]);
         row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc[set]);
         fence_proxy_async();
         __syncthreads();
@@ -803,11 +832,11 @@ namespace {
 template <bool kDiag, class Reduce>
 cudaError_t pass1_wgmma_at(const float* x, int64_t n, const float* weights, const MmaModelView& m,
                            MmaPrecision logits, const Pass1Out& out, cudaStream_t stream) {
-    const size_t bytes = wg_pass1_bytes<kDiag>(m.dp);
+    const size_t bytes3 = wg_pass1_bytes<kDiag, 2>(m.dp), bytes1 = wg_pass1_bytes<kDiag, 1>(m.dp);
     return logits == MmaPrecision::Bf16x3
-               ? launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16x3, Reduce>, bytes, x, n, weights,
+               ? launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16x3, Reduce>, bytes3, x, n, weights,
                               m, out, stream)
-               : launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16, Reduce>, bytes, x, n, weights, m,
+               : launch_pass1(log_norm_wgmma_kernel<kDiag, kBf16, Reduce>, bytes1, x, n, weights, m,
                               out, stream);
 }
 
@@ -847,13 +876,14 @@ cudaError_t accumulate_wgmma(const float* x, int64_t n, const float* weights, co
                              const MmaModelView& m, const StatsView& stats, int num_sms,
                              cudaStream_t stream) {
     constexpr bool kTf32Op = AccumulatePolicy<PA>::kTf32Op;
+    constexpr int kParts = LogitsPolicy<PL>::kParts;
     return m.spherical
                ? launch_pass2(accumulate_wgmma_kernel<false, PL, PA>,
-                              wg_pass2_bytes<false, kTf32Op>(m.dp), wg_pass2_rows<false>(), x, n,
-                              weights, log_norm, m, stats, num_sms, stream)
+                              wg_pass2_bytes<false, kTf32Op, kParts>(m.dp), wg_pass2_rows<false>(),
+                              x, n, weights, log_norm, m, stats, num_sms, stream)
                : launch_pass2(accumulate_wgmma_kernel<true, PL, PA>,
-                              wg_pass2_bytes<true, kTf32Op>(m.dp), wg_pass2_rows<true>(), x, n,
-                              weights, log_norm, m, stats, num_sms, stream);
+                              wg_pass2_bytes<true, kTf32Op, kParts>(m.dp), wg_pass2_rows<true>(), x,
+                              n, weights, log_norm, m, stats, num_sms, stream);
 }
 }  // namespace
 
@@ -872,8 +902,7 @@ cudaError_t launch_accumulate_wgmma(const float* x, int64_t n, const float* weig
         return accumulate_wgmma<kBf16x3, kBf16x2>(x, n, weights, log_norm, m, stats, num_sms,
                                                   stream);
     if (plan.logits == M::Bf16x3 && plan.accumulate == M::Tf32)
-        return accumulate_wgmma<kBf16x3, kTf32>(x, n, weights, log_norm, m, stats, num_sms,
-                                                stream);
+        return accumulate_wgmma<kBf16x3, kTf32>(x, n, weights, log_norm, m, stats, num_sms, stream);
     if (plan.logits == M::Bf16 && plan.accumulate == M::Bf16)
         return accumulate_wgmma<kBf16, kBf16>(x, n, weights, log_norm, m, stats, num_sms, stream);
     return cudaErrorInvalidValue;

@@ -342,13 +342,13 @@ __device__ __forceinline__ void flush_stats(const float (&accx)[kMaxNd][4],
     }
 }
 
-/// Grid of pass 2: component tiles x row chunks filling the SMs once (one
-/// block per SM: shared memory and registers allow no more).
-inline dim3 pass2_grid(const MmaModelView& m, int64_t n, int rows_per_tile, int num_sms,
+/// Grid of pass 2: component tiles x row chunks filling `slots` blocks
+/// (the SMs times the blocks that fit on one) once.
+inline dim3 pass2_grid(const MmaModelView& m, int64_t n, int rows_per_tile, int slots,
                        int64_t& rows_per_chunk) {
     const int ctiles = (m.k + kPass2Comps - 1) / kPass2Comps;
     const int64_t row_tiles = (n + rows_per_tile - 1) / rows_per_tile;
-    int64_t chunks = std::max<int64_t>(1, std::max(num_sms, 1) / ctiles);
+    int64_t chunks = std::max<int64_t>(1, std::max(slots, 1) / ctiles);
     chunks = std::min(chunks, std::min<int64_t>(row_tiles, 65535));
     rows_per_chunk = ((row_tiles + chunks - 1) / chunks) * rows_per_tile;
     chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
@@ -389,8 +389,14 @@ cudaError_t launch_pass2(Kernel kernel, size_t bytes, int rows_per_tile, const f
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
+    // Fill every SM with as many blocks as fit at once (the fast class's
+    // wgmma kernels fit several).
+    int per_sm = 1;
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes);
+    if (e != cudaSuccess) return e;
     int64_t rows_per_chunk = 0;
-    const dim3 grid = pass2_grid(m, n, rows_per_tile, num_sms, rows_per_chunk);
+    const dim3 grid =
+        pass2_grid(m, n, rows_per_tile, num_sms * std::max(per_sm, 1), rows_per_chunk);
     kernel<<<grid, kThreads, bytes, stream>>>(x, n, w, log_norm, m, stats, rows_vec16(x, m.d),
                                               rows_per_chunk);
     return cudaGetLastError();

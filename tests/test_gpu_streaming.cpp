@@ -8,6 +8,7 @@
 #include <atomic>
 #ifdef FAISS_GMM_WITH_CUDA
 #include <faiss_gmm/gpu/GpuEStep.h>
+#include <faiss_gmm/gpu/GpuSynthetic.h>
 #endif
 
 #include "TestUtils.h"
@@ -91,6 +92,24 @@ TEST(GpuStreaming, NonFiniteRowIsNamed) {
     }
 }
 
+/// Counts the rows read through it (the device cache must read none).
+class CountingSource : public DataSource {
+   public:
+    explicit CountingSource(const DataSource& s) : s_(s) {}
+    idx_t n() const override { return s_.n(); }
+    int d() const override { return s_.d(); }
+    ElementType type() const override { return s_.type(); }
+    std::string description() const override { return s_.description(); }
+    void read_raw(idx_t i0, idx_t count, void* out) const override {
+        rows += count;
+        s_.read_raw(i0, count, out);
+    }
+    mutable std::atomic<int64_t> rows{0};
+
+   private:
+    const DataSource& s_;
+};
+
 TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
     SKIP_WITHOUT_GPU();
     const uint64_t seed = fresh_seed();
@@ -101,75 +120,81 @@ TEST(GpuStreaming, SeveralWorkersOnOneGpuGiveTheSingleGpuResult) {
     mp.d = d;
     mp.n_clusters = 80;
     mp.seed = seed;
-    SyntheticSource src(SyntheticMixture(mp), n, seed, ElementType::UInt8, 30.f, 128.f);
-    for (CovarianceType cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
-        GaussianMixtureParameters p;
-        p.covariance_type = cov;
-        p.device = Device::Gpu;
-        p.max_points_per_component = 0;  // stream every row
-        p.niter = 2;
-        p.tol = 0;
-        p.seed = int(seed % 1000);
-        p.gpu_devices = {0};
-        // The same initial model for both (FAISS's deterministic CPU
-        // k-means): the GPU k-means' atomic sums have no fixed order, and
-        // this test is about the sharded E-step, not the initialisation.
-        p.init = InitMethod::FaissKMeans;
-        GaussianMixture one(d, k, p);
-        one.fit(src);
-        p.gpu_devices = {0, 0, 0};  // the multi-GPU path, three workers sharing GPU 0
-        EXPECT_EQ(make_estep_backend(p)->name(), "sharded[gpu:0,gpu:0,gpu:0]");
-        GaussianMixture three(d, k, p);
-        three.fit(src);
-        // One E-step on the same model, split or not, against float64 (each
-        // worker centres its own rows, so the two differ at float32 level).
-        SufficientStatistics s1, s3;
-        s1.reset(d, k, cov, mixture_center(one));
-        s3.reset(d, k, cov, mixture_center(one));
-        make_estep_backend(p)->accumulate_source(one, src, 0, n, s3);
-        p.gpu_devices = {0};
-        make_estep_backend(p)->accumulate_source(one, src, 0, n, s1);
-        std::vector<float> x(size_t(n) * d);
-        src.read_float(0, n, x.data());
-        const NaiveStats ref = naive_estep(one, n, x.data());
-        // Splitting must not cost accuracy: the three-worker errors stay
-        // within twice the single worker's. The single worker's own bound is
-        // the fp32 kernel's on uint8-scale rows under a fitted model (errors
-        // of 1.07e-4 seen on the H200).
-        std::vector<double> err[2];
-        for (int w = 0; w < 2; w++) {
-            const SufficientStatistics* st = w == 0 ? &s1 : &s3;
-            const NaiveStats got = to_absolute(*st);
-            err[w] = {rel_err(got.nk, ref.nk), rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
-                      rel_err(got.sum_x2, ref.sum_x2)};
-            EXPECT_EQ(st->sum_weights, double(n));
+    SyntheticSource gen(SyntheticMixture(mp), n, seed, ElementType::UInt8, 30.f, 128.f);
+    const CountingSource host_read(gen);  // not a generator: rows read on the host
+    for (CovarianceType cov : {CovarianceType::Spherical, CovarianceType::Diagonal})
+        for (const DataSource* srcp : {(const DataSource*)&gen, (const DataSource*)&host_read}) {
+            const DataSource& src = *srcp;
+            SCOPED_TRACE(srcp == &gen ? "rows made on the device" : "rows read on the host");
+            GaussianMixtureParameters p;
+            p.covariance_type = cov;
+            p.device = Device::Gpu;
+            p.max_points_per_component = 0;  // stream every row
+            p.niter = 2;
+            p.tol = 0;
+            p.seed = int(seed % 1000);
+            p.gpu_devices = {0};
+            // The same initial model for both (FAISS's deterministic CPU
+            // k-means): the GPU k-means' atomic sums have no fixed order, and
+            // this test is about the sharded E-step, not the initialisation.
+            p.init = InitMethod::FaissKMeans;
+            GaussianMixture one(d, k, p);
+            one.fit(src);
+            p.gpu_devices = {0, 0, 0};  // the multi-GPU path, three workers sharing GPU 0
+            EXPECT_EQ(make_estep_backend(p)->name(), "sharded[gpu:0,gpu:0,gpu:0]");
+            GaussianMixture three(d, k, p);
+            three.fit(src);
+            // One E-step on the same model, split or not, against float64 (each
+            // worker centres its own rows, so the two differ at float32 level).
+            SufficientStatistics s1, s3;
+            s1.reset(d, k, cov, mixture_center(one));
+            s3.reset(d, k, cov, mixture_center(one));
+            make_estep_backend(p)->accumulate_source(one, src, 0, n, s3);
+            p.gpu_devices = {0};
+            make_estep_backend(p)->accumulate_source(one, src, 0, n, s1);
+            std::vector<float> x(size_t(n) * d);
+            src.read_float(0, n, x.data());
+            const NaiveStats ref = naive_estep(one, n, x.data());
+            // Splitting must not cost accuracy: the three-worker errors stay
+            // within twice the single worker's. The single worker's own bound is
+            // the fp32 kernel's on uint8-scale rows under a fitted model (errors
+            // of 1.07e-4 seen on the H200).
+            std::vector<double> err[2];
+            for (int w = 0; w < 2; w++) {
+                const SufficientStatistics* st = w == 0 ? &s1 : &s3;
+                const NaiveStats got = to_absolute(*st);
+                err[w] = {rel_err(got.nk, ref.nk),
+                          rel_err_scaled(got.sum_x, ref.sum_x, ref.sum_abs_x),
+                          rel_err(got.sum_x2, ref.sum_x2)};
+                EXPECT_EQ(st->sum_weights, double(n));
+            }
+            for (int i = 0; i < 3; i++) {
+                printf(
+                    "%s statistic %d: rel. error vs float64 one worker %.3g, three workers %.3g\n",
+                    to_string(cov), i, err[0][i], err[1][i]);
+                EXPECT_LT(err[0][i], 5e-4);
+                EXPECT_LE(err[1][i], std::max(2 * err[0][i], 1e-6));
+            }
+            // Two EM iterations: float32-class differences, slightly amplified.
+            EXPECT_LT(rel_err(three.means, one.means), 1e-4);
+            EXPECT_LT(rel_err(three.variances, one.variances), 1e-3);
+            EXPECT_LT(rel_err(three.weights, one.weights), 1e-3);
+            for (size_t i = 0; i < one.iteration_stats.size(); i++)
+                EXPECT_NEAR(three.iteration_stats[i].log_likelihood,
+                            one.iteration_stats[i].log_likelihood,
+                            1e-6 * std::abs(one.iteration_stats[i].log_likelihood));
+            // And the CPU on the same stream agrees to float32 accuracy.
+            p.device = Device::Cpu;
+            p.niter = 1;
+            GaussianMixture cpu(d, k, p);
+            cpu.fit(src);
+            p.device = Device::Gpu;
+            GaussianMixture gpu1(d, k, p);
+            gpu1.fit(src);
+            // The GPU's initial hard assignment (argmax kernels) may give a near
+            // tie the other way than FAISS's CPU search: a little more than float32.
+            EXPECT_LT(rel_err(gpu1.means, cpu.means), 2e-3);
         }
-        for (int i = 0; i < 3; i++) {
-            printf("%s statistic %d: rel. error vs float64 one worker %.3g, three workers %.3g\n",
-                   to_string(cov), i, err[0][i], err[1][i]);
-            EXPECT_LT(err[0][i], 5e-4);
-            EXPECT_LE(err[1][i], std::max(2 * err[0][i], 1e-6));
-        }
-        // Two EM iterations: float32-class differences, slightly amplified.
-        EXPECT_LT(rel_err(three.means, one.means), 1e-4);
-        EXPECT_LT(rel_err(three.variances, one.variances), 1e-3);
-        EXPECT_LT(rel_err(three.weights, one.weights), 1e-3);
-        for (size_t i = 0; i < one.iteration_stats.size(); i++)
-            EXPECT_NEAR(three.iteration_stats[i].log_likelihood,
-                        one.iteration_stats[i].log_likelihood,
-                        1e-6 * std::abs(one.iteration_stats[i].log_likelihood));
-        // And the CPU on the same stream agrees to float32 accuracy.
-        p.device = Device::Cpu;
-        p.niter = 1;
-        GaussianMixture cpu(d, k, p);
-        cpu.fit(src);
-        p.device = Device::Gpu;
-        GaussianMixture gpu1(d, k, p);
-        gpu1.fit(src);
-        // The GPU's initial hard assignment (argmax kernels) may give a near
-        // tie the other way than FAISS's CPU search: a little more than float32.
-        EXPECT_LT(rel_err(gpu1.means, cpu.means), 2e-3);
-    }
 }
 
 // Full-data EM with each worker's share cached on the device after the
@@ -214,24 +239,6 @@ TEST(GpuStreaming, DeviceCacheGivesTheStreamedModel) {
     }
 }
 
-/// Counts the rows read through it (the device cache must read none).
-class CountingSource : public DataSource {
-   public:
-    explicit CountingSource(const DataSource& s) : s_(s) {}
-    idx_t n() const override { return s_.n(); }
-    int d() const override { return s_.d(); }
-    ElementType type() const override { return s_.type(); }
-    std::string description() const override { return s_.description(); }
-    void read_raw(idx_t i0, idx_t count, void* out) const override {
-        rows += count;
-        s_.read_raw(i0, count, out);
-    }
-    mutable std::atomic<int64_t> rows{0};
-
-   private:
-    const DataSource& s_;
-};
-
 TEST(GpuStreaming, DeviceCacheReadsTheRowsOnce) {
     SKIP_WITHOUT_GPU();
     const uint64_t seed = fresh_seed();
@@ -270,6 +277,94 @@ TEST(GpuStreaming, DeviceCacheReadsTheRowsOnce) {
     const int64_t before = src.rows;
     g.accumulate_source(m, src, 0, count, other);
     EXPECT_GE(src.rows - before, count);
+}
+
+/// Rows [i0, i0 + count) of src made by its device generator, copied back.
+std::vector<uint8_t> device_rows(const DataSource& src, idx_t i0, idx_t count) {
+    auto gen = gpu::DeviceRowGenerator::for_source(src);
+    EXPECT_TRUE(gen) << src.description();
+    std::vector<uint8_t> out(size_t(count) * src.row_bytes());
+    if (!gen) return out;
+    gpu::DeviceBuffer<uint8_t> dev;
+    dev.reserve(out.size() + 1);
+    FAISS_GMM_CUDA_CHECK(cudaMemset(dev.data(), 0xab, out.size() + 1));
+    gen->generate(i0, count, dev.data(), nullptr);
+    FAISS_GMM_CUDA_CHECK(cudaDeviceSynchronize());
+    FAISS_GMM_CUDA_CHECK(cudaMemcpy(out.data(), dev.data(), out.size(), cudaMemcpyDeviceToHost));
+    uint8_t past = 0;
+    FAISS_GMM_CUDA_CHECK(cudaMemcpy(&past, dev.data() + out.size(), 1, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(past, 0xab) << "wrote past the rows";
+    return out;
+}
+
+TEST(GpuStreaming, DeviceGeneratedRowsEqualTheHosts) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    // Awkward widths (odd byte counts, one wider than a block's 128 rows
+    // of staging would allow), rows past 2^32 and a shard's offset.
+    for (const int d : {1, 3, 37, 128, 129, 1000}) {
+        SyntheticMixtureParameters mp;
+        mp.d = d;
+        mp.n_clusters = 1 + int(rng() % 300);
+        mp.size_skew = 1.5;
+        mp.anisotropic = d % 2 == 1;
+        mp.seed = rng();
+        const SyntheticMixture mix(mp);
+        for (ElementType t : {ElementType::Float32, ElementType::UInt8, ElementType::Float16}) {
+            SCOPED_TRACE(std::string(to_string(t)) + " d=" + std::to_string(d));
+            const idx_t n = idx_t(5) << 30;
+            SyntheticSource src(mix, n, rng(), t, t == ElementType::UInt8 ? 40.f : 3.f,
+                                t == ElementType::UInt8 ? 128.f : -1.f);
+            for (const idx_t i0 : {idx_t(0), idx_t(4294967000) + idx_t(rng() % 1000)}) {
+                const idx_t count = 1 + idx_t(rng() % 3000);
+                std::vector<uint8_t> want(size_t(count) * src.row_bytes());
+                src.read_raw(i0, count, want.data());
+                EXPECT_TRUE(device_rows(src, i0, count) == want) << "rows from " << i0;
+            }
+            const idx_t b = 12345 + idx_t(rng() % 1000), c = 777;
+            RangeSource shard(src, b, 100000);
+            std::vector<uint8_t> want(size_t(c) * src.row_bytes());
+            src.read_raw(b + 11, c, want.data());
+            EXPECT_TRUE(device_rows(shard, 11, c) == want) << "through a shard";
+        }
+    }
+    // Sources that are not generators have none.
+    std::vector<float> x(8 * 4, 1.f);
+    ArraySource a(8, 4, x.data());
+    EXPECT_FALSE(gpu::DeviceRowGenerator::for_source(a));
+}
+
+TEST(GpuStreaming, DeviceGenerationGivesTheHostReadStatistics) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 96, k = 129;
+    const idx_t n = 90001;
+    SyntheticMixtureParameters mp;
+    mp.d = d;
+    mp.n_clusters = 40;
+    mp.seed = seed;
+    SyntheticSource src(SyntheticMixture(mp), n, seed, ElementType::UInt8, 30.f, 128.f);
+    std::vector<float> x(size_t(n) * d);
+    src.read_float(0, n, x.data());
+    const GaussianMixture m = random_model(d, k, CovarianceType::Diagonal, x, rng);
+    SufficientStatistics on, off;
+    for (const bool gen : {true, false}) {
+        gpu::GpuEStep g(0, 1 << 20, Precision::Fast);
+        g.set_device_generation(gen);
+        SufficientStatistics& st = gen ? on : off;
+        st.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+        g.accumulate_source(m, src, 0, n, st);
+    }
+    // The same rows in the same blocks: equal up to the order of the
+    // kernels' double atomics.
+    EXPECT_LT(rel_err(on.nk, off.nk), 1e-12);
+    EXPECT_LT(rel_err(on.sum_x, off.sum_x), 1e-12);
+    EXPECT_LT(rel_err(on.sum_x2, off.sum_x2), 1e-12);
+    EXPECT_NEAR(on.sum_log_norm, off.sum_log_norm, 1e-12 * std::abs(off.sum_log_norm));
 }
 
 #endif

@@ -1,5 +1,6 @@
 #include <faiss_gmm/DataSource.h>
 #include <faiss_gmm/gpu/GpuEStep.h>
+#include <faiss_gmm/gpu/GpuSynthetic.h>
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <algorithm>
@@ -66,6 +67,7 @@ GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision, size_t c
 }
 
 GpuEStep::~GpuEStep() {
+    gen_.reset();
     if (stream_) cudaStreamDestroy(stream_);
     if (copy_stream_) cudaStreamDestroy(copy_stream_);
 }
@@ -242,9 +244,9 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 }
 
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
-    FAISS_GMM_CHECK(st.d == d_ && st.k == k_ && (st.covariance_type == CovarianceType::Spherical) ==
-                                                    spherical_,
-                    "statistics were reset for another model shape");
+    FAISS_GMM_CHECK(
+        st.d == d_ && st.k == k_ && (st.covariance_type == CovarianceType::Spherical) == spherical_,
+        "statistics were reset for another model shape");
     const std::array<double, 2> sums = download_sums(st, acc_.data(), spherical_, stream);
     st.sum_log_norm += sums[0];
     st.sum_weights += sums[1];
@@ -258,8 +260,8 @@ std::array<double, 2> GpuEStep::download_sums(SufficientStatistics& st, const do
     const size_t nx2 = st.sum_x2.size();
     const size_t len = size_t(k) + size_t(k) * d + nx2 + 2;
     hstats_.reserve(len);
-    FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc, len * sizeof(double),
-                                         cudaMemcpyDeviceToHost, stream));
+    FAISS_GMM_CUDA_CHECK(
+        cudaMemcpyAsync(hstats_.data(), acc, len * sizeof(double), cudaMemcpyDeviceToHost, stream));
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
     const double* nk = hstats_.data();
     const double* s1 = nk + k;
@@ -371,7 +373,8 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
 size_t GpuEStep::device_bytes() const {
     size_t b = raw_.bytes() + sample_dev_.bytes() + a_.bytes() + b_.bytes() + c_.bytes() +
                acc_.bytes() + converted_.bytes() + cache_.bytes() + rx_.bytes() + rw_.bytes() +
-               rlz_.bytes() + labels_.bytes() + resp_.bytes() + hacc_.bytes();
+               rlz_.bytes() + labels_.bytes() + resp_.bytes() + hacc_.bytes() +
+               (gen_ ? gen_->device_bytes() : 0);
     for (int s = 0; s < 2; s++)
         b += x_[s].bytes() + w_[s].bytes() + lz_[s].bytes() + raw_dev_[s].bytes();
     return b;
@@ -391,6 +394,15 @@ bool page_locked(const void* p) {
 }
 
 }  // namespace
+
+const DeviceRowGenerator* GpuEStep::device_generator(const DataSource& src) {
+    if (!device_generation_) return nullptr;
+    if (gen_src_ != &src) {
+        gen_ = DeviceRowGenerator::for_source(src);
+        gen_src_ = &src;
+    }
+    return gen_.get();
+}
 
 void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
                                  idx_t n, SufficientStatistics& st) {
@@ -434,9 +446,10 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
     }
     const uint8_t* direct = static_cast<const uint8_t*>(src.contiguous_rows());
     if (!page_locked(direct)) direct = nullptr;
+    const DeviceRowGenerator* gen = hit ? nullptr : device_generator(src);
     for (int s = 0; s < 2 && s < (n + bs - 1) / bs; s++) {
         if (!hit && !fill) raw_dev_[s].reserve(size_t(bs) * rb);
-        if (!direct && !hit) raw_host_[s].reserve(size_t(bs) * rb);
+        if (!direct && !hit && !gen) raw_host_[s].reserve(size_t(bs) * rb);
     }
     idx_t block = 0;
     for (idx_t b0 = 0; b0 < n; b0 += bs, block++) {
@@ -445,8 +458,8 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
         // Where the block's stored rows sit on the device.
         uint8_t* dev = hit || fill ? cache_.data() + size_t(b0) * rb : raw_dev_[s].data();
         const uint8_t* from = direct ? direct + size_t(i0 + b0) * rb : raw_host_[s].data();
-        if (hit) {
-            // Nothing to upload.
+        if (hit || gen) {
+            // Nothing to read on the host.
         } else if (!direct) {
             // The slot's previous upload must be done before it is refilled;
             // host threads read (or generate) the rows meanwhile the other
@@ -462,8 +475,11 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
             // The device slot is free once the kernels (or the conversion)
             // of its previous block have read it.
             FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, done_[s].get(), 0));
-            FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(dev, from, size_t(nb) * rb,
-                                                 cudaMemcpyHostToDevice, copy_stream_));
+            if (gen)
+                gen->generate(i0 + b0, nb, dev, copy_stream_);
+            else
+                FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(dev, from, size_t(nb) * rb,
+                                                     cudaMemcpyHostToDevice, copy_stream_));
             FAISS_GMM_CUDA_CHECK(cudaEventRecord(copied_[s].get(), copy_stream_));
             FAISS_GMM_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_[s].get(), 0));
         }

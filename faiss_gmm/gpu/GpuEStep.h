@@ -11,14 +11,16 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace faiss_gmm {
 namespace gpu {
 
-struct MmaModelView;    // kernels/EStepKernels.cuh
-struct LogDensityView;  // kernels/EStepKernels.cuh
-struct Pass1Out;        // kernels/EStepKernels.cuh
+struct MmaModelView;       // kernels/EStepKernels.cuh
+struct LogDensityView;     // kernels/EStepKernels.cuh
+struct Pass1Out;           // kernels/EStepKernels.cuh
+class DeviceRowGenerator;  // GpuSynthetic.h
 
 /** Fused CUDA E-step on one device. */
 class GpuEStep : public EStepBackend {
@@ -52,11 +54,12 @@ class GpuEStep : public EStepBackend {
      * block_bytes, through two slots: while the kernels run on block b the
      * copy engine uploads block b+1 and host threads read block b+2 into
      * page-locked memory. Rows already in page-locked memory (a source over
-     * cudaHostAlloc'ed or registered rows) are copied straight from there.
-     * When the range's stored bytes fit in cache_bytes, the first call
-     * uploads them into a device cache and later calls on the same source
-     * and range (the next EM iterations) read no host memory at all: the
-     * source must not change while this backend lives (one fit).
+     * cudaHostAlloc'ed or registered rows) are copied straight from there;
+     * rows of a synthetic source (DataSource::generator) are generated on
+     * the device instead, bit-identical to the host's. When the range's stored bytes fit in
+     * cache_bytes, the first call uploads them into a device cache and later calls on the same
+     * source and range (the next EM iterations) read no host memory at all: the source must not
+     * change while this backend lives (one fit).
      */
     void accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0, idx_t n,
                            SufficientStatistics& stats) override;
@@ -108,6 +111,13 @@ class GpuEStep : public EStepBackend {
      * not compiled in.
      */
     void set_kernel_plan(bool use_mma, const MmaPlan& plan, bool use_wgmma = true);
+
+    /**
+     * Whether accumulate_source makes a synthetic source's rows on the
+     * device (default true); false reads them on the host and copies them,
+     * as any other source (tests compare the two, benchmarks the link).
+     */
+    void set_device_generation(bool on) { device_generation_ = on; }
 
    private:
     std::vector<double> choose_centre(idx_t n, const float* x, bool x_on_device,
@@ -182,6 +192,11 @@ class GpuEStep : public EStepBackend {
     const DataSource* cache_src_ = nullptr;  // whose rows cache_ holds (null: none)
     idx_t cache_i0_ = 0, cache_n_ = 0;
     Event copied_[2], done_[2];
+    // A synthetic source's rows are made on the device (GpuSynthetic.h).
+    bool device_generation_ = true;
+    const DeviceRowGenerator* device_generator(const DataSource& src);
+    std::unique_ptr<DeviceRowGenerator> gen_;
+    const DataSource* gen_src_ = nullptr;  // whose generator gen_ is
     // Pinned rows (pin_rows) on the device, with their weights and log Z.
     const float* pinned_x_ = nullptr;
     const float* pinned_w_ = nullptr;
