@@ -59,6 +59,35 @@ GaussianMixtureParameters fixed_em(CovarianceType cov, int niter) {
     return p;
 }
 
+/// n rows around k random centres (each row a centre plus 0.3 times
+/// random_rows' noise; SIFT-like: rounded, non-negative) and, in init, one
+/// data row of each cluster (the first found). Both runs of a comparison
+/// then head for the same optimum: from the first k rows (several per
+/// cluster) EM's path splits and merges clusters, and 1e-3 perturbations of
+/// any kind move where it ends.
+std::vector<float> clustered_rows(int64_t n, int d, int k, bool sift, std::mt19937_64& rng,
+                                  std::vector<float>& init) {
+    auto centres = random_rows(k, d, sift, rng);
+    auto x = random_rows(n, d, sift, rng);
+    std::uniform_int_distribution<int> pick(0, k - 1);
+    std::vector<int> label(n);
+    for (int64_t i = 0; i < n; i++) label[i] = pick(rng);
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) {
+            float& v = x[size_t(i) * d + j];
+            v = centres[size_t(label[i]) * d + j] + 0.3f * (v - (sift ? 90.f : 0.f));
+            if (sift) v = std::max(0.f, std::round(v));
+        }
+    init.assign(size_t(k) * d, 0.f);
+    for (int c = 0; c < k; c++) {
+        int64_t i = 0;
+        while (i < n && label[i] != c) i++;
+        if (i == n) i = c;
+        std::copy_n(x.begin() + size_t(i) * d, d, init.begin() + size_t(c) * d);
+    }
+    return x;
+}
+
 class GpuEStepShapes : public testing::TestWithParam<GShape> {};
 
 TEST_P(GpuEStepShapes, MatchesFloat64ReferenceAndCpu) {
@@ -126,14 +155,20 @@ INSTANTIATE_TEST_SUITE_P(AwkwardShapes, GpuEStepShapes, testing::ValuesIn(gpu_sh
                                     (i.param.sift_like ? "_sift" : "_normal");
                          });
 
+// The GPU fit (fp32 class) against the CPU's from the same initial means, on
+// clustered SIFT-like rows: on unclustered rows (the first version) 8 EM
+// iterations amplified float32-level differences to 0.2-0.9% in 2 of 3 H200
+// runs, which said more about EM's path than about the E-step.
 TEST(GpuEStep, WholeFitMatchesCpu) {
     SKIP_WITHOUT_GPU();
-    std::mt19937_64 rng(fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
     for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
         const int d = 40, k = 50;
         const int64_t n = 20011;
-        auto x = random_rows(n, d, true, rng);
-        std::vector<float> init(x.begin(), x.begin() + size_t(k) * d);
+        std::vector<float> init;
+        auto x = clustered_rows(n, d, k, true, rng, init);
         GaussianMixtureParameters p = fixed_em(cov, 8);
         p.device = Device::Cpu;
         GaussianMixture a(d, k, p);
@@ -264,8 +299,8 @@ TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheirBounds) {
 
 // The fast class is judged by what the user gets: from the same initial
 // means, the model EM ends with in the fast class scores (float64) within
-// 1e-3 of the fp32 run's final mean log-likelihood per row, with means within 1e-2 of the data's spread per
-// dimension (issue 16), on clustered normal and SIFT-like data.
+// 1e-3 of the fp32 run's final mean log-likelihood per row, with means within 1e-2 of the data's
+// spread per dimension (issue 16), on clustered normal and SIFT-like data.
 TEST(GpuEStep, FastEmEndsWhereFp32Ends) {
     SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
@@ -273,29 +308,8 @@ TEST(GpuEStep, FastEmEndsWhereFp32Ends) {
         for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
             const int d = 128, k = 64;
             const int64_t n = 60013;
-            // Clustered rows: k centres, each row a centre plus noise.
-            auto centres = random_rows(k, d, sift, rng);
-            auto x = random_rows(n, d, sift, rng);
-            std::uniform_int_distribution<int> pick(0, k - 1);
-            // Initial means: one data row of each cluster (the first found),
-            // so that both runs head for the same optimum; from the first k
-            // rows (several per cluster) EM's path splits and merges
-            // clusters, and 1e-3 perturbations of any kind move where it ends.
-            std::vector<float> init(size_t(k) * d);
-            std::vector<int> label(n);
-            for (int64_t i = 0; i < n; i++) label[i] = pick(rng);
-            for (int64_t i = 0; i < n; i++)
-                for (int j = 0; j < d; j++) {
-                    float& v = x[size_t(i) * d + j];
-                    v = centres[size_t(label[i]) * d + j] + 0.3f * (v - (sift ? 90.f : 0.f));
-                    if (sift) v = std::max(0.f, std::round(v));
-                }
-            for (int c = 0; c < k; c++) {
-                int64_t i = 0;
-                while (i < n && label[i] != c) i++;
-                if (i == n) i = c;
-                std::copy_n(x.begin() + size_t(i) * d, d, init.begin() + size_t(c) * d);
-            }
+            std::vector<float> init;
+            auto x = clustered_rows(n, d, k, sift, rng, init);
             std::vector<double> mean(d, 0.0), spread(d, 0.0);
             for (int64_t i = 0; i < n; i++)
                 for (int j = 0; j < d; j++) mean[j] += x[size_t(i) * d + j] / double(n);
@@ -323,9 +337,10 @@ TEST(GpuEStep, FastEmEndsWhereFp32Ends) {
                     worst = std::max(worst, std::abs(double(a.means[size_t(c) * d + j]) -
                                                      b.means[size_t(c) * d + j]) /
                                                 std::sqrt(spread[j]));
-            printf("%-9s %-6s final mean log-likelihood fp32 %.6f fast %.6f (diff %.2e), "
-                   "worst mean diff %.2e spreads\n",
-                   to_string(cov), sift ? "sift" : "normal", la, lb, lb - la, worst);
+            printf(
+                "%-9s %-6s final mean log-likelihood fp32 %.6f fast %.6f (diff %.2e), "
+                "worst mean diff %.2e spreads\n",
+                to_string(cov), sift ? "sift" : "normal", la, lb, lb - la, worst);
             // The issue's 1e-3 holds on normal data and spherical SIFT-like
             // data (H200: 8e-6, 2e-4, 1e-5); diagonal SIFT-like missed it
             // (3.6e-3, single-bf16 x'^2 of integers up to ~180^2), which is
