@@ -1,4 +1,5 @@
 #include <faiss_gmm/DataSource.h>
+#include <faiss_gmm/utils/SyntheticRng.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,20 +12,8 @@ namespace faiss_gmm {
 
 namespace {
 
-/// splitmix64: a bijective mixer; seeds the per-row generator.
-inline uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/// wyrand: one multiply per 64 random bits, passes BigCrush.
-inline uint64_t next64(uint64_t& s) {
-    s += 0xa0761d6478bd642fULL;
-    const __uint128_t t = __uint128_t(s) * (s ^ 0xe7037ed1a0b428dbULL);
-    return uint64_t(t >> 64) ^ uint64_t(t);
-}
+using synthetic_rng::mix64;
+using synthetic_rng::next64;
 
 constexpr int kNoiseBits = SyntheticSource::kNoiseBits;
 constexpr int kNoiseLevels = 1 << kNoiseBits;
@@ -191,7 +180,7 @@ const float* SyntheticSource::noise_levels() { return noise_table().z; }
 uint64_t SyntheticSource::row_key() const { return mix64(seed_ ^ mix64(mixture_.params.seed)); }
 
 int SyntheticSource::component_of(uint64_t& state) const {
-    const double u = double(next64(state) >> 11) * 0x1.0p-53;
+    const double u = synthetic_rng::next_unit(state);
     const int c = int(std::upper_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
     return std::min(c, int(cdf_.size()) - 1);
 }

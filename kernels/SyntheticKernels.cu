@@ -1,4 +1,5 @@
 #include <cuda_fp16.h>
+#include <faiss_gmm/utils/SyntheticRng.h>
 
 #include <algorithm>
 #include <kernels/SyntheticKernels.cuh>
@@ -11,23 +12,12 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kMaxStageBytes = kSyntheticMaxRowBytes + 8;  // staged rows per block
 
-// The host generator's mixers (faiss_gmm/DataSource.cpp), bit for bit.
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-__device__ __forceinline__ uint64_t next64(uint64_t& s) {
-    s += 0xa0761d6478bd642fULL;
-    const uint64_t b = s ^ 0xe7037ed1a0b428dbULL;
-    return __umul64hi(s, b) ^ (s * b);  // the high and low halves of the 128-bit product
-}
+using synthetic_rng::mix64;
+using synthetic_rng::next64;
 
 /// std::upper_bound over the cumulative weights, as SyntheticSource::component_of.
 __device__ __forceinline__ int component_of(uint64_t& s, const double* cdf, int k) {
-    const double u = double(next64(s) >> 11) * 0x1.0p-53;
+    const double u = synthetic_rng::next_unit(s);
     int lo = 0, hi = k;
     while (lo < hi) {
         const int mid = (lo + hi) >> 1;
