@@ -25,7 +25,10 @@ void SufficientStatistics::reset(int d_, int k_, CovarianceType c,
     shift = shift_;
     nk.assign(k, 0.0);
     sum_x.assign(size_t(k) * d, 0.0);
-    sum_x2.assign(c == CovarianceType::Spherical ? size_t(k) : size_t(k) * d, 0.0);
+    sum_x2.assign(c == CovarianceType::Spherical  ? size_t(k)
+                  : c == CovarianceType::Diagonal ? size_t(k) * d
+                                                  : size_t(k) * d * d,
+                  0.0);
     sum_log_norm = 0;
     sum_weights = 0;
 }
@@ -60,6 +63,13 @@ bool gpu_backend_available() {
 }
 
 std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters& p) {
+    if (p.covariance_type == CovarianceType::Full) {
+        // No GPU kernels for it yet; auto means the CPU here.
+        FAISS_GMM_CHECK_ARG(p.device != Device::Gpu,
+                            "full covariance runs on the CPU E-step only (no GPU kernels for it "
+                            "yet): use device=cpu or auto");
+        return std::make_unique<CpuEStep>(p.max_block_bytes);
+    }
     if (p.device == Device::Gpu) {
         FAISS_GMM_CHECK(gpu_backend_available(),
                         std::string("device=gpu was asked for but no GPU E-step is available (") +
@@ -97,7 +107,7 @@ std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters
 void EStepBackend::accumulate_source(const GaussianMixture& model, const DataSource& src, idx_t i0,
                                      idx_t n, SufficientStatistics& stats) {
     FAISS_GMM_CHECK_ARG(src.d() == model.d, "data has dimension " + std::to_string(src.d()) +
-                                            " but the model " + std::to_string(model.d));
+                                                " but the model " + std::to_string(model.d));
     FAISS_GMM_CHECK(i0 >= 0 && n >= 0 && i0 + n <= src.n(), "row range outside the data");
     const int d = model.d;
     const idx_t bs = std::max<idx_t>(1, std::min<idx_t>(n, idx_t(block_bytes() / (4 * size_t(d)))));
@@ -144,18 +154,25 @@ void EStepBackend::assign(const GaussianMixture& model, HardAssign how, idx_t n,
     SufficientStatistics& st = *out.stats;
     FAISS_GMM_CHECK(st.d == d && st.k == k, "statistics were reset for another model shape");
     const bool spherical = st.covariance_type == CovarianceType::Spherical;
+    const bool full = st.covariance_type == CovarianceType::Full;
+    std::vector<double> v(d);
     for (idx_t i = 0; i < n; i++) {
         const int c = int(labels[i]);
         const double wi = w ? w[i] : 1.0;
         st.nk[c] += wi;
         st.sum_weights += wi;
         for (int j = 0; j < d; j++) {
-            const double v = double(x[size_t(i) * d + j]) - st.shift[j];
-            st.sum_x[size_t(c) * d + j] += wi * v;
+            v[j] = double(x[size_t(i) * d + j]) - st.shift[j];
+            st.sum_x[size_t(c) * d + j] += wi * v[j];
             if (spherical)
-                st.sum_x2[c] += wi * v * v;
-            else
-                st.sum_x2[size_t(c) * d + j] += wi * v * v;
+                st.sum_x2[c] += wi * v[j] * v[j];
+            else if (!full)
+                st.sum_x2[size_t(c) * d + j] += wi * v[j] * v[j];
+        }
+        if (full) {
+            double* s = st.sum_x2.data() + size_t(c) * d * d;
+            for (int j = 0; j < d; j++)
+                for (int l = 0; l < d; l++) s[size_t(j) * d + l] += wi * v[j] * v[l];
         }
     }
 }

@@ -26,8 +26,9 @@ struct SufficientStatistics {
     std::vector<double> shift;   ///< d: the point the sums are taken about
     std::vector<double> nk;      ///< k: sum_i w_i r_ik
     std::vector<double> sum_x;   ///< k x d: sum_i w_i r_ik (x_i - shift)
-    std::vector<double> sum_x2;  ///< k (spherical: sum w r ||x - shift||^2) or k x d (diagonal: sum
-                                 ///< w r (x - shift)^2)
+    std::vector<double> sum_x2;  ///< k (spherical: sum w r ||x - shift||^2), k x d (diagonal: sum
+                                 ///< w r (x - shift)^2) or k x d x d (full: sum w r (x - shift)
+                                 ///< (x - shift)^T)
     double sum_log_norm = 0;     ///< sum_i w_i log Z_i
     double sum_weights = 0;      ///< sum_i w_i (n when unweighted)
 

@@ -6,6 +6,7 @@
 #include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/impl/FullCovariance.h>
 #include <faiss_gmm/utils/Device.h>
 #include <faiss_gmm/utils/FileUtils.h>
 #include <faiss_gmm/utils/Interrupt.h>
@@ -100,14 +101,17 @@ Precision precision_from_string(const std::string& s) {
 CovarianceType covariance_type_from_string(const std::string& s) {
     if (s == "spherical") return CovarianceType::Spherical;
     if (s == "diagonal" || s == "diag") return CovarianceType::Diagonal;
-    throw InvalidArgument("faiss-gmm: unknown covariance type '" + s + "' (spherical or diagonal)");
+    if (s == "full") return CovarianceType::Full;
+    throw InvalidArgument("faiss-gmm: unknown covariance type '" + s +
+                          "' (spherical, diagonal or full)");
 }
 InitMethod init_method_from_string(const std::string& s) {
     if (s == "kmeans") return InitMethod::KMeans;
     if (s == "kmeans++") return InitMethod::KMeansPlusPlus;
     if (s == "random") return InitMethod::RandomRows;
     if (s == "faiss-kmeans") return InitMethod::FaissKMeans;
-    throw InvalidArgument("faiss-gmm: unknown init '" + s + "' (kmeans, kmeans++, random or faiss-kmeans)");
+    throw InvalidArgument("faiss-gmm: unknown init '" + s +
+                          "' (kmeans, kmeans++, random or faiss-kmeans)");
 }
 Device device_from_string(const std::string& s) {
     if (s == "auto") return Device::Auto;
@@ -120,8 +124,6 @@ GaussianMixture::GaussianMixture(int d_, int k_, const GaussianMixtureParameters
     : d(d_), k(k_), params(p) {
     FAISS_GMM_CHECK_ARG(d > 0, "dimension d must be positive, got " + std::to_string(d));
     FAISS_GMM_CHECK_ARG(k > 0, "number of components k must be positive, got " + std::to_string(k));
-    FAISS_GMM_CHECK_ARG(p.covariance_type != CovarianceType::Full,
-                    "full covariance is not supported yet (spherical or diagonal)");
     FAISS_GMM_CHECK_ARG(p.reg_covar >= 0, "reg_covar must be >= 0");
     FAISS_GMM_CHECK_ARG(p.niter >= 0, "niter must be >= 0");
 }
@@ -146,12 +148,26 @@ void GaussianMixture::check_model() const {
     FAISS_GMM_CHECK(!bad(weights, false) &&
                         std::all_of(weights.begin(), weights.end(), [](float w) { return w >= 0; }),
                     "model has a bad weight");
-    FAISS_GMM_CHECK(!bad(variances, true), "model has a non-positive or non-finite variance");
+    if (params.covariance_type == CovarianceType::Full) {
+        // Off-diagonal covariances may be any sign; positive definiteness is
+        // checked where the E-step factors them (it names the component).
+        FAISS_GMM_CHECK(!bad(variances, false), "model has a non-finite covariance");
+        for (int c = 0; c < k; c++)
+            for (int j = 0; j < d; j++)
+                FAISS_GMM_CHECK(variances[(size_t(c) * d + j) * d + j] > 0,
+                                "model component " + std::to_string(c) +
+                                    " has a non-positive variance on its covariance's diagonal");
+    } else {
+        FAISS_GMM_CHECK(!bad(variances, true), "model has a non-positive or non-finite variance");
+    }
     FAISS_GMM_CHECK(!bad(means, false), "model has a non-finite mean");
 }
 
 double GaussianMixture::n_parameters() const {
-    return double(k - 1) + double(k) * d + double(n_variances());
+    // A symmetric covariance has d (d + 1) / 2 free values, not d^2.
+    const double cov = params.covariance_type == CovarianceType::Full ? double(k) * d * (d + 1) / 2
+                                                                      : double(n_variances());
+    return double(k - 1) + double(k) * d + cov;
 }
 
 void GaussianMixture::fit(idx_t n, const float* x, const float* w) {
@@ -167,8 +183,8 @@ void GaussianMixture::fit(const DataSource& data) { fit(data, kOneProcess); }
 
 void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     FAISS_GMM_CHECK_ARG(data.d() == d, "training data " + data.description() + " has dimension " +
-                                       std::to_string(data.d()) + ", the model " +
-                                       std::to_string(d));
+                                           std::to_string(data.d()) + ", the model " +
+                                           std::to_string(d));
     // The data is the ranks' shards in rank order: this one holds global
     // rows [first, first + n_local).
     const std::vector<int64_t> sizes = comm.allgather(data.n());
@@ -180,7 +196,7 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     const idx_t n_local = data.n();
     FAISS_GMM_CHECK_ARG(n > 0, "no training data");
     FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
-                                       std::to_string(n) + " training rows (need k <= n)");
+                                           std::to_string(n) + " training rows (need k <= n)");
     // Sampling mode reads only the rows fit() would keep; full-data mode
     // initialises on k * 256 of them (FAISS's default sample) and streams.
     const bool full = params.max_points_per_component <= 0;
@@ -203,8 +219,8 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
         for (idx_t i = 0; i < count; i++)
             for (int j = 0; j < d; j++)
                 FAISS_GMM_CHECK_ARG(std::isfinite(x[size_t(i) * d + j]),
-                                "row " + std::to_string(local_rows ? local_rows[i] : i) + " of " +
-                                    data.description() + " holds a NaN or Inf");
+                                    "row " + std::to_string(local_rows ? local_rows[i] : i) +
+                                        " of " + data.description() + " holds a NaN or Inf");
     };
     if (m == n) {
         float* mine = xs.data() + size_t(first) * d;
@@ -238,7 +254,7 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
     const bool lead = comm.rank() == 0;  // the rank that prints
     FAISS_GMM_CHECK_ARG(n > 0 && x, "no training data");
     FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
-                                       std::to_string(n) + " training rows (need k <= n)");
+                                           std::to_string(n) + " training rows (need k <= n)");
     check_finite_rows(n, d, x, "training data");
     if (w) {
         for (idx_t i = 0; i < n; i++)
@@ -422,12 +438,18 @@ void GaussianMixture::init_from_hard_assignment(EStepBackend& backend, idx_t n, 
     // Start every component from the k-means mean (even if empty).
     means.assign(mu, mu + size_t(k) * d);
     weights.assign(k, 1.0f / k);
-    variances.assign(n_variances(), float(reg_absolute_ > 0 ? reg_absolute_ * 1e3 : 1.0));
+    const float v0 = float(reg_absolute_ > 0 ? reg_absolute_ * 1e3 : 1.0);
+    variances.assign(n_variances(), params.covariance_type == CovarianceType::Full ? 0.f : v0);
+    if (params.covariance_type == CovarianceType::Full)
+        for (size_t c = 0; c < size_t(k); c++)
+            for (int j = 0; j < d; j++) variances[(c * d + j) * d + j] = v0;  // v0 I
     m_step(st, reg_absolute_);
 }
 
 int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
     const bool spherical = params.covariance_type == CovarianceType::Spherical;
+    const bool full = params.covariance_type == CovarianceType::Full;
+    const size_t dd = size_t(d) * d;
     double total = 0;
     for (double v : st.nk) total += v;
     FAISS_GMM_CHECK(total > 0, "all responsibilities are zero (all sample weights zero?)");
@@ -446,7 +468,17 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
             means[size_t(c) * d + j] = float(m[j] + st.shift[j]);
             mnorm2 += m[j] * m[j];
         }
-        if (spherical) {
+        if (full) {
+            // Not positive definite even with reg on the diagonal: re-seeded
+            // like an empty component (and counted with them).
+            if (!covariance_from_moments(d, nk, st.sum_x.data() + size_t(c) * d,
+                                         st.sum_x2.data() + c * dd, reg,
+                                         variances.data() + c * dd)) {
+                dead[c] = 1;
+                continue;
+            }
+            for (int j = 0; j < d; j++) vsum += (variances[c * dd + size_t(j) * (d + 1)] - reg) / d;
+        } else if (spherical) {
             double v = std::max(0.0, (st.sum_x2[c] / nk - mnorm2) / d);
             variances[c] = float(v + reg);
             vsum = v;
@@ -473,7 +505,9 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
             if (!dead[j] && (heavy < 0 || weights[j] > weights[heavy])) heavy = j;
         FAISS_GMM_CHECK(heavy >= 0, "every component is empty");
         for (int j = 0; j < d; j++) {
-            double sd = std::sqrt(spherical ? variances[heavy] : variances[size_t(heavy) * d + j]);
+            double sd = std::sqrt(spherical ? variances[heavy]
+                                  : full    ? variances[heavy * dd + size_t(j) * (d + 1)]
+                                            : variances[size_t(heavy) * d + j]);
             double delta = (rng() & 1 ? 0.1 : -0.1) * sd;
             float base = means[size_t(heavy) * d + j];
             means[size_t(c) * d + j] = float(base + delta);
@@ -481,6 +515,8 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
         }
         if (spherical)
             variances[c] = variances[heavy];
+        else if (full)
+            std::copy_n(variances.begin() + heavy * dd, dd, variances.begin() + c * dd);
         else
             std::copy_n(variances.begin() + size_t(heavy) * d, d,
                         variances.begin() + size_t(c) * d);
@@ -624,7 +660,7 @@ GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
          "not a faiss-gmm model (bad magic)");
     *checkpoint = memcmp(magic, kCheckpointMagic, 8) == 0;
     need(fread(hdr, sizeof(int32_t), 4, f) == 4, "truncated (header)");
-    need(hdr[0] > 0 && hdr[1] > 0 && (hdr[2] == 0 || hdr[2] == 1), "corrupt (bad header)");
+    need(hdr[0] > 0 && hdr[1] > 0 && hdr[2] >= 0 && hdr[2] <= 2, "corrupt (bad header)");
     GaussianMixtureParameters p;
     p.covariance_type = CovarianceType(hdr[2]);
     p.normalize_means = hdr[3] != 0;
@@ -703,10 +739,10 @@ bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& c
     GaussianMixture m = read_model(f, path, &checkpoint);
     FAISS_GMM_CHECK(checkpoint, "'" + path + "' is a model, not a checkpoint (nothing to resume)");
     FAISS_GMM_CHECK_ARG(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
-                    "checkpoint '" + path + "' holds d=" + std::to_string(m.d) +
-                        ", k=" + std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
-                        " covariance; this fit has d=" + std::to_string(d) +
-                        ", k=" + std::to_string(k) + ", " + to_string(params.covariance_type));
+                        "checkpoint '" + path + "' holds d=" + std::to_string(m.d) + ", k=" +
+                            std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
+                            " covariance; this fit has d=" + std::to_string(d) +
+                            ", k=" + std::to_string(k) + ", " + to_string(params.covariance_type));
     read_em_state(f, path, m, prev);
     FAISS_GMM_CHECK(fgetc(f) == EOF, "checkpoint '" + path + "' is longer than its header says");
     m.check_model();

@@ -22,7 +22,7 @@ class Communicator;
 enum class CovarianceType {
     Spherical = 0,  ///< one variance per component (sigma_k^2 I)
     Diagonal = 1,   ///< one variance per component and dimension
-    Full = 2,       ///< reserved: a full D x D matrix per component (not yet)
+    Full = 2,       ///< a full D x D covariance per component (CPU E-step only, for now)
 };
 
 /// How the means are initialised.
@@ -135,7 +135,8 @@ class GaussianMixture {
 
     std::vector<float> weights;    ///< k mixing weights pi_k, summing to 1
     std::vector<float> means;      ///< k x d component means (row-major)
-    std::vector<float> variances;  ///< k (spherical) or k x d (diagonal) variances
+    std::vector<float> variances;  ///< k (spherical), k x d (diagonal) variances, or k x d x d
+                                   ///< covariances (full: row-major, symmetric positive definite)
     std::vector<GmmIterationStats> iteration_stats;  ///< one entry per EM iteration of the last fit
     /// Where the last fit's time went (seconds): rows to the device, the
     /// initialisation (means and initial statistics), the EM iterations.
@@ -210,9 +211,16 @@ class GaussianMixture {
     /** Check that sizes and values are a usable model (throws Error). */
     void check_model() const;
 
-    /** Number of variance values: k or k * d. */
+    /** Number of variance values: k, k * d or k * d * d (full: the covariances). */
     size_t n_variances() const {
-        return params.covariance_type == CovarianceType::Spherical ? size_t(k) : size_t(k) * d;
+        switch (params.covariance_type) {
+            case CovarianceType::Spherical:
+                return size_t(k);
+            case CovarianceType::Diagonal:
+                return size_t(k) * d;
+            default:
+                return size_t(k) * d * d;
+        }
     }
 
    private:

@@ -237,9 +237,20 @@ TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("cannot write"), std::string::npos) << r.out;
 
-    r = cli("train --data " + data + " -k 4 --cov full");
+    r = cli("train --data " + data + " -k 4 --cov tied");
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("covariance"), std::string::npos) << r.out;
+    // Full covariance trains on the CPU; on the GPU it is refused by name.
+    r = cli("train --data " + data + " -k 3 --cov full --device gpu --model-out " +
+            (dir / "full_gpu.gmm"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("full covariance"), std::string::npos) << r.out;
+    EXPECT_FALSE(file_exists(dir / "full_gpu.gmm"));
+    r = cli("train --data " + data + " -k 3 --cov full --device cpu --model-out " +
+            (dir / "full.gmm"));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(GaussianMixture::load(dir / "full.gmm").params.covariance_type,
+              CovarianceType::Full);
 
     r = cli("train --data " + data + " -k 4 --precision fp64 --means-out " +
             (dir / "p_means.fvecs"));

@@ -1,4 +1,5 @@
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/impl/FullCovariance.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -39,6 +40,11 @@ LogDensityTerms::LogDensityTerms(const GaussianMixture& model, const std::vector
     model.check_model();
     FAISS_GMM_CHECK(int(sh.size()) == d, "shift has the wrong dimension");
     shift.assign(sh.begin(), sh.end());
+    if (covariance_type == CovarianceType::Full) {
+        full = std::make_shared<FullDensityTerms>(d, k, model.weights.data(), model.means.data(),
+                                                  model.variances.data(), sh);
+        return;
+    }
     a.resize(size_t(k) * d);
     b.resize(model.n_variances());
     c.resize(k);
@@ -68,6 +74,14 @@ void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float
                         float* out) {
     const int d = t.d, k = t.k;
     const bool spherical = t.covariance_type == CovarianceType::Spherical;
+    if (t.full) {
+#pragma omp parallel for if (n * d > 65536)
+        for (idx_t i = 0; i < n; i++)
+            for (int j = 0; j < d; j++) xc[i * d + j] = x[i * d + j] - t.shift[j];
+        std::vector<float> scratch;
+        full_log_prob_block(*t.full, n, xc, out, scratch);
+        return;
+    }
 #pragma omp parallel for if (n * d > 65536)
     for (idx_t i = 0; i < n; i++) {
         const float* xi = x + i * d;
@@ -108,10 +122,12 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
                           const float* weights, float* log_norm, SufficientStatistics& st) {
     const int d = model.d, k = model.k;
     const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
+    const bool full = model.params.covariance_type == CovarianceType::Full;
     FAISS_GMM_CHECK(st.d == d && st.k == k && st.covariance_type == model.params.covariance_type,
                     "statistics were reset for another model shape");
     if (n == 0) return;
     LogDensityTerms terms(model, st.shift);
+    std::vector<float> full_scratch;
     const idx_t bs = std::min(n, block_rows(d, k));
     std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d),
         x2(spherical ? size_t(bs) : size_t(bs) * d), tmp(size_t(k) * d), tmp_k(k);
@@ -162,7 +178,9 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
         // sum_x += R^T xc ; second moment likewise.
         gemm_atb(k, d, int(nb), lp.data(), xc.data(), tmp.data());
         for (size_t j = 0; j < tmp.size(); j++) st.sum_x[j] += tmp[j];
-        if (spherical) {
+        if (full) {
+            full_accumulate_block(d, k, nb, lp.data(), xc.data(), st.sum_x2.data(), full_scratch);
+        } else if (spherical) {
             gemm_atb(k, 1, int(nb), lp.data(), x2.data(), tmp_k.data());
             for (int c = 0; c < k; c++) st.sum_x2[c] += tmp_k[c];
         } else {

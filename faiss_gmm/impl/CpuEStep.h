@@ -7,14 +7,19 @@
 
 #include <faiss_gmm/EStep.h>
 
+#include <memory>
+
 namespace faiss_gmm {
+
+struct FullDensityTerms;  // impl/FullCovariance.h
 
 /**
  * Per-component constants of the log-density in the centred frame
  * (x' = x - shift, mu' = mu - shift):
  *   log pi_k + log N(x | mu_k, S_k) = c_k + x'.a_k - 0.5 * (x'^2).b_k
  * with a_k = mu'_k / var_k and b_k = 1 / var_k (per dimension for diagonal,
- * scalar times ||x'||^2 for spherical). Shared by every backend.
+ * scalar times ||x'||^2 for spherical). Shared by every backend. A full
+ * covariance has no such expansion: its terms are in `full` instead.
  */
 struct LogDensityTerms {
     int d = 0, k = 0;
@@ -23,6 +28,7 @@ struct LogDensityTerms {
     std::vector<float> a;      ///< k x d: mu'_k / var_k
     std::vector<float> b;      ///< k (spherical) or k x d (diagonal): 1 / var_k
     std::vector<float> c;      ///< k: log pi_k - 0.5 (sum log(2 pi var) + mu'^2 / var)
+    std::shared_ptr<const FullDensityTerms> full;  ///< full covariance only (a, b, c empty)
 
     /** Fold the model's parameters about shift. */
     LogDensityTerms(const GaussianMixture& model, const std::vector<double>& shift);
@@ -34,8 +40,9 @@ void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b,
 
 /**
  * log pi_k + log N(x_i | mu_k, S_k) for a block of rows: out is n x k.
- * xc (n x d) receives x - shift; x2 (n x d for diagonal, n for spherical)
- * receives its squares / squared norms. Uses sgemm; OpenMP over rows.
+ * xc (n x d) receives x - shift; x2 (n x d for diagonal, n for spherical,
+ * unused for full) receives its squares / squared norms. Uses sgemm;
+ * OpenMP over rows.
  */
 void cpu_log_prob_block(const LogDensityTerms& t, idx_t n, const float* x, float* xc, float* x2,
                         float* out);

@@ -1,4 +1,5 @@
 #include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/impl/FullCovariance.h>
 #include <faiss_gmm/impl/Spill.h>
 
 #include <algorithm>
@@ -11,9 +12,10 @@ namespace faiss_gmm {
 GaussianMixture tempered_mixture(const GaussianMixture& model, double temperature) {
     model.check_model();
     FAISS_GMM_CHECK_ARG(temperature > 0 && std::isfinite(temperature),
-                    "the spill temperature must be positive and finite");
+                        "the spill temperature must be positive and finite");
     const int d = model.d, k = model.k;
     const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
+    const bool full = model.params.covariance_type == CovarianceType::Full;
     GaussianMixture t = model;
     // (log pi - 0.5 sum log(2 pi var) - q / 2) / T = log pi' - 0.5 sum
     // log(2 pi T var) - q / (2 T): log pi' collects the rest.
@@ -21,10 +23,23 @@ GaussianMixture tempered_mixture(const GaussianMixture& model, double temperatur
     double mx = -std::numeric_limits<double>::infinity();
     for (int c = 0; c < k; c++) {
         double log_det = 0;
-        for (int j = 0; j < d; j++)
-            log_det += std::log(
-                2 * M_PI *
-                double(spherical ? model.variances[c] : model.variances[size_t(c) * d + j]));
+        if (full) {
+            // log det(2 pi S) = d log 2 pi - 2 sum log W_jj (W = L^-1, S = L L^T).
+            const size_t dd = size_t(d) * d;
+            std::vector<double> s(model.variances.begin() + c * dd,
+                                  model.variances.begin() + (c + 1) * dd),
+                w(dd);
+            double hl = 0;
+            FAISS_GMM_CHECK(whitening_matrix(d, s.data(), w.data(), &hl),
+                            "model component " + std::to_string(c) +
+                                " has a covariance that is not positive definite");
+            log_det = d * std::log(2 * M_PI) - 2 * hl;
+        } else {
+            for (int j = 0; j < d; j++)
+                log_det += std::log(
+                    2 * M_PI *
+                    double(spherical ? model.variances[c] : model.variances[size_t(c) * d + j]));
+        }
         lw[c] = std::log(double(model.weights[c])) / temperature - 0.5 * log_det / temperature +
                 0.5 * (log_det + d * std::log(temperature));
         mx = std::max(mx, lw[c]);

@@ -188,6 +188,8 @@ void bind_model(py::module_& m) {
                                [](const GaussianMixture& g) {
                                    if (g.n_variances() == size_t(g.k))
                                        return to_numpy(g.variances, {g.k});
+                                   if (g.params.covariance_type == CovarianceType::Full)
+                                       return to_numpy(g.variances, {g.k, g.d, g.d});
                                    return to_numpy(g.variances, {g.k, g.d});
                                })
         .def_property_readonly("log_likelihoods", [](const GaussianMixture& g) {

@@ -5,10 +5,20 @@ import pytest
 
 
 def log_gauss(x, means, variances):
-    """float64 log N(x_i | mu_k, diag(var_k)) for every row and component (n x k)."""
+    """float64 log N(x_i | mu_k, S_k) for every row and component (n x k): S_k =
+    diag(var_k), var_k I, or a full (d x d) covariance."""
     x = np.asarray(x, np.float64)
     mu = np.asarray(means, np.float64)
     var = np.asarray(variances, np.float64)
+    d = x.shape[1]
+    if var.ndim == 3:
+        out = np.empty((x.shape[0], mu.shape[0]))
+        for k in range(mu.shape[0]):
+            l = np.linalg.cholesky(var[k])
+            z = np.linalg.solve(l, (x - mu[k]).T)
+            out[:, k] = -0.5 * (d * np.log(2 * np.pi) + (z * z).sum(axis=0)) \
+                - np.log(np.diag(l)).sum()
+        return out
     if var.ndim == 1:
         var = np.repeat(var[:, None], mu.shape[1], axis=1)
     d = x.shape[1]

@@ -22,7 +22,9 @@ def _x(rng, n=600, d=5):
 @pytest.mark.parametrize("make, match", [
     (lambda x: faiss_gmm.GaussianMixture(0).fit(x), "n_components"),
     (lambda x: faiss_gmm.GaussianMixture(601).fit(x), "k=601"),
-    (lambda x: faiss_gmm.GaussianMixture(3, covariance_type="full").fit(x), "covariance_type"),
+    (lambda x: faiss_gmm.GaussianMixture(3, covariance_type="tied").fit(x), "covariance_type"),
+    (lambda x: faiss_gmm.GaussianMixture(3, covariance_type="full", device="gpu").fit(x),
+     "full covariance"),
     (lambda x: faiss_gmm.GaussianMixture(3, init_params="random").fit(x), "init_params"),
     (lambda x: faiss_gmm.GaussianMixture(3, device="tpu").fit(x), "unknown device 'tpu'"),
     (lambda x: faiss_gmm.GaussianMixture(3, precision="fp8").fit(x), "unknown precision"),

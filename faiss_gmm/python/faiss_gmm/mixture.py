@@ -7,7 +7,7 @@ import numpy as np
 from . import _core
 from ._arrays import NotFittedError, as_rows, is_path
 
-_COVARIANCE = {"spherical": "spherical", "diag": "diagonal"}
+_COVARIANCE = {"spherical": "spherical", "diag": "diagonal", "full": "full"}
 _INIT = {"kmeans": "kmeans", "k-means++": "kmeans++", "random_from_data": "random"}
 
 
@@ -17,8 +17,9 @@ class GaussianMixture:
     Parameters are scikit-learn's, with these differences:
 
     - ``covariance_type``: 'spherical' (the default: one variance per
-      component, the closest to k-means) or 'diag'. 'full' and 'tied' are
-      not offered.
+      component, the closest to k-means), 'diag' or 'full' (a d x d
+      covariance per component; CPU E-step only for now, so device='gpu'
+      is refused). 'tied' is not offered.
     - ``reg_covar``: added to every variance, in units of the training
       data's mean per-dimension variance (so one value suits SIFT's 0..255
       as well as unit vectors). 1e-6, scikit-learn's default, by default.
@@ -76,7 +77,7 @@ class GaussianMixture:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"n_components must be a positive integer, got {k!r}")
         if self.covariance_type not in _COVARIANCE:
-            raise ValueError(f"covariance_type must be 'spherical' or 'diag', got "
+            raise ValueError(f"covariance_type must be 'spherical', 'diag' or 'full', got "
                              f"{self.covariance_type!r}")
         if self.init_params not in _INIT:
             raise ValueError(f"init_params must be one of {sorted(_INIT)}, got "
@@ -223,8 +224,19 @@ class GaussianMixture:
 
     @property
     def covariances_(self):
-        """Variances: (n_components,) for 'spherical', (n_components, n_features) for 'diag'."""
+        """(n_components,) variances for 'spherical', (n_components, n_features) for 'diag',
+        (n_components, n_features, n_features) covariances for 'full'."""
         return self._fitted().variances
+
+    @property
+    def precisions_cholesky_(self):
+        """scikit-learn's: the Cholesky factor of each precision (1 / sqrt(variance) for
+        'spherical' and 'diag'; for 'full' the upper-triangular P with P P^T = S^-1)."""
+        cov = np.asarray(self.covariances_, np.float64)
+        if cov.ndim < 3:
+            return 1.0 / np.sqrt(cov)
+        eye = np.eye(cov.shape[1])
+        return np.stack([np.linalg.solve(np.linalg.cholesky(s), eye).T for s in cov])
 
     @property
     def weights_(self):

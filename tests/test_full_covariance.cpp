@@ -1,0 +1,426 @@
+// Full covariance (issue 17) on the CPU: the E-step against an independent
+// float64 reference (its own Cholesky, no LAPACK, no BLAS) at awkward
+// shapes, a known full-covariance mixture recovered, the log-likelihood
+// never decreasing, rank-deficient clusters, files, BIC and the GPU refusal.
+#include <faiss_gmm/EStep.h>
+#include <faiss_gmm/GaussianMixture.h>
+#include <faiss_gmm/impl/CpuEStep.h>
+#include <faiss_gmm/impl/FullCovariance.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "TestUtils.h"
+
+using namespace faiss_gmm;
+using namespace faiss_gmm::test;
+
+namespace {
+
+/// Lower-triangular L with S = L L^T (plain Cholesky-Banachiewicz, float64).
+std::vector<double> naive_cholesky(int d, const float* s) {
+    std::vector<double> l(size_t(d) * d, 0.0);
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j <= i; j++) {
+            double v = s[size_t(i) * d + j];
+            for (int t = 0; t < j; t++) v -= l[size_t(i) * d + t] * l[size_t(j) * d + t];
+            l[size_t(i) * d + j] = i == j ? std::sqrt(v) : v / l[size_t(j) * d + j];
+        }
+    return l;
+}
+
+/// Float64 E-step of a full-covariance model: stats about `shift`.
+struct FullRef {
+    std::vector<double> log_norm, nk, sum_x, sum_xx;
+    double sum_log_norm = 0;
+};
+
+FullRef naive_full_estep(const GaussianMixture& m, int64_t n, const float* x,
+                         const std::vector<double>& shift) {
+    const int d = m.d, k = m.k;
+    const size_t dd = size_t(d) * d;
+    std::vector<std::vector<double>> chol(k);
+    std::vector<double> logc(k);
+    for (int c = 0; c < k; c++) {
+        chol[c] = naive_cholesky(d, m.variances.data() + c * dd);
+        double ld = 0;
+        for (int j = 0; j < d; j++) ld += std::log(chol[c][size_t(j) * d + j]);
+        logc[c] = std::log(double(m.weights[c])) - 0.5 * d * std::log(2 * M_PI) - ld;
+    }
+    FullRef r;
+    r.log_norm.resize(n);
+    r.nk.assign(k, 0);
+    r.sum_x.assign(size_t(k) * d, 0);
+    r.sum_xx.assign(size_t(k) * dd, 0);
+    std::vector<double> lp(k), z(d), v(d);
+    for (int64_t i = 0; i < n; i++) {
+        for (int c = 0; c < k; c++) {
+            // Forward substitution: L z = x - mu, q = ||z||^2.
+            double q = 0;
+            for (int a = 0; a < d; a++) {
+                double t = double(x[i * d + a]) - m.means[size_t(c) * d + a];
+                for (int b = 0; b < a; b++) t -= chol[c][size_t(a) * d + b] * z[b];
+                z[a] = t / chol[c][size_t(a) * d + a];
+                q += z[a] * z[a];
+            }
+            lp[c] = logc[c] - 0.5 * q;
+        }
+        const double mx = *std::max_element(lp.begin(), lp.end());
+        double s = 0;
+        for (double l : lp) s += std::exp(l - mx);
+        const double lz = mx + std::log(s);
+        r.log_norm[i] = lz;
+        r.sum_log_norm += lz;
+        for (int j = 0; j < d; j++) v[j] = double(x[i * d + j]) - shift[j];
+        for (int c = 0; c < k; c++) {
+            const double resp = std::exp(lp[c] - lz);
+            if (resp == 0) continue;
+            r.nk[c] += resp;
+            for (int a = 0; a < d; a++) {
+                r.sum_x[size_t(c) * d + a] += resp * v[a];
+                for (int b = 0; b < d; b++)
+                    r.sum_xx[c * dd + size_t(a) * d + b] += resp * v[a] * v[b];
+            }
+        }
+    }
+    return r;
+}
+
+/// A random model on data x with full covariances: S = s (A A^T / d + 0.2 I)
+/// at the data's scale, A standard normal (correlated, well conditioned).
+GaussianMixture random_full_model(int d, int k, const std::vector<float>& x, std::mt19937_64& rng) {
+    GaussianMixture diag = random_model(d, k, CovarianceType::Diagonal, x, rng);
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType::Full;
+    GaussianMixture m(d, k, p);
+    m.weights = diag.weights;
+    m.means = diag.means;
+    m.variances.assign(m.n_variances(), 0.f);
+    std::normal_distribution<double> g(0, 1);
+    const size_t dd = size_t(d) * d;
+    for (int c = 0; c < k; c++) {
+        double scale = 0;
+        for (int j = 0; j < d; j++) scale += diag.variances[size_t(c) * d + j] / d;
+        std::vector<double> a(dd);
+        for (auto& v : a) v = g(rng);
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < d; j++) {
+                double s = i == j ? 0.2 : 0.0;
+                for (int t = 0; t < d; t++) s += a[size_t(i) * d + t] * a[size_t(j) * d + t] / d;
+                m.variances[c * dd + size_t(i) * d + j] = float(scale * s);
+            }
+    }
+    // Symmetric to the bit (the loop above already is).
+    return m;
+}
+
+struct FShape {
+    int d, k;
+    bool sift;
+};
+
+class FullEStepShapes : public testing::TestWithParam<FShape> {};
+
+TEST_P(FullEStepShapes, MatchesFloat64Reference) {
+    const FShape s = GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    // Not a multiple of any block; fewer rows where k d^2 is large.
+    const int64_t n = s.k * s.d * s.d > 1000000 ? 531 : 3001;
+    auto x = random_rows(n, s.d, s.sift, rng);
+    GaussianMixture m = random_full_model(s.d, s.k, x, rng);
+    SufficientStatistics st;
+    st.reset(s.d, s.k, CovarianceType::Full, mixture_center(m));
+    std::vector<float> lz(n);
+    // Small blocks: several per call, the last one short.
+    CpuEStep(size_t(64) << 10).accumulate(m, n, x.data(), nullptr, lz.data(), st);
+    const FullRef ref = naive_full_estep(m, n, x.data(), st.shift);
+    EXPECT_LT(rel_err(lz, ref.log_norm), 1e-5);
+    EXPECT_NEAR(st.sum_log_norm, ref.sum_log_norm, 1e-5 * std::abs(ref.sum_log_norm));
+    EXPECT_LT(rel_err(st.nk, ref.nk), 1e-4);
+    EXPECT_LT(rel_err(st.sum_x, ref.sum_x), 1e-4);
+    EXPECT_LT(rel_err(st.sum_x2, ref.sum_xx), 1e-4);
+    EXPECT_EQ(st.sum_weights, double(n));
+}
+
+std::vector<FShape> full_shapes() {
+    std::vector<FShape> v;
+    for (int d : {3, 16, 100, 128})
+        for (int k : {1, 7, 1000})
+            for (bool sift : {false, true})
+                if (k < 1000 || d <= 100) v.push_back({d, k, sift});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(AwkwardShapes, FullEStepShapes, testing::ValuesIn(full_shapes()),
+                         [](const testing::TestParamInfo<FShape>& i) {
+                             return "d" + std::to_string(i.param.d) + "_k" +
+                                    std::to_string(i.param.k) +
+                                    (i.param.sift ? "_sift" : "_normal");
+                         });
+
+/// n rows from k Gaussians with the given means and covariances (Cholesky
+/// factors drawn here), weights w; labels out.
+std::vector<float> sample_full_mixture(int64_t n, int d, const std::vector<double>& w,
+                                       const std::vector<double>& mu, const std::vector<float>& cov,
+                                       std::mt19937_64& rng, std::vector<int>& labels) {
+    const int k = int(w.size());
+    const size_t dd = size_t(d) * d;
+    std::vector<std::vector<double>> l(k);
+    for (int c = 0; c < k; c++) l[c] = naive_cholesky(d, cov.data() + c * dd);
+    std::discrete_distribution<int> pick(w.begin(), w.end());
+    std::normal_distribution<double> g(0, 1);
+    std::vector<float> x(size_t(n) * d);
+    std::vector<double> z(d);
+    labels.resize(n);
+    for (int64_t i = 0; i < n; i++) {
+        const int c = labels[i] = pick(rng);
+        for (auto& v : z) v = g(rng);
+        for (int a = 0; a < d; a++) {
+            double s = mu[size_t(c) * d + a];
+            for (int b = 0; b <= a; b++) s += l[c][size_t(a) * d + b] * z[b];
+            x[size_t(i) * d + a] = float(s);
+        }
+    }
+    return x;
+}
+
+TEST(FullCovariance, RecoversAKnownMixture) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 5, k = 3;
+    const int64_t n = 60013;
+    const std::vector<double> w = {0.5, 0.3, 0.2};
+    std::vector<double> mu(size_t(k) * d);
+    std::normal_distribution<double> g(0, 1);
+    for (int c = 0; c < k; c++)
+        for (int j = 0; j < d; j++) mu[size_t(c) * d + j] = 12.0 * c + g(rng);  // well apart
+    // Strongly correlated covariances: S = A A^T + 0.1 I.
+    std::vector<float> cov(size_t(k) * d * d);
+    for (int c = 0; c < k; c++) {
+        std::vector<double> a(size_t(d) * d);
+        for (auto& v : a) v = g(rng);
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < d; j++) {
+                double s = i == j ? 0.1 : 0.0;
+                for (int t = 0; t < d; t++) s += a[size_t(i) * d + t] * a[size_t(j) * d + t];
+                cov[size_t(c) * d * d + size_t(i) * d + j] = float(s);
+            }
+    }
+    std::vector<int> labels;
+    auto x = sample_full_mixture(n, d, w, mu, cov, rng, labels);
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType::Full;
+    p.device = Device::Cpu;
+    p.niter = 200;
+    p.tol = 1e-9;
+    p.reg_covar = 1e-6;
+    p.max_points_per_component = 0;
+    p.seed = int(seed % 1000);
+    GaussianMixture m(d, k, p);
+    m.fit(n, x.data());
+    // Match each true component to the nearest fitted mean.
+    for (int c = 0; c < k; c++) {
+        int best = 0;
+        double bd = INFINITY;
+        for (int e = 0; e < k; e++) {
+            double s = 0;
+            for (int j = 0; j < d; j++)
+                s += std::pow(m.means[size_t(e) * d + j] - mu[size_t(c) * d + j], 2);
+            if (s < bd) bd = s, best = e;
+        }
+        SCOPED_TRACE("component " + std::to_string(c));
+        EXPECT_LT(std::sqrt(bd), 0.05);  // sampling error ~ sqrt(tr S / (n w))
+        EXPECT_NEAR(m.weights[best], w[c], 0.01);
+        std::vector<double> got(m.variances.begin() + size_t(best) * d * d,
+                                m.variances.begin() + size_t(best + 1) * d * d),
+            want(cov.begin() + size_t(c) * d * d, cov.begin() + size_t(c + 1) * d * d);
+        EXPECT_LT(rel_err(got, want), 0.05);
+    }
+    // BIC counts d (d + 1) / 2 values per covariance.
+    EXPECT_EQ(m.n_parameters(), double(k - 1) + k * d + k * d * (d + 1) / 2.0);
+}
+
+TEST(FullCovariance, LogLikelihoodNeverDecreases) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    for (bool sift : {false, true}) {
+        const int d = 12, k = 9;
+        const int64_t n = 8009;
+        auto x = random_rows(n, d, sift, rng);
+        GaussianMixtureParameters p;
+        p.covariance_type = CovarianceType::Full;
+        p.device = Device::Cpu;
+        p.niter = 40;
+        p.tol = 0;
+        p.max_points_per_component = 0;
+        p.seed = int(seed % 1000);
+        GaussianMixture m(d, k, p);
+        m.fit(n, x.data());
+        ASSERT_GE(m.iteration_stats.size(), 2u);
+        for (size_t i = 1; i < m.iteration_stats.size(); i++) {
+            if (m.iteration_stats[i].n_reseeded || m.iteration_stats[i - 1].n_reseeded) continue;
+            const double a = m.iteration_stats[i - 1].log_likelihood,
+                         b = m.iteration_stats[i].log_likelihood;
+            EXPECT_GE(b, a - 1e-6 * std::abs(a)) << "iteration " << i << (sift ? " sift" : "");
+        }
+    }
+}
+
+TEST(FullCovariance, RankDeficientClusterStaysFinite) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 6, k = 3;
+    const int64_t n = 6007;
+    std::normal_distribution<float> g(0, 1);
+    std::vector<float> x(size_t(n) * d);
+    for (int64_t i = 0; i < n; i++) {
+        const int c = int(i % 3);
+        const float t = g(rng);
+        for (int j = 0; j < d; j++) {
+            float& v = x[size_t(i) * d + j];
+            if (c == 0)
+                v = 20.f + t * float(j + 1);  // all rows of cluster 0 on one line
+            else
+                v = 40.f * c + g(rng);
+        }
+    }
+    for (double reg : {1e-3, 0.0}) {
+        SCOPED_TRACE("reg_covar " + std::to_string(reg));
+        GaussianMixtureParameters p;
+        p.covariance_type = CovarianceType::Full;
+        p.device = Device::Cpu;
+        p.niter = 15;
+        p.tol = 0;
+        p.reg_covar = reg;
+        p.max_points_per_component = 0;
+        p.seed = int(seed % 1000);
+        GaussianMixture m(d, k, p);
+        m.fit(n, x.data());
+        m.check_model();
+        for (float v : m.means) EXPECT_TRUE(std::isfinite(v));
+        for (float v : m.variances) EXPECT_TRUE(std::isfinite(v));
+        int reseeded = 0;
+        for (const auto& it : m.iteration_stats) {
+            EXPECT_TRUE(std::isfinite(it.log_likelihood));
+            reseeded += it.n_reseeded;
+        }
+        printf("reg_covar %g: %d re-seedings over %zu iterations\n", reg, reseeded,
+               m.iteration_stats.size());
+        // Every covariance the model keeps factors (the E-step would throw).
+        SufficientStatistics st;
+        st.reset(d, k, CovarianceType::Full, mixture_center(m));
+        CpuEStep().accumulate(m, n, x.data(), nullptr, nullptr, st);
+        EXPECT_TRUE(std::isfinite(st.sum_log_norm));
+    }
+}
+
+// The M-step's covariance: S = sum_xx / nk - m m^T + reg I, refused (the
+// component is re-seeded and counted) when not positive definite.
+TEST(FullCovariance, MomentsToCovariance) {
+    std::mt19937_64 rng(fresh_seed());
+    std::normal_distribution<double> g(0, 1);
+    const int d = 4;
+    const double nk = 37.5;
+    std::vector<double> u(d), sx(d), sxx(size_t(d) * d);
+    for (auto& v : u) v = g(rng);
+    for (auto& v : sx) v = nk * g(rng);
+    // Rank one about the mean: every row at mean + t u.
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < d; j++)
+            sxx[size_t(i) * d + j] = nk * 2.0 * u[i] * u[j] + sx[i] * sx[j] / nk;
+    std::vector<float> cov(size_t(d) * d);
+    EXPECT_FALSE(covariance_from_moments(d, nk, sx.data(), sxx.data(), 0.0, cov.data()));
+    ASSERT_TRUE(covariance_from_moments(d, nk, sx.data(), sxx.data(), 0.5, cov.data()));
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < d; j++)
+            EXPECT_NEAR(cov[size_t(i) * d + j], 2.0 * u[i] * u[j] + (i == j ? 0.5 : 0.0),
+                        1e-5 * (1 + std::abs(2.0 * u[i] * u[j])));
+    // The whitening matrix inverts its Cholesky factor: W S W^T = I.
+    std::vector<double> s(cov.begin(), cov.end()), w(size_t(d) * d);
+    double hl = 0;
+    ASSERT_TRUE(whitening_matrix(d, s.data(), w.data(), &hl));
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < d; j++) {
+            double v = 0;
+            for (int a = 0; a < d; a++)
+                for (int b = 0; b < d; b++)
+                    v += w[size_t(i) * d + a] * s[size_t(a) * d + b] * w[size_t(j) * d + b];
+            EXPECT_NEAR(v, i == j ? 1.0 : 0.0, 1e-9);
+        }
+}
+
+// Posterior probing orders lists by top_components: for a full model they
+// follow the float64 posterior (responsibilities, and the order wherever
+// the two compared are not a near tie).
+TEST(FullCovariance, TopComponentsFollowTheFloat64Posterior) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 9, k = 13, t = 4;
+    const int64_t n = 501;
+    auto x = random_rows(n, d, true, rng);
+    GaussianMixture m = random_full_model(d, k, x, rng);
+    std::vector<idx_t> lab(size_t(n) * t);
+    std::vector<float> resp(size_t(n) * t);
+    m.top_components(n, x.data(), t, lab.data(), resp.data());
+    for (int64_t i = 0; i < n; i++) {
+        // The reference responsibilities of row i alone.
+        const FullRef one = naive_full_estep(m, 1, x.data() + i * d, std::vector<double>(d, 0.0));
+        std::vector<int> order(k);
+        for (int c = 0; c < k; c++) order[c] = c;
+        std::sort(order.begin(), order.end(), [&](int a, int b) { return one.nk[a] > one.nk[b]; });
+        for (int j = 0; j < t; j++) {
+            EXPECT_NEAR(resp[size_t(i) * t + j], one.nk[order[j]], 1e-4) << "row " << i;
+            const bool tie = j + 1 < k && one.nk[order[j]] - one.nk[order[j + 1]] < 1e-3;
+            if (!tie && (j == 0 || one.nk[order[j - 1]] - one.nk[order[j]] >= 1e-3)) {
+                EXPECT_EQ(lab[size_t(i) * t + j], order[j]) << "row " << i << " rank " << j;
+            }
+        }
+    }
+}
+
+TEST(FullCovariance, SaveLoadScoreAndRefusals) {
+    std::mt19937_64 rng(fresh_seed());
+    const int d = 7, k = 4;
+    auto x = random_rows(2003, d, false, rng);
+    GaussianMixture m = random_full_model(d, k, x, rng);
+    TempDir dir;
+    m.save(dir / "full.gmm");
+    GaussianMixture r = GaussianMixture::load(dir / "full.gmm");
+    EXPECT_EQ(r.params.covariance_type, CovarianceType::Full);
+    EXPECT_EQ(r.variances, m.variances);
+    EXPECT_EQ(r.means, m.means);
+    EXPECT_NEAR(r.score(2003, x.data()), m.score(2003, x.data()), 1e-9);
+    // A covariance that is not positive definite is named, not a NaN.
+    GaussianMixture bad = m;
+    bad.variances[size_t(2) * d * d + 1] = bad.variances[size_t(2) * d * d + d] =
+        10.f * bad.variances[size_t(2) * d * d];  // |S_01| > sqrt(S_00 S_11)
+    try {
+        bad.score(2003, x.data());
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("component 2"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("positive definite"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(covariance_type_from_string("full"), CovarianceType::Full);
+    // No GPU kernels for it: device=gpu says so (whether or not a GPU exists).
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType::Full;
+    p.device = Device::Gpu;
+    try {
+        make_estep_backend(p);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("full covariance"), std::string::npos) << e.what();
+    }
+    p.device = Device::Auto;
+    EXPECT_EQ(make_estep_backend(p)->name(), "cpu");
+}
+
+}  // namespace
