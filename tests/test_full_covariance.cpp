@@ -215,13 +215,19 @@ TEST(FullCovariance, RecoversAKnownMixture) {
     GaussianMixtureParameters p;
     p.covariance_type = CovarianceType::Full;
     p.device = Device::Cpu;
-    p.niter = 200;
-    p.tol = 1e-9;
+    p.niter = 300;
+    p.tol = 1e-7;
     p.reg_covar = 1e-6;
     p.max_points_per_component = 0;
     p.seed = int(seed % 1000);
+    // From the true means perturbed (a k-means start can merge two of the
+    // three clusters and split the third: a local optimum, not what this
+    // test is about).
+    std::vector<float> init(size_t(k) * d);
+    for (size_t i = 0; i < init.size(); i++) init[i] = float(mu[i] + 0.5 * g(rng));
     GaussianMixture m(d, k, p);
-    m.fit(n, x.data());
+    m.fit_from_means(n, x.data(), init.data());
+    EXPECT_TRUE(m.converged);
     // Match each true component to the nearest fitted mean.
     for (int c = 0; c < k; c++) {
         int best = 0;
@@ -233,7 +239,10 @@ TEST(FullCovariance, RecoversAKnownMixture) {
             if (s < bd) bd = s, best = e;
         }
         SCOPED_TRACE("component " + std::to_string(c));
-        EXPECT_LT(std::sqrt(bd), 0.05);  // sampling error ~ sqrt(tr S / (n w))
+        // Five standard errors of the sample mean: sqrt(tr S / (n w)).
+        double tr = 0;
+        for (int j = 0; j < d; j++) tr += cov[size_t(c) * d * d + size_t(j) * (d + 1)];
+        EXPECT_LT(std::sqrt(bd), 5 * std::sqrt(tr / (n * w[c])));
         EXPECT_NEAR(m.weights[best], w[c], 0.01);
         std::vector<double> got(m.variances.begin() + size_t(best) * d * d,
                                 m.variances.begin() + size_t(best + 1) * d * d),

@@ -21,13 +21,12 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 
-/// Row-major C (m x n) = A^T (m x kk) * B (kk x n), A stored kk x m, B kk x n.
+}  // namespace
+
 void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
     const float one = 1, zero = 0;
     sgemm_("N", "T", &n, &m, &kk, &one, b, &n, a, &m, &zero, c, &n);
 }
-
-}  // namespace
 
 void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
               float* c) {

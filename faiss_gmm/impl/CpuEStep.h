@@ -38,6 +38,9 @@ struct LogDensityTerms {
 void gemm_abt(int m, int n, int kk, float alpha, const float* a, const float* b, float beta,
               float* c);
 
+/** Row-major C (m x n) = A^T B, A stored kk x m and B kk x n, by OpenBLAS's sgemm. */
+void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c);
+
 /**
  * log pi_k + log N(x_i | mu_k, S_k) for a block of rows: out is n x k.
  * xc (n x d) receives x - shift; x2 (n x d for diagonal, n for spherical,

@@ -1,3 +1,4 @@
+#include <faiss_gmm/impl/CpuEStep.h>
 #include <faiss_gmm/impl/FullCovariance.h>
 
 #include <algorithm>
@@ -5,10 +6,7 @@
 #include <string>
 
 extern "C" {
-// Fortran BLAS / LAPACK (OpenBLAS ships both), as FAISS declares them.
-int sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-           const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-           const float* beta, float* c, const int* ldc);
+// Fortran LAPACK (OpenBLAS ships it), as FAISS declares its routines.
 void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
 void dtrtri_(const char* uplo, const char* diag, const int* n, double* a, const int* lda,
              int* info);
@@ -19,18 +17,6 @@ namespace faiss_gmm {
 namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
-
-/// Row-major C (m x n) = A (m x kk) B^T, B stored n x kk.
-void gemm_abt(int m, int n, int kk, const float* a, const float* b, float* c) {
-    const float one = 1, zero = 0;
-    sgemm_("T", "N", &n, &m, &kk, &one, b, &kk, a, &kk, &zero, c, &n);
-}
-
-/// Row-major C (m x n) = A^T B, A stored kk x m, B kk x n.
-void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
-    const float one = 1, zero = 0;
-    sgemm_("N", "T", &n, &m, &kk, &one, b, &n, a, &m, &zero, c, &n);
-}
 
 }  // namespace
 
@@ -108,7 +94,7 @@ void full_log_prob_block(const FullDensityTerms& t, idx_t n, const float* xc, fl
 #pragma omp parallel for if (nd > 65536)
         for (idx_t i = 0; i < n; i++)
             for (int j = 0; j < d; j++) z[size_t(i) * d + j] = xc[size_t(i) * d + j] - mu[j];
-        gemm_abt(int(n), d, d, z, t.w.data() + size_t(ci) * d * d, y);
+        gemm_abt(int(n), d, d, 1.f, z, t.w.data() + size_t(ci) * d * d, 0.f, y);
 #pragma omp parallel for if (nd > 65536)
         for (idx_t i = 0; i < n; i++) {
             double q = 0;
