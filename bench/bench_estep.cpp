@@ -21,8 +21,13 @@ GaussianMixture make_model(int d, int k, CovarianceType cov, const std::vector<f
     std::uniform_real_distribution<float> u(0.5f, 1.5f);
     m.weights.assign(k, 1.0f / k);
     m.means.assign(x.begin(), x.begin() + size_t(k) * d);
-    m.variances.resize(m.n_variances());
-    for (auto& v : m.variances) v = u(rng);
+    m.variances.assign(m.n_variances(), 0.f);
+    if (cov == CovarianceType::Full) {  // u I: positive definite
+        for (size_t c = 0; c < size_t(k); c++)
+            for (int j = 0; j < d; j++) m.variances[(c * d + j) * d + j] = u(rng);
+    } else {
+        for (auto& v : m.variances) v = u(rng);
+    }
     return m;
 }
 
@@ -50,7 +55,7 @@ struct EStepArgs {
         : n(state.range(0)),
           k(int(state.range(1))),
           d(int(state.range(2))),
-          cov(state.range(3) ? CovarianceType::Diagonal : CovarianceType::Spherical),
+          cov(CovarianceType(state.range(3))),  // 0 spherical, 1 diagonal, 2 full
           precision(has_precision ? Precision(state.range(4)) : Precision::Fp32) {}
 };
 
@@ -71,8 +76,11 @@ void time_estep(benchmark::State& state, const GaussianMixture& m, int64_t n, ES
         estep(st);
         benchmark::DoNotOptimize(st.sum_log_norm);
     }
-    const bool diag = m.params.covariance_type == CovarianceType::Diagonal;
-    const double flops = 4.0 * n * m.k * m.d * (diag ? 2 : 1);
+    // Full: two passes of 2 N K D^2 (whitening, then sum r x x^T).
+    const CovarianceType c = m.params.covariance_type;
+    const double flops = c == CovarianceType::Full
+                             ? 4.0 * n * m.k * m.d * m.d
+                             : 4.0 * n * m.k * m.d * (c == CovarianceType::Diagonal ? 2 : 1);
     state.counters["TFLOP/s"] =
         benchmark::Counter(flops * state.iterations() / 1e12, benchmark::Counter::kIsRate);
 }
@@ -89,7 +97,12 @@ void BM_CpuEStep(benchmark::State& state) {
         backend.accumulate(m, n, x.data(), nullptr, nullptr, st);
     });
     const idx_t rows = std::min<idx_t>(n, backend.block_rows(d, k));
-    state.counters["scratch_MB"] = 4.0 * (size_t(rows) * (k + 2 * d + 2) + size_t(k) * d) / 1e6;
+    // Full: also the whitening matrices (k d^2), the whitened block (2 rows d) and d^2.
+    const double full = cov == CovarianceType::Full
+                            ? double(size_t(k) * d * d + 2 * size_t(rows) * d + size_t(d) * d)
+                            : 0.0;
+    state.counters["scratch_MB"] =
+        4.0 * (double(size_t(rows) * (k + 2 * d + 2) + size_t(k) * d) + full) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " fp32 cpu");
 }
 
@@ -202,6 +215,13 @@ BENCHMARK(BM_GpuEStepHost)
 BENCHMARK(BM_CpuEStep)
     ->ArgNames({"N", "K", "D", "diag"})
     ->ArgsProduct({{10000, 100000}, {256, 1024}, {96, 128}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// Full covariance on the CPU (2 N K D^2 flops a pass): smaller N and K.
+BENCHMARK(BM_CpuEStep)
+    ->Name("BM_CpuEStepFull")
+    ->ArgNames({"N", "K", "D", "cov"})
+    ->ArgsProduct({{10000}, {64, 256}, {96, 128}, {2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -103,6 +103,9 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
     const bool with_resp = !nearest && out.resp;
     const bool want_stats = out.stats != nullptr, want_obj = nearest && out.objective;
     const bool sph = !want_stats || out.stats->covariance_type == CovarianceType::Spherical;
+    FAISS_GMM_CHECK_ARG(!want_stats || out.stats->covariance_type != CovarianceType::Full,
+                        "the GPU hard assignment has no full-covariance statistics yet: use the "
+                        "CPU backend");
     if (want_stats)
         FAISS_GMM_CHECK(out.stats->d == d_ && out.stats->k == k_,
                         "statistics were reset for another model shape");

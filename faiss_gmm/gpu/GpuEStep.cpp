@@ -132,6 +132,8 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
 
 void GpuEStep::upload_model(const GaussianMixture& model, const std::vector<double>& fallback,
                             idx_t n, const float* x, bool x_on_device, cudaStream_t stream) {
+    FAISS_GMM_CHECK_ARG(model.params.covariance_type != CovarianceType::Full,
+                        "the GPU E-step has no full-covariance kernels yet: use the CPU backend");
     d_ = model.d;
     k_ = model.k;
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
