@@ -232,10 +232,7 @@ __global__ void __launch_bounds__(kThreads, wg_pass1_blocks<PL>())
         const uint8_t* const al = ah + mtile;
         const uint8_t* const bh = ah + L::kParts * mtile;
         const uint8_t* const bl = bh + mtile;
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-        fence_regs(acc);
-        wgmma_fence();
+        begin_products(acc);
         if constexpr (kRegA) {
 #pragma unroll
             for (int ks = 0; ks < KS; ks++) {
@@ -510,13 +507,10 @@ __global__ void __launch_bounds__(kThreads, wg_pass2_blocks<kDiag, PL>())
         __syncthreads();
         if (row0 + R < end) load_tile(row0 + R);  // raw is free again
 
-            // Log2-densities, transposed: this warpgroup's 64 components x R
-            // rows. The wait also retires the previous tile's accumulation,
-            // which ran under this tile's staging.
-#pragma unroll
-        for (int j = 0; j < R / 8; j++) lg[j][0] = lg[j][1] = lg[j][2] = lg[j][3] = 0.f;
-        fence_regs(lg);
-        wgmma_fence();
+        // Log2-densities, transposed: this warpgroup's 64 components x R
+        // rows. The wait also retires the previous tile's accumulation,
+        // which ran under this tile's staging.
+        begin_products(lg);
         for (int k0 = 0; k0 < dp; k0 += 16) {
             L::template ss<R>(lg, sw_desc_k(mah, kPass2Comps, 64 * wg, k0),
                               sw_desc_k(mal, kPass2Comps, 64 * wg, k0), sw_desc_k(xh, R, 0, k0),
@@ -750,11 +744,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();
         if (row0 + R < end) load_tile(row0 + R);  // raw is free again
 
-            // 3xTF32 log-densities, transposed: 64 components x R rows.
-#pragma unroll
-        for (int j = 0; j < R / 8; j++) lg[j][0] = lg[j][1] = lg[j][2] = lg[j][3] = 0.f;
-        fence_regs(lg);
-        wgmma_fence();
+        // 3xTF32 log-densities, transposed: 64 components x R rows.
+        begin_products(lg);
         for (int k0 = 0; k0 < dp; k0 += 8) {
             const uint32_t koff = k0 * 32;  // two 16-byte k blocks of 128 bytes
             const uint64_t ah = smem_desc(wmh + koff, 128, sbo),
