@@ -121,6 +121,25 @@ double centroids_close(const std::vector<float>& a, const std::vector<float>& b,
     return double(close) / double(k);
 }
 
+/// The fraction of rows whose nearest centroid has the same index in a and b.
+double same_lists(const std::vector<float>& a, const std::vector<float>& b, const float* x,
+                  int64_t n, int d) {
+    const size_t k = a.size() / d;
+    auto nearest = [&](const std::vector<float>& c, const float* xi) {
+        size_t best = 0;
+        double bd = INFINITY;
+        for (size_t j = 0; j < k; j++) {
+            double s = 0;
+            for (int t = 0; t < d; t++) s += std::pow(double(xi[t]) - c[j * d + t], 2);
+            if (s < bd) bd = s, best = j;
+        }
+        return best;
+    };
+    int64_t same = 0;
+    for (int64_t i = 0; i < n; i++) same += nearest(a, x + i * d) == nearest(b, x + i * d);
+    return double(same) / double(n);
+}
+
 TEST(KMeans, InitialCentroidsAreFaissDraws) {
     std::mt19937_64 rng(fresh_seed());
     const int d = 11, k = 29;
@@ -154,19 +173,26 @@ TEST(KMeans, CpuIterationsMatchFaissFromTheSameCentroids) {
         std::vector<float> c = init;
         kmeans_iterations(cpu, d, k, n, x.data(), w.data(), 1, false, c);
         EXPECT_EQ(centroids_close(c, ref1.centroids, x.data(), n, d, 1e-5), 1.0) << "d=" << d;
-        // Six: rounding may flip near ties (and splits make near-copies), so
-        // the objectives and splits agree, most centroids closely. One flip
-        // early can move a later objective by ~0.1% (seen once in CI-like
-        // runs: 1.1e-3), so the bound is 1%.
+        // Six: rounding may flip near ties, and with k above the 20 true
+        // clusters two centroids share a cluster, whose dense middle is their
+        // boundary; a split makes near-copies. So the objectives agree (one
+        // early flip moved a later one by 1.1e-3, hence 1%), the splits agree
+        // up to the first iteration that splits (the runs part ways after
+        // it), and the final lists hold mostly the same rows. (Comparing
+        // centroid positions instead failed for about 1 seed in 60: 61% of
+        // them within 1e-2 of the data's spread, with equal objectives.)
         const faiss::Clustering ref = faiss_kmeans(d, k, n, x.data(), w.data(), init, 6);
         c = init;
         const auto st = kmeans_iterations(cpu, d, k, n, x.data(), w.data(), 6, false, c);
         ASSERT_EQ(st.size(), ref.iteration_stats.size());
+        bool split = false;
         for (size_t i = 0; i < st.size(); i++) {
             EXPECT_NEAR(st[i].obj, ref.iteration_stats[i].obj, 1e-2 * ref.iteration_stats[i].obj);
-            EXPECT_EQ(st[i].nsplit, ref.iteration_stats[i].nsplit);
+            if (!split) EXPECT_EQ(st[i].nsplit, ref.iteration_stats[i].nsplit) << "iteration " << i;
+            split = split || st[i].nsplit > 0 || ref.iteration_stats[i].nsplit > 0;
         }
-        EXPECT_GE(centroids_close(c, ref.centroids, x.data(), n, d, 1e-2), 0.7) << "d=" << d;
+        const double same = same_lists(c, ref.centroids, x.data(), n, d);
+        EXPECT_GE(same, 0.9) << "d=" << d;  // 600 runs here: 0.956 at the least
     }
 }
 
