@@ -65,8 +65,11 @@ void BM_PinnedCopy(benchmark::State& state) {
     state.SetLabel("pinned host->device copy");
 }
 
-/// args: N, K, type (0 float32, 1 uint8), precision
-void BM_StreamEStep(benchmark::State& state) {
+/// The streaming E-step over N rows of D = 128 (state args N, K, u8,
+/// precision) in blocks of block_bytes: rows in page-locked host memory
+/// (they cross the link every call), or made on the device by the
+/// synthetic source itself (no link: what the pipeline costs without it).
+void stream_estep(benchmark::State& state, size_t block_bytes, bool device_rows) {
     if (!gpu_backend_available()) return state.SkipWithError("no GPU");
     if (g_copy_gbps == 0) g_copy_gbps = measure_pinned_copy(size_t(1) << 30, 8);
     const idx_t n = state.range(0);
@@ -79,16 +82,19 @@ void BM_StreamEStep(benchmark::State& state) {
     SyntheticSource gen(SyntheticMixture(mp), n, 1, t, t == ElementType::UInt8 ? 32.f : 1.f,
                         t == ElementType::UInt8 ? 128.f : 0.f);
     gpu::PinnedBuffer<uint8_t> rows;
-    rows.reserve(size_t(n) * gen.row_bytes());
-    gen.read_raw(0, n, rows.data());
-    ArraySource src(n, kDim, t, rows.data());
+    if (!device_rows) {
+        rows.reserve(size_t(n) * gen.row_bytes());
+        gen.read_raw(0, n, rows.data());
+    }
+    ArraySource pinned(device_rows ? 0 : n, kDim, t, device_rows ? nullptr : rows.data());
+    const DataSource& src = device_rows ? static_cast<const DataSource&>(gen) : pinned;
     GaussianMixtureParameters p;
     GaussianMixture m(kDim, k, p);
     m.weights.assign(k, 1.f / k);
     m.means.resize(size_t(k) * kDim);
-    src.read_float(0, k, m.means.data());                           // means on data rows
+    gen.read_float(0, k, m.means.data());                           // means on data rows
     m.variances.assign(k, t == ElementType::UInt8 ? 100.f : 0.1f);  // the data's scale
-    gpu::GpuEStep g(0, gpu::GpuEStep::kDefaultBlockBytes, prec);
+    gpu::GpuEStep g(0, block_bytes, prec);
     SufficientStatistics st;
     st.reset(kDim, k, p.covariance_type, mixture_center(m));
     g.accumulate_source(m, src, 0, n, st);  // warm-up: buffers, model terms
@@ -105,6 +111,17 @@ void BM_StreamEStep(benchmark::State& state) {
         benchmark::Counter(double(n) / 1e6, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["copy_GB/s"] = g_copy_gbps;
     state.SetLabel(std::string(to_string(t)) + " " + to_string(prec));
+}
+
+/// args: N, K, type (0 float32, 1 uint8), precision
+void BM_StreamEStep(benchmark::State& state) {
+    stream_estep(state, gpu::GpuEStep::kDefaultBlockBytes, false);
+}
+
+/// args: N, K, u8, precision, block MB, rows (0 page-locked host, 1 made on
+/// the device): where the streaming path's time goes (issue 16, item 5).
+void BM_PipelineEStep(benchmark::State& state) {
+    stream_estep(state, size_t(state.range(4)) << 20, state.range(5) != 0);
 }
 
 /// args: N, K, precision, niter. Iteration 1 makes the rows on the device
@@ -164,6 +181,12 @@ BENCHMARK(BM_StreamEStep)
     ->Args({8 << 20, 1024, 1, 0})
     ->Args({8 << 20, 1024, 0, 3})
     ->Args({8 << 20, 1024, 1, 3})
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PipelineEStep)
+    ->ArgNames({"N", "K", "u8", "prec", "blockMB", "devrows"})
+    ->ArgsProduct({{8 << 20}, {1024}, {1}, {3}, {64, 256}, {0, 1}})
     ->UseManualTime()
     ->Iterations(3)
     ->Unit(benchmark::kMillisecond);

@@ -65,6 +65,19 @@ if os.path.exists("bench/results/streaming.json"):
         frac = b["GB/s"] / 1e9 / b["copy_GB/s"]
         lines.append(f"| {t} | {p} | {a['N']} | {a['K']} | {b['real_time']:.1f} | "
                      f"{b['Mrows/s']:.1f} | {b['GB/s']/1e9:.1f} | {100*frac:.0f}% |")
+    pipe = [b for b in bs if b["name"].startswith("BM_PipelineEStep") and not b.get("error_occurred")]
+    if pipe:
+        lines += ["", "Where the streaming path's time goes (`BM_PipelineEStep`, the rows above at K = 1024,",
+                  "uint8, fast): rows from page-locked host memory (they cross the link) or made on the",
+                  "GPU by the synthetic source itself (no link; the generator's kernel shares the SMs),",
+                  "blocks of 64 or 256 MB.", "",
+                  "| rows | block MB | time (ms) | Mrows/s | input GB/s | of the copy bound |",
+                  "|---|---|---|---|---|---|"]
+        for b in pipe:
+            a = args(b)
+            where = "made on the GPU" if a["devrows"] == "1" else "page-locked host"
+            lines.append(f"| {where} | {a['blockMB']} | {b['real_time']:.1f} | {b['Mrows/s']:.1f} | "
+                         f"{b['GB/s']/1e9:.1f} | {100 * b['GB/s'] / 1e9 / b['copy_GB/s']:.0f}% |")
     lines += ["", "EM over 1,000,000,000 x 128 uint8 rows on one GPU, K = 1024, spherical, `--full-data`:",
               "rows from `SyntheticSource` (`synthetic:1000000000x128,k=1024,seed=1,uint8`: 1024 Gaussians,",
               "row i a function of (seed, i)). Iteration 1 makes the rows on the GPU (`DeviceRowGenerator`,",
