@@ -194,29 +194,36 @@ TEST(Checkpoint, ResumingContinuesTheSameRun) {
     p.max_points_per_component = 0;
     p.max_block_bytes = 1 << 15;
     p.seed = int(seed % 1000);
-    p.niter = 6;
-    GaussianMixture whole(d, k, p);
-    whole.fit(src);
-    // Stop after 3 iterations with a checkpoint, then resume to 6.
-    p.checkpoint_path = dir.path + "/ckpt";
-    p.niter = 3;
-    GaussianMixture first(d, k, p);
-    first.fit(src);
-    GaussianMixture as_model = GaussianMixture::load(p.checkpoint_path);  // a model too
-    EXPECT_EQ(as_model.means, first.means);
-    EXPECT_EQ(as_model.iteration_stats.size(), 3u);
-    p.niter = 6;
-    p.resume = true;
-    GaussianMixture resumed(d, k, p);
-    resumed.fit(src);
-    EXPECT_EQ(resumed.means, whole.means);
-    EXPECT_EQ(resumed.variances, whole.variances);
-    EXPECT_EQ(resumed.weights, whole.weights);
-    ASSERT_EQ(resumed.iteration_stats.size(), whole.iteration_stats.size());
-    for (size_t i = 0; i < whole.iteration_stats.size(); i++)
-        EXPECT_NEAR(resumed.iteration_stats[i].log_likelihood,
-                    whole.iteration_stats[i].log_likelihood,
-                    1e-12 * std::abs(whole.iteration_stats[i].log_likelihood));
+    // Full covariance too: its k x d x d covariances go through the same file.
+    for (CovarianceType cov : {CovarianceType::Full, CovarianceType::Spherical}) {
+        SCOPED_TRACE(to_string(cov));
+        p.covariance_type = cov;
+        p.resume = false;
+        p.checkpoint_path.clear();
+        p.niter = 6;
+        GaussianMixture whole(d, k, p);
+        whole.fit(src);
+        // Stop after 3 iterations with a checkpoint, then resume to 6.
+        p.checkpoint_path = dir.path + "/ckpt_" + to_string(cov);
+        p.niter = 3;
+        GaussianMixture first(d, k, p);
+        first.fit(src);
+        GaussianMixture as_model = GaussianMixture::load(p.checkpoint_path);  // a model too
+        EXPECT_EQ(as_model.means, first.means);
+        EXPECT_EQ(as_model.iteration_stats.size(), 3u);
+        p.niter = 6;
+        p.resume = true;
+        GaussianMixture resumed(d, k, p);
+        resumed.fit(src);
+        EXPECT_EQ(resumed.means, whole.means);
+        EXPECT_EQ(resumed.variances, whole.variances);
+        EXPECT_EQ(resumed.weights, whole.weights);
+        ASSERT_EQ(resumed.iteration_stats.size(), whole.iteration_stats.size());
+        for (size_t i = 0; i < whole.iteration_stats.size(); i++)
+            EXPECT_NEAR(resumed.iteration_stats[i].log_likelihood,
+                        whole.iteration_stats[i].log_likelihood,
+                        1e-12 * std::abs(whole.iteration_stats[i].log_likelihood));
+    }
     // A checkpoint of another shape is refused by name; nothing is changed.
     GaussianMixture other(d, k + 1, p);
     try {
