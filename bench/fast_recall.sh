@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16's recall check of the fast class: IVF<nlist>,Flat over the whole
 # realsift1m base from GMM models fitted on the H200 in the fp32 and the
-# fast class from the same sample, seeds and initialisation
+# fast class from the same sample, seeds and initial rows (the GPU k-means
+# runs in each class's precision too)
 # (bench/device_realsift_models.sh with PRECISIONS="fp32 fast"), single
 # assignment, FAISS's distance probing; 10-recall@10 per nprobe on the
 # first QUERIES queries; each final model's mean log-likelihood on the
