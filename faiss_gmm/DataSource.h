@@ -17,9 +17,9 @@
 
 namespace faiss_gmm {
 
-/** Rows to train on, read in blocks. Reads of disjoint ranges may run concurrently. */
 class SyntheticSource;
 
+/** Rows to train on, read in blocks. Reads of disjoint ranges may run concurrently. */
 class DataSource {
    public:
     virtual ~DataSource() = default;

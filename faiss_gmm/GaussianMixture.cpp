@@ -139,7 +139,7 @@ void GaussianMixture::check_model() const {
         FAISS_GMM_CHECK(!bad(variances, false), "model has a non-finite covariance");
         for (int c = 0; c < k; c++)
             for (int j = 0; j < d; j++)
-                FAISS_GMM_CHECK(variances[(size_t(c) * d + j) * d + j] > 0,
+                FAISS_GMM_CHECK(variance(c, j) > 0,
                                 "model component " + std::to_string(c) +
                                     " has a non-positive variance on its covariance's diagonal");
     } else {
@@ -462,7 +462,7 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
                 dead[c] = 1;
                 continue;
             }
-            for (int j = 0; j < d; j++) vsum += (variances[c * dd + size_t(j) * (d + 1)] - reg) / d;
+            for (int j = 0; j < d; j++) vsum += (variance(c, j) - reg) / d;
         } else if (spherical) {
             double v = std::max(0.0, (st.sum_x2[c] / nk - mnorm2) / d);
             variances[c] = float(v + reg);
@@ -490,9 +490,7 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
             if (!dead[j] && (heavy < 0 || weights[j] > weights[heavy])) heavy = j;
         FAISS_GMM_CHECK(heavy >= 0, "every component is empty");
         for (int j = 0; j < d; j++) {
-            double sd = std::sqrt(spherical ? variances[heavy]
-                                  : full    ? variances[heavy * dd + size_t(j) * (d + 1)]
-                                            : variances[size_t(heavy) * d + j]);
+            double sd = std::sqrt(variance(heavy, j));
             double delta = (rng() & 1 ? 0.1 : -0.1) * sd;
             float base = means[size_t(heavy) * d + j];
             means[size_t(c) * d + j] = float(base + delta);

@@ -141,7 +141,7 @@ class GaussianMixture {
     /// Where the last fit's time went (seconds): rows to the device, the
     /// initialisation (means and initial statistics), the EM iterations.
     double time_upload = 0, time_init = 0, time_em = 0;
-    bool converged = false;                          ///< whether the last fit met tol before niter
+    bool converged = false;         ///< whether the last fit met tol before niter
     size_t estep_device_bytes = 0;  ///< device memory the E-step held at the end of the last fit
                                     ///< (0 on the CPU): what bounds a streamed fit's GPU use
 
@@ -210,6 +210,18 @@ class GaussianMixture {
 
     /** Check that sizes and values are a usable model (throws Error). */
     void check_model() const;
+
+    /** Component c's variance along dimension j, whatever the covariance type. */
+    float variance(int c, int j) const {
+        switch (params.covariance_type) {
+            case CovarianceType::Spherical:
+                return variances[c];
+            case CovarianceType::Diagonal:
+                return variances[size_t(c) * d + j];
+            default:
+                return variances[(size_t(c) * d + j) * d + j];  // the diagonal
+        }
+    }
 
     /** Number of variance values: k, k * d or k * d * d (full: the covariances). */
     size_t n_variances() const {

@@ -67,7 +67,6 @@ GpuEStep::GpuEStep(int device, size_t block_bytes, Precision precision, size_t c
 }
 
 GpuEStep::~GpuEStep() {
-    gen_.reset();
     if (stream_) cudaStreamDestroy(stream_);
     if (copy_stream_) cudaStreamDestroy(copy_stream_);
 }

@@ -21,6 +21,14 @@ namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 
+/// Floats of cpu_log_prob_block's x2 for `rows` rows: the squared norms
+/// (spherical), the squares (diagonal), none (full covariance whitens instead).
+size_t x2_floats(CovarianceType c, idx_t rows, int d) {
+    return c == CovarianceType::Spherical  ? size_t(rows)
+           : c == CovarianceType::Diagonal ? size_t(rows) * d
+                                           : 0;
+}
+
 }  // namespace
 
 void gemm_atb(int m, int n, int kk, const float* a, const float* b, float* c) {
@@ -129,7 +137,7 @@ void CpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
     std::vector<float> full_scratch;
     const idx_t bs = std::min(n, block_rows(d, k));
     std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d),
-        x2(spherical ? size_t(bs) : size_t(bs) * d), tmp(size_t(k) * d), tmp_k(k);
+        x2(x2_floats(model.params.covariance_type, bs, d)), tmp(size_t(k) * d), tmp_k(k);
     const int nthreads = omp_get_max_threads();
     std::vector<double> nk_thread(size_t(nthreads) * k);
 
@@ -195,8 +203,8 @@ void cpu_top_components(const GaussianMixture& model, idx_t n, const float* x, i
     LogDensityTerms terms(model, mixture_center(model));
     CpuEStep sizing(model.params.max_block_bytes);
     const idx_t bs = std::max<idx_t>(1, std::min(n, sizing.block_rows(d, k)));
-    const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
-    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d), x2(spherical ? bs : size_t(bs) * d);
+    std::vector<float> lp(size_t(bs) * k), xc(size_t(bs) * d),
+        x2(x2_floats(model.params.covariance_type, bs, d));
     for (idx_t i0 = 0; i0 < n; i0 += bs) {
         idx_t nb = std::min(bs, n - i0);
         cpu_log_prob_block(terms, nb, x + i0 * d, xc.data(), x2.data(), lp.data());

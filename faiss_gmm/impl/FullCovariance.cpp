@@ -59,7 +59,7 @@ bool covariance_from_moments(int d, double nk, const double* sum_x, const double
 
 FullDensityTerms::FullDensityTerms(int d_, int k_, const float* weights, const float* means,
                                    const float* covs, const std::vector<double>& shift)
-    : d(d_), k(k_), mu(size_t(k_) * d_), w(size_t(k_) * d_ * d_), c(k_) {
+    : d(d_), k(k_), mu(size_t(k_) * d_), w(size_t(k_) * d_ * d_), c(k_), half_log_det_prec(k_) {
     const size_t dd = size_t(d) * d;
     int bad = -1;
 #pragma omp parallel for schedule(dynamic) if (size_t(k) * dd > 65536)
@@ -74,6 +74,7 @@ FullDensityTerms::FullDensityTerms(int d_, int k_, const float* weights, const f
         for (size_t e = 0; e < dd; e++) w[ci * dd + e] = float(wd[e]);
         for (int j = 0; j < d; j++)
             mu[size_t(ci) * d + j] = float(means[size_t(ci) * d + j] - shift[j]);
+        half_log_det_prec[ci] = hl;
         c[ci] = float(std::log(std::max(double(weights[ci]), 1e-300)) - 0.5 * d * kLog2Pi + hl);
     }
     FAISS_GMM_CHECK(bad < 0, "model component " + std::to_string(bad) +

@@ -40,9 +40,10 @@ bool covariance_from_moments(int d, double nk, const double* sum_x, const double
  */
 struct FullDensityTerms {
     int d = 0, k = 0;
-    std::vector<float> mu;  ///< k x d: mu'_k = mu_k - shift
-    std::vector<float> w;   ///< k x d x d: W_k (row-major, lower triangular)
-    std::vector<float> c;   ///< k: log pi_k - d/2 log(2 pi) + sum log W_k,ii
+    std::vector<float> mu;                  ///< k x d: mu'_k = mu_k - shift
+    std::vector<float> w;                   ///< k x d x d: W_k (row-major, lower triangular)
+    std::vector<float> c;                   ///< k: log pi_k - d/2 log(2 pi) + sum log W_k,ii
+    std::vector<double> half_log_det_prec;  ///< k: sum log W_k,ii = -log det S_k / 2
 
     /** From covariances (k x d x d); throws Error naming a component that is not PD. */
     FullDensityTerms(int d, int k, const float* weights, const float* means, const float* covs,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 namespace faiss_gmm {
@@ -14,9 +15,13 @@ GaussianMixture tempered_mixture(const GaussianMixture& model, double temperatur
     FAISS_GMM_CHECK_ARG(temperature > 0 && std::isfinite(temperature),
                         "the spill temperature must be positive and finite");
     const int d = model.d, k = model.k;
-    const bool spherical = model.params.covariance_type == CovarianceType::Spherical;
-    const bool full = model.params.covariance_type == CovarianceType::Full;
     GaussianMixture t = model;
+    // Full: log det(2 pi S_k) = d log 2 pi - 2 sum log W_jj, from the terms
+    // the E-step uses (which name a component that is not positive definite).
+    std::unique_ptr<FullDensityTerms> full;
+    if (model.params.covariance_type == CovarianceType::Full)
+        full = std::make_unique<FullDensityTerms>(d, k, model.weights.data(), model.means.data(),
+                                                  model.variances.data(), std::vector<double>(d));
     // (log pi - 0.5 sum log(2 pi var) - q / 2) / T = log pi' - 0.5 sum
     // log(2 pi T var) - q / (2 T): log pi' collects the rest.
     std::vector<double> lw(k);
@@ -24,21 +29,10 @@ GaussianMixture tempered_mixture(const GaussianMixture& model, double temperatur
     for (int c = 0; c < k; c++) {
         double log_det = 0;
         if (full) {
-            // log det(2 pi S) = d log 2 pi - 2 sum log W_jj (W = L^-1, S = L L^T).
-            const size_t dd = size_t(d) * d;
-            std::vector<double> s(model.variances.begin() + c * dd,
-                                  model.variances.begin() + (c + 1) * dd),
-                w(dd);
-            double hl = 0;
-            FAISS_GMM_CHECK(whitening_matrix(d, s.data(), w.data(), &hl),
-                            "model component " + std::to_string(c) +
-                                " has a covariance that is not positive definite");
-            log_det = d * std::log(2 * M_PI) - 2 * hl;
+            log_det = d * std::log(2 * M_PI) - 2 * full->half_log_det_prec[c];
         } else {
             for (int j = 0; j < d; j++)
-                log_det += std::log(
-                    2 * M_PI *
-                    double(spherical ? model.variances[c] : model.variances[size_t(c) * d + j]));
+                log_det += std::log(2 * M_PI * double(model.variance(c, j)));
         }
         lw[c] = std::log(double(model.weights[c])) / temperature - 0.5 * log_det / temperature +
                 0.5 * (log_det + d * std::log(temperature));
