@@ -13,7 +13,10 @@ using namespace faiss_gmm;
 
 namespace {
 
-GaussianMixture make_model(int d, int k, CovarianceType cov, const std::vector<float>& x) {
+/// Means on the first k rows, variances u in [0.5, 1.5] times var_scale
+/// (full: u var_scale I).
+GaussianMixture make_model(int d, int k, CovarianceType cov, const std::vector<float>& x,
+                           float var_scale = 1.f) {
     GaussianMixtureParameters p;
     p.covariance_type = cov;
     GaussianMixture m(d, k, p);
@@ -24,9 +27,9 @@ GaussianMixture make_model(int d, int k, CovarianceType cov, const std::vector<f
     m.variances.assign(m.n_variances(), 0.f);
     if (cov == CovarianceType::Full) {  // u I: positive definite
         for (size_t c = 0; c < size_t(k); c++)
-            for (int j = 0; j < d; j++) m.variances[(c * d + j) * d + j] = u(rng);
+            for (int j = 0; j < d; j++) m.variances[(c * d + j) * d + j] = var_scale * u(rng);
     } else {
-        for (auto& v : m.variances) v = u(rng);
+        for (auto& v : m.variances) v = var_scale * u(rng);
     }
     return m;
 }
@@ -114,10 +117,9 @@ bool skip_without_gpu(benchmark::State& state) {
     return true;
 }
 
-/// Device-resident E-step: rows already on the GPU (i.i.d. normal, made on the host).
-void BM_GpuEStep(benchmark::State& state) {
-    if (skip_without_gpu(state)) return;
-    const EStepArgs a(state, true);
+/// Device-resident E-step: rows already on the GPU (i.i.d. normal, made on
+/// the host), the model's variances scaled by var_scale.
+void gpu_estep_device(benchmark::State& state, const EStepArgs& a, float var_scale) {
     const int64_t n = a.n;
     const int k = a.k, d = a.d;
     const auto cov = a.cov;
@@ -138,7 +140,7 @@ void BM_GpuEStep(benchmark::State& state) {
     std::vector<float> host_means(size_t(k) * d);
     FAISS_GMM_CUDA_CHECK(
         cudaMemcpy(host_means.data(), x.data(), host_means.size() * 4, cudaMemcpyDeviceToHost));
-    GaussianMixture m = make_model(d, k, cov, host_means);
+    GaussianMixture m = make_model(d, k, cov, host_means, var_scale);
     gpu::GpuEStep backend(-1, size_t(256) << 20, precision);
     cudaStream_t stream;
     FAISS_GMM_CUDA_CHECK(cudaStreamCreate(&stream));
@@ -153,6 +155,20 @@ void BM_GpuEStep(benchmark::State& state) {
     // Extra memory: log Z (N floats, the caller's) + what the backend allocated.
     state.counters["scratch_MB"] = (4.0 * n + double(free0 - free1)) / 1e6;
     state.SetLabel(std::string(to_string(cov)) + " " + to_string(precision) + " gpu");
+}
+
+void BM_GpuEStep(benchmark::State& state) {
+    if (skip_without_gpu(state)) return;
+    gpu_estep_device(state, EStepArgs(state, true), 1.f);
+}
+
+/// Full covariance (cov 2): soft 0 is the table's model (variances ~1 on
+/// unit data: most responsibilities underflow, and pass 2 skips a row
+/// tile whose responsibilities are all zero); soft 1 scales the variances
+/// by 16, so that every responsibility is nonzero and no tile is skipped.
+void BM_GpuEStepFull(benchmark::State& state) {
+    if (skip_without_gpu(state)) return;
+    gpu_estep_device(state, EStepArgs(state, true), state.range(5) ? 16.f : 1.f);
 }
 
 /// Host-pointer E-step: rows in (pageable) host memory, copied in two
@@ -204,6 +220,11 @@ BENCHMARK(BM_GpuEStep)
 #endif
 
 #ifdef FAISS_GMM_WITH_CUDA
+BENCHMARK(BM_GpuEStepFull)
+    ->ArgNames({"N", "K", "D", "cov", "prec", "soft"})
+    ->ArgsProduct({{100000, 1000000}, {1024}, {96, 128}, {2}, {0, 3}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_GpuEStepHost)
     ->ArgNames({"N", "K", "D", "diag", "prec"})
     ->ArgsProduct({{1000000, 4000000}, {1024}, {128}, {0, 1}, {0, 1, 2, 3}})

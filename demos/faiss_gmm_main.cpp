@@ -43,7 +43,7 @@ struct GmmOptions {
     std::string gpus;  // "0,1" or "" (every visible GPU)
 
     void add_to(CLI::App* app) {
-        app->add_option("--cov", cov, "covariance type: spherical, diagonal or full (full: CPU E-step only)")
+        app->add_option("--cov", cov, "covariance type: spherical, diagonal or full (full on the GPU: d <= 128)")
             ->capture_default_str();
         app->add_option("--niter", niter, "maximum EM iterations (k-means iterations where k-means is the trainer)")->capture_default_str();
         app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")

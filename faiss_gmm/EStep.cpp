@@ -63,13 +63,6 @@ bool gpu_backend_available() {
 }
 
 std::unique_ptr<EStepBackend> make_estep_backend(const GaussianMixtureParameters& p) {
-    if (p.covariance_type == CovarianceType::Full) {
-        // No GPU kernels for it yet; auto means the CPU here.
-        FAISS_GMM_CHECK_ARG(p.device != Device::Gpu,
-                            "full covariance runs on the CPU E-step only (no GPU kernels for it "
-                            "yet): use device=cpu or auto");
-        return std::make_unique<CpuEStep>(p.max_block_bytes);
-    }
     if (p.device == Device::Gpu) {
         FAISS_GMM_CHECK(gpu_backend_available(),
                         std::string("device=gpu was asked for but no GPU E-step is available (") +

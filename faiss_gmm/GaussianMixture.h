@@ -22,7 +22,7 @@ class Communicator;
 enum class CovarianceType {
     Spherical = 0,  ///< one variance per component (sigma_k^2 I)
     Diagonal = 1,   ///< one variance per component and dimension
-    Full = 2,       ///< a full D x D covariance per component (CPU E-step only, for now)
+    Full = 2,       ///< a full D x D covariance per component (GPU E-step: D <= 128)
 };
 
 /// How the means are initialised.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <kernels/EStepFullKernels.cuh>
 #include <kernels/EStepKernels.cuh>
 #include <kernels/HardAssignKernels.cuh>
 
@@ -51,6 +52,19 @@ void GpuEStep::unpin_rows() {
 }
 
 void GpuEStep::assign_kernels(idx_t n, const float* x, const Pass1Out& po) {
+    if (full_) {
+        // The full-covariance pass 1 runs its log-sum-exp always: later
+        // top-T passes recompute log Z bit-identically instead of reading it.
+        FullPass1Out fo;
+        fo.log_norm = po.log_norm;
+        fo.labels = po.labels;
+        fo.top_resp = po.top_resp;
+        fo.top_val = po.top_val;
+        fo.bound_val = po.bound_val;
+        fo.bound_arg = po.bound_arg;
+        FAISS_GMM_CUDA_CHECK(launch_full_log_norm(x, n, nullptr, full_view(), fo, stream_));
+        return;
+    }
     if (mma_path()) {
         const MmaModelView mv = mma_view();
         if (wgmma_plan().log_norm)
@@ -68,6 +82,9 @@ void GpuEStep::assign_block(idx_t n, const float* x, const float* w, idx_t at, b
     po.labels = labels_.data() + at;
     po.top_resp = with_resp ? resp_.data() + at : nullptr;
     assign_kernels(n, x, po);
+    if (full_hard_)  // one-hot full second moments (prepare_full_hard)
+        FAISS_GMM_CUDA_CHECK(launch_full_accumulate(x, n, w, nullptr, po.labels, full_view(),
+                                                    full_stats(), num_sms_, stream_));
     if (!want_stats && !want_obj) return;
     double* nk = hacc_.data();
     StatsView sv;
@@ -101,14 +118,16 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
     upload_model(terms, out.stats ? out.stats->shift : mixture_center(model), n,
                  res ? rx_.data() : x, res, stream_);
     const bool with_resp = !nearest && out.resp;
-    const bool want_stats = out.stats != nullptr, want_obj = nearest && out.objective;
+    const bool any_stats = out.stats != nullptr, want_obj = nearest && out.objective;
+    // Full second moments come from the full kernels' one-hot pass; the
+    // hard-statistics kernel then adds only the objective.
+    const bool full_stats = any_stats && out.stats->covariance_type == CovarianceType::Full;
+    const bool want_stats = any_stats && !full_stats;
     const bool sph = !want_stats || out.stats->covariance_type == CovarianceType::Spherical;
-    FAISS_GMM_CHECK_ARG(!want_stats || out.stats->covariance_type != CovarianceType::Full,
-                        "the GPU hard assignment has no full-covariance statistics yet: use the "
-                        "CPU backend");
-    if (want_stats)
+    if (any_stats)
         FAISS_GMM_CHECK(out.stats->d == d_ && out.stats->k == k_,
                         "statistics were reset for another model shape");
+    if (full_stats) prepare_full_hard(terms.means.data(), out.stats->shift, stream_);
     labels_.reserve(size_t(n));
     if (with_resp) resp_.reserve(size_t(n));
     const size_t acc = size_t(k_) + size_t(k_) * d_ + (sph ? size_t(k_) : size_t(k_) * d_) + 2;
@@ -149,7 +168,7 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
                                              cudaMemcpyDeviceToHost, stream_));
     if (want_stats || want_obj) {
         SufficientStatistics tmp;
-        SufficientStatistics* st = out.stats;
+        SufficientStatistics* st = want_stats ? out.stats : nullptr;
         if (!st) {
             // The objective alone: sums about the kernels' centre, discarded.
             tmp.reset(d_, k_, CovarianceType::Spherical, centre_);
@@ -157,14 +176,15 @@ void GpuEStep::assign(const GaussianMixture& model, HardAssign how, idx_t n, con
         }
         const std::array<double, 2> sums = download_sums(*st, hacc_.data(), sph, stream_);
         if (want_obj) *out.objective += sums[0];
-        if (want_stats) {
-            double sw = double(n);
-            if (w) {
-                sw = 0;
-                for (idx_t i = 0; i < n; i++) sw += w[i];
-            }
-            st->sum_weights += sw;
+    }
+    if (full_stats) download_full_stats(*out.stats, false, stream_);
+    if (any_stats) {
+        double sw = double(n);
+        if (w) {
+            sw = 0;
+            for (idx_t i = 0; i < n; i++) sw += w[i];
         }
+        out.stats->sum_weights += sw;
     }
     FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (out.labels)

@@ -131,13 +131,16 @@ std::vector<double> GpuEStep::choose_centre(idx_t n, const float* x, bool x_on_d
 
 void GpuEStep::upload_model(const GaussianMixture& model, const std::vector<double>& fallback,
                             idx_t n, const float* x, bool x_on_device, cudaStream_t stream) {
-    FAISS_GMM_CHECK_ARG(model.params.covariance_type != CovarianceType::Full,
-                        "the GPU E-step has no full-covariance kernels yet: use the CPU backend");
     d_ = model.d;
     k_ = model.k;
     spherical_ = model.params.covariance_type == CovarianceType::Spherical;
+    full_ = full_hard_ = false;
     centre_ = choose_centre(n, x, x_on_device, fallback, stream);
     model.check_model();
+    if (model.params.covariance_type == CovarianceType::Full) {
+        upload_full_model(model, fallback, stream);  // GpuFull.cpp
+        return;
+    }
     // The raw model goes up once (page-locked staging: pageable copies cost
     // milliseconds at K = 4096) and the device computes the terms in the
     // kernels' layout (launch_model_terms): shift | weights | means | variances.
@@ -216,6 +219,10 @@ WgmmaCoverage GpuEStep::wgmma_plan() const {
 }
 
 void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream) {
+    if (full_) {
+        run_full_block(n, x, w, lz, stream);
+        return;
+    }
     StatsView s;
     s.nk = acc_.data();
     s.sum_x = s.nk + k_;
@@ -245,6 +252,10 @@ void GpuEStep::run_block(idx_t n, const float* x, const float* w, float* lz, cud
 }
 
 void GpuEStep::download_stats(SufficientStatistics& st, cudaStream_t stream) {
+    if (full_) {
+        download_full_stats(st, true, stream);
+        return;
+    }
     FAISS_GMM_CHECK(
         st.d == d_ && st.k == k_ && (st.covariance_type == CovarianceType::Spherical) == spherical_,
         "statistics were reset for another model shape");
@@ -374,7 +385,8 @@ void GpuEStep::accumulate(const GaussianMixture& model, idx_t n, const float* x,
 size_t GpuEStep::device_bytes() const {
     size_t b = raw_.bytes() + sample_dev_.bytes() + a_.bytes() + b_.bytes() + c_.bytes() +
                acc_.bytes() + converted_.bytes() + cache_.bytes() + rx_.bytes() + rw_.bytes() +
-               rlz_.bytes() + labels_.bytes() + resp_.bytes() + hacc_.bytes() +
+               rlz_.bytes() + labels_.bytes() + resp_.bytes() + hacc_.bytes() + fraw_.bytes() +
+               fw_.bytes() + fmo_.bytes() + facc_.bytes() +
                (gen_ ? gen_->device_bytes() : 0);
     for (int s = 0; s < 2; s++)
         b += x_[s].bytes() + w_[s].bytes() + lz_[s].bytes() + raw_dev_[s].bytes();

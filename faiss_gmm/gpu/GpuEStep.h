@@ -20,6 +20,8 @@ namespace gpu {
 struct MmaModelView;       // kernels/EStepKernels.cuh
 struct LogDensityView;     // kernels/EStepKernels.cuh
 struct Pass1Out;           // kernels/EStepKernels.cuh
+struct FullModelView;      // kernels/EStepFullKernels.cuh
+struct FullStatsView;      // kernels/EStepFullKernels.cuh
 class DeviceRowGenerator;  // GpuSynthetic.h
 
 /** Fused CUDA E-step on one device. */
@@ -138,6 +140,25 @@ class GpuEStep : public EStepBackend {
                       bool stats_spherical, bool want_stats, bool want_obj);
     /// The argmax kernels of the current model on rows x_dev, writing po.
     void assign_kernels(idx_t n, const float* x_dev, const Pass1Out& po);
+    // Full covariance (GpuFull.cpp): its own model layout and sums about
+    // each component's mean, moved to the caller's frame once per call.
+    void upload_full_model(const GaussianMixture& model, const std::vector<double>& shift,
+                           cudaStream_t stream);
+    /// Stage mu' (k x d, about centre_), c (k, natural log; null: zeros) and
+    /// W (k d d; null: keep fw_) into fraw_ / fw_, then stage_frame.
+    void stage_full(const float* mu, const float* c, const float* w,
+                    const std::vector<double>& shift, cudaStream_t stream);
+    /// fmo_ (mu' + centre_ - shift) for the caller's shift, and the sums zeroed.
+    void stage_frame(const float* mu, const std::vector<double>& shift, cudaStream_t stream);
+    /// The one-hot statistics of a hard assignment with full second
+    /// moments: the k-means means as the components' centres, about shift.
+    void prepare_full_hard(const float* means, const std::vector<double>& shift,
+                           cudaStream_t stream);
+    void run_full_block(idx_t n, const float* x, const float* w, float* lz, cudaStream_t stream);
+    /// Moves the sums to acc_ (nk | sum_x | sum_x2 | sums, about st.shift) and adds them to st.
+    void download_full_stats(SufficientStatistics& st, bool with_sums, cudaStream_t stream);
+    FullModelView full_view() const;
+    FullStatsView full_stats() const;
     /// Whether (n, x, w) are the pinned rows.
     bool resident(idx_t n, const float* x, const float* w) const {
         return pinned_x_ && x == pinned_x_ && n == pinned_n_ && w == pinned_w_;
@@ -211,6 +232,17 @@ class GpuEStep : public EStepBackend {
     // Page-locked staging of the model terms, the statistics and the centre's sample.
     PinnedBuffer<float> hmodel_, sample_;
     PinnedBuffer<double> hstats_;
+    // Full covariance: the model is full_ (the E-step) or full_hard_ (an
+    // assignment's one-hot full moments) as uploaded; fraw_ = W (k d d) | mu'
+    // (k x dp_) | c (k) | centre (dp_); fw_ the rounded W; fmo_ = mu' +
+    // centre - the caller's shift (k d); facc_ = nk | sum_z | sum_zz.
+    bool full_ = false, full_hard_ = false, full_split_ = true;
+    int fdp_ = 0;  // full_padded_dim(d_)
+    DeviceBuffer<float> fraw_;
+    DeviceBuffer<uint16_t> fw_;
+    DeviceBuffer<double> fmo_, facc_;
+    PinnedBuffer<float> hfull_;
+    PinnedBuffer<double> hmo_;
 };
 
 }  // namespace gpu

@@ -18,8 +18,8 @@ class GaussianMixture:
 
     - ``covariance_type``: 'spherical' (the default: one variance per
       component, the closest to k-means), 'diag' or 'full' (a d x d
-      covariance per component; CPU E-step only for now, so device='gpu'
-      is refused). 'tied' is not offered.
+      covariance per component; the GPU E-step takes d <= 128, wider rows
+      need device='cpu'). 'tied' is not offered.
     - ``reg_covar``: added to every variance, in units of the training
       data's mean per-dimension variance (so one value suits SIFT's 0..255
       as well as unit vectors). 1e-6, scikit-learn's default, by default.
