@@ -2,6 +2,7 @@
 #include <faiss_gmm/utils/SyntheticRng.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -9,6 +10,11 @@
 #include <unordered_map>
 
 namespace faiss_gmm {
+
+uint64_t DataSource::next_uid() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+}
 
 namespace {
 

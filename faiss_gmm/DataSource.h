@@ -11,6 +11,7 @@
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/Common.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,17 @@ class DataSource {
     size_t row_bytes() const { return size_t(d()) * element_size(type()); }
     /** Rows [i0, i0 + count) converted to float32 into out (count x d). */
     void read_float(idx_t i0, idx_t count, float* out) const;
+    /**
+     * A number no other source object of this process was given (copies
+     * share it: they read the same rows). What a backend keeps per source
+     * (the GPU's row cache, its generator) is keyed by it: a new source
+     * built where a freed one lived is not mistaken for the old.
+     */
+    uint64_t uid() const { return uid_; }
+
+   private:
+    static uint64_t next_uid();
+    uint64_t uid_ = next_uid();
 };
 
 /** Rows in the caller's memory (not copied: it must outlive the source). */

@@ -12,6 +12,8 @@
 #include <set>
 #include <unistd.h>
 
+#include <new>
+
 #include "TestUtils.h"
 
 using namespace faiss_gmm;
@@ -132,6 +134,21 @@ TEST(DataSources, FilesOfEveryFormatReadBackAsWritten) {
         EXPECT_THROW(shard.read_float(1, cnt, sh.data()), Error);
         EXPECT_THROW(RangeSource(*src, n - 3, 4), Error);
     }
+}
+
+// Backends key what they keep per source by uid: distinct for every
+// object, even one built where a freed one lived; shared by copies.
+TEST(DataSources, EverySourceHasItsOwnUid) {
+    std::vector<float> x(30, 1.f);
+    alignas(ArraySource) unsigned char storage[sizeof(ArraySource)];
+    auto* a = new (storage) ArraySource(10, 3, x.data());
+    const uint64_t ua = a->uid();
+    a->~ArraySource();
+    auto* b = new (storage) ArraySource(10, 3, x.data());
+    EXPECT_NE(b->uid(), ua);
+    const ArraySource copy = *b;
+    EXPECT_EQ(copy.uid(), b->uid());
+    b->~ArraySource();
 }
 
 TEST(DataSources, BadFilesAndSpecsAreRefusedByName) {

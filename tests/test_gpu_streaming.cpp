@@ -11,6 +11,8 @@
 #include <faiss_gmm/gpu/GpuSynthetic.h>
 #endif
 
+#include <new>
+
 #include "TestUtils.h"
 
 using namespace faiss_gmm;
@@ -281,6 +283,34 @@ TEST(GpuStreaming, DeviceCacheReadsTheRowsOnce) {
     const int64_t before = src.rows;
     g.accumulate_source(m, src, 0, count, other);
     EXPECT_GE(src.rows - before, count);
+}
+
+// A new source built where a freed one lived (same address, other rows)
+// is not served the old source's cached rows.
+TEST(GpuStreaming, DeviceCacheIsKeyedBySourceNotAddress) {
+    SKIP_WITHOUT_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const int d = 16, k = 5;
+    const idx_t n = 5003;
+    const auto a = random_rows(n, d, false, rng), b = random_rows(n, d, true, rng);
+    const GaussianMixture m = random_model(d, k, CovarianceType::Diagonal, b, rng);
+    gpu::GpuEStep g(0, 1 << 20, Precision::Fp32, size_t(n) * d * 4);
+    alignas(ArraySource) unsigned char storage[sizeof(ArraySource)];
+    auto* first = new (storage) ArraySource(n, d, a.data());
+    SufficientStatistics sa, sb;
+    sa.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+    sb.reset(d, k, CovarianceType::Diagonal, mixture_center(m));
+    g.accumulate_source(m, *first, 0, n, sa);
+    first->~ArraySource();
+    auto* second = new (storage) ArraySource(n, d, b.data());
+    ASSERT_EQ(static_cast<void*>(first), static_cast<void*>(second));
+    g.accumulate_source(m, *second, 0, n, sb);
+    second->~ArraySource();
+    const NaiveStats ref = naive_estep(m, n, b.data());
+    EXPECT_LT(rel_err(to_absolute(sb).nk, ref.nk), 1e-4);
+    EXPECT_LT(rel_err_scaled(to_absolute(sb).sum_x, ref.sum_x, ref.sum_abs_x), 1e-4);
 }
 
 /// Rows [i0, i0 + count) of src made by its device generator, copied back.

@@ -410,9 +410,9 @@ bool page_locked(const void* p) {
 
 const DeviceRowGenerator* GpuEStep::device_generator(const DataSource& src) {
     if (!device_generation_) return nullptr;
-    if (gen_src_ != &src) {
+    if (gen_uid_ != src.uid()) {
         gen_ = DeviceRowGenerator::for_source(src);
-        gen_src_ = &src;
+        gen_uid_ = src.uid();
     }
     return gen_.get();
 }
@@ -446,10 +446,10 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
     lz_[0].reserve(size_t(bs));
     // The device cache: hit (rows already on the device), fill (this pass
     // uploads into it), or neither (stream through the slots).
-    const bool hit = cache_src_ == &src && cache_i0_ == i0 && cache_n_ == n;
+    const bool hit = cache_uid_ == src.uid() && cache_i0_ == i0 && cache_n_ == n;
     bool fill = false;
     if (!hit && cache_limit_ > 0 && size_t(n) * rb <= cache_limit_) {
-        cache_src_ = nullptr;
+        cache_uid_ = 0;
         try {
             cache_.reserve(size_t(n) * rb);
             fill = true;
@@ -520,7 +520,7 @@ void GpuEStep::accumulate_source(const GaussianMixture& model, const DataSource&
         throw;
     }
     if (fill) {
-        cache_src_ = &src;
+        cache_uid_ = src.uid();
         cache_i0_ = i0;
         cache_n_ = n;
     }

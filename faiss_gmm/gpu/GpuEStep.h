@@ -210,14 +210,14 @@ class GpuEStep : public EStepBackend {
     // The device cache of one source range (see accumulate_source).
     size_t cache_limit_ = 0;
     DeviceBuffer<uint8_t> cache_;
-    const DataSource* cache_src_ = nullptr;  // whose rows cache_ holds (null: none)
+    uint64_t cache_uid_ = 0;  // DataSource::uid of the rows cache_ holds (0: none)
     idx_t cache_i0_ = 0, cache_n_ = 0;
     Event copied_[2], done_[2];
     // A synthetic source's rows are made on the device (GpuSynthetic.h).
     bool device_generation_ = true;
     const DeviceRowGenerator* device_generator(const DataSource& src);
     std::unique_ptr<DeviceRowGenerator> gen_;
-    const DataSource* gen_src_ = nullptr;  // whose generator gen_ is
+    uint64_t gen_uid_ = 0;  // DataSource::uid of gen_'s source (0: none)
     // Pinned rows (pin_rows) on the device, with their weights and log Z.
     const float* pinned_x_ = nullptr;
     const float* pinned_w_ = nullptr;
