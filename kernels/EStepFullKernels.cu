@@ -32,11 +32,10 @@ constexpr int kRows = 128;  // rows per tile, both passes (16 per warp)
 /// Tile geometry of a padded dimension DP = 16 KT: shared-memory rows are
 /// padded by 16 bytes so that the eight rows an ldmatrix reads hit
 /// distinct banks.
-template <int KT, bool kSplit>
+template <int KT>
 struct Geo {
     static constexpr int DP = 16 * KT;
     static constexpr int WS = DP + 8;           // bf16 elements per shared row
-    static constexpr int P = kSplit ? 2 : 1;    // bf16 parts of a value
     static constexpr int W_PART = DP * WS;      // one part of W_k
     static constexpr int T_PART = kRows * WS;   // one part of a row tile
 };
@@ -50,14 +49,13 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/// c += a b at the class's precision: the two small cross terms first.
-template <bool kSplit>
+/// c += a b with AP parts of a and BP of b (hi hi, plus hi lo and lo hi
+/// where a part exists): the small cross terms first.
+template <int AP, int BP>
 __device__ __forceinline__ void mma_p(float (&c)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4],
                                       uint32_t bh0, uint32_t bh1, uint32_t bl0, uint32_t bl1) {
-    if (kSplit) {
-        mma16816(c, al, bh0, bh1);
-        mma16816(c, ah, bl0, bl1);
-    }
+    if (AP == 2) mma16816(c, al, bh0, bh1);
+    if (BP == 2) mma16816(c, ah, bl0, bl1);
     mma16816(c, ah, bh0, bh1);
 }
 
@@ -99,10 +97,10 @@ __device__ __forceinline__ float load_parts(const __nv_bfloat16* p, int ps) {
  * W_k's parts in shared memory. Only the 16 x 16 blocks of W_k on and
  * below its diagonal are multiplied.
  */
-template <int KT, bool kSplit, class AFrag>
+template <int KT, int ZP, int WP, class AFrag>
 __device__ __forceinline__ void whitened_norms(AFrag&& afrag, const __nv_bfloat16* wsm,
                                                float (&d2)[2]) {
-    using G = Geo<KT, kSplit>;
+    using G = Geo<KT>;
     const int lane = threadIdx.x % 32, q = lane / 8, r8 = lane % 8;
     float acc[2 * KT][4];
 #pragma unroll
@@ -117,9 +115,9 @@ __device__ __forceinline__ void whitened_norms(AFrag&& afrag, const __nv_bfloat1
             const __nv_bfloat16* b = wsm + (16 * p + 8 * (q >> 1) + r8) * G::WS + 16 * s + 8 * (q & 1);
             uint32_t bh[4], bl[4] = {0, 0, 0, 0};
             ldsm_x4(bh, b);
-            if (kSplit) ldsm_x4(bl, b + G::W_PART);
-            mma_p<kSplit>(acc[2 * p], ah, al, bh[0], bh[1], bl[0], bl[1]);
-            mma_p<kSplit>(acc[2 * p + 1], ah, al, bh[2], bh[3], bl[2], bl[3]);
+            if (WP == 2) ldsm_x4(bl, b + G::W_PART);
+            mma_p<ZP, WP>(acc[2 * p], ah, al, bh[0], bh[1], bl[0], bl[1]);
+            mma_p<ZP, WP>(acc[2 * p + 1], ah, al, bh[2], bh[3], bl[2], bl[3]);
         }
     }
     d2[0] = d2[1] = 0.f;
@@ -135,14 +133,14 @@ __device__ __forceinline__ void whitened_norms(AFrag&& afrag, const __nv_bfloat1
     }
 }
 
-/// Start copying component ci's W_k parts, mu'_k and c_k into buffer b.
-template <int KT, bool kSplit>
+/// Start copying component ci's WP parts of W_k, mu'_k and c_k.
+template <int KT, int WP>
 __device__ __forceinline__ void load_component(const FullModelView& m, int ci, __nv_bfloat16* wdst,
                                                float* mudst, float* cdst) {
-    using G = Geo<KT, kSplit>;
+    using G = Geo<KT>;
     constexpr int CH = G::DP / 8;  // 16-byte chunks per row
-    const uint16_t* src = m.w + size_t(ci) * G::P * G::DP * G::DP;
-    for (int e = threadIdx.x; e < G::P * G::DP * CH; e += kThreads) {
+    const uint16_t* src = m.w + size_t(ci) * WP * G::DP * G::DP;
+    for (int e = threadIdx.x; e < WP * G::DP * CH; e += kThreads) {
         const int pr = e / CH, ch = e % CH;  // part-major rows
         cp_async16(wdst + pr * G::WS + ch * 8, src + pr * G::DP + ch * 8);
     }
@@ -152,14 +150,14 @@ __device__ __forceinline__ void load_component(const FullModelView& m, int ci, _
     cp_async_commit();
 }
 
-template <int KT, bool kSplit>
+template <int KT, int ZP, int WP>
 __global__ void __launch_bounds__(kThreads, 1)
     full_log_norm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                          FullModelView m, FullPass1Out out) {
-    using G = Geo<KT, kSplit>;
+    using G = Geo<KT>;
     extern __shared__ __align__(16) unsigned char smem[];
-    __nv_bfloat16* wbuf = reinterpret_cast<__nv_bfloat16*>(smem);  // 2 x P x W_PART
-    float* mubuf = reinterpret_cast<float*>(wbuf + 2 * G::P * G::W_PART);  // 2 x DP
+    __nv_bfloat16* wbuf = reinterpret_cast<__nv_bfloat16*>(smem);  // 2 x WP x W_PART
+    float* mubuf = reinterpret_cast<float*>(wbuf + 2 * WP * G::W_PART);  // 2 x DP
     float* cbuf = mubuf + 2 * G::DP;                                      // 2
     __shared__ double red[2][kWarps];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -183,11 +181,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int h = 0; h < 2; h++)
         if (bounded && row0 + 8 * h < n)
             bound_v[h] = out.bound_val[row0 + 8 * h], bound_a[h] = out.bound_arg[row0 + 8 * h];
-    load_component<KT, kSplit>(m, 0, wbuf, mubuf, cbuf);
+    load_component<KT, WP>(m, 0, wbuf, mubuf, cbuf);
     for (int ci = 0; ci < m.k; ci++) {
         const int b = ci & 1;
         if (ci + 1 < m.k) {
-            load_component<KT, kSplit>(m, ci + 1, wbuf + (b ^ 1) * G::P * G::W_PART,
+            load_component<KT, WP>(m, ci + 1, wbuf + (b ^ 1) * WP * G::W_PART,
                                        mubuf + (b ^ 1) * G::DP, cbuf + (b ^ 1));
             cp_async_wait<1>();
         } else {
@@ -196,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();
         const float* mu = mubuf + b * G::DP;
         float d2[2];
-        whitened_norms<KT, kSplit>(
+        whitened_norms<KT, ZP, WP>(
             [&](int s, uint32_t(&ah)[4], uint32_t(&al)[4]) {
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
@@ -204,7 +202,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                     ah[r] = split2(xv[s][2 * r] - mu[col], xv[s][2 * r + 1] - mu[col + 1], al[r]);
                 }
             },
-            wbuf + b * G::P * G::W_PART, d2);
+            wbuf + b * WP * G::W_PART, d2);
         const float cc = cbuf[b];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
@@ -275,17 +273,18 @@ struct AccumulateRole {
     }
 };
 
-template <int KT, bool kSplit, bool kOneHot>
+template <int KT, int ZP, int WP, bool kOneHot>
 __global__ void __launch_bounds__(kThreads, 1)
     full_accumulate_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
                            const float* __restrict__ log_norm, const int32_t* __restrict__ labels,
                            FullModelView m, FullStatsView st, int64_t rows_per_chunk) {
-    using G = Geo<KT, kSplit>;
+    using G = Geo<KT>;
+    constexpr bool kSplit = ZP == 2;  // z and r z carry two parts
     extern __shared__ __align__(16) unsigned char smem[];
-    __nv_bfloat16* wsm = reinterpret_cast<__nv_bfloat16*>(smem);  // P x W_PART
-    __nv_bfloat16* zsm = wsm + G::P * G::W_PART;                   // P x T_PART
-    __nv_bfloat16* rzsm = zsm + G::P * G::T_PART;                  // P x T_PART
-    float* mu = reinterpret_cast<float*>(rzsm + G::P * G::T_PART); // DP
+    __nv_bfloat16* wsm = reinterpret_cast<__nv_bfloat16*>(smem);  // WP x W_PART
+    __nv_bfloat16* zsm = wsm + WP * G::W_PART;                     // ZP x T_PART
+    __nv_bfloat16* rzsm = zsm + ZP * G::T_PART;                    // ZP x T_PART
+    float* mu = reinterpret_cast<float*>(rzsm + ZP * G::T_PART);   // DP
     float* rowc = mu + G::DP;                                      // kRows: log2 w - log2 e log Z
     float* rowr = rowc + kRows;                                    // kRows: r
     __shared__ float cc;
@@ -295,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
     const int64_t end = min(n, begin + rows_per_chunk);
     if (!kOneHot) {
-        load_component<KT, kSplit>(m, ci, wsm, mu, &cc);
+        load_component<KT, WP>(m, ci, wsm, mu, &cc);
     } else {
         for (int e = threadIdx.x; e < G::DP / 4; e += kThreads)
             cp_async16(mu + 4 * e, m.mu + size_t(ci) * G::DP + 4 * e);
@@ -337,7 +336,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncthreads();
         if (!kOneHot) {
             float d2[2];
-            whitened_norms<KT, kSplit>(
+            whitened_norms<KT, ZP, WP>(
                 [&](int s, uint32_t(&ah)[4], uint32_t(&al)[4]) {
                     const __nv_bfloat16* a =
                         zsm + (warp * 16 + r8 + 8 * (q4 & 1)) * G::WS + 16 * s + 8 * (q4 >> 1);
@@ -391,8 +390,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                 uint32_t bh[4], bl[4] = {0, 0, 0, 0};
                 ldsm_x4_t(bh, rzsm + brow + 8 * jb);
                 if (kSplit) ldsm_x4_t(bl, rzsm + G::T_PART + brow + 8 * jb);
-                mma_p<kSplit>(acc[u][0], ah, al, bh[0], bh[1], bl[0], bl[1]);
-                mma_p<kSplit>(acc[u][1], ah, al, bh[2], bh[3], bl[2], bl[3]);
+                mma_p<ZP, ZP>(acc[u][0], ah, al, bh[0], bh[1], bl[0], bl[1]);
+                mma_p<ZP, ZP>(acc[u][1], ah, al, bh[2], bh[3], bl[2], bl[3]);
             }
         }
     }
@@ -423,9 +422,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (lane == 0) atomicAdd(st.nk + ci, double(nkp));
 }
 
-__global__ void split_w_kernel(const float* __restrict__ w, int d, int k, int dp, bool split,
+__global__ void split_w_kernel(const float* __restrict__ w, int d, int k, int dp, int parts,
                                uint16_t* __restrict__ out) {
-    const int parts = split ? 2 : 1;
+    const bool split = parts == 2;
     const int64_t total = int64_t(k) * dp * dp;
     for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
          e += int64_t(gridDim.x) * blockDim.x) {
@@ -459,24 +458,24 @@ __global__ void finish_kernel(FullModelView m, FullStatsView st, const double* _
     }
 }
 
-template <int KT, bool kSplit>
+template <int KT, int WP>
 size_t pass1_bytes() {
-    using G = Geo<KT, kSplit>;
-    return 2 * G::P * G::W_PART * sizeof(__nv_bfloat16) + (2 * G::DP + 4) * sizeof(float);
+    using G = Geo<KT>;
+    return 2 * WP * G::W_PART * sizeof(__nv_bfloat16) + (2 * G::DP + 4) * sizeof(float);
 }
 
-template <int KT, bool kSplit>
+template <int KT, int ZP, int WP>
 size_t pass2_bytes() {
-    using G = Geo<KT, kSplit>;
-    return G::P * (G::W_PART + 2 * G::T_PART) * sizeof(__nv_bfloat16) +
+    using G = Geo<KT>;
+    return (WP * G::W_PART + 2 * ZP * G::T_PART) * sizeof(__nv_bfloat16) +
            (G::DP + 2 * kRows) * sizeof(float);
 }
 
-template <int KT, bool kSplit>
+template <int KT, int ZP, int WP>
 cudaError_t log_norm_kt(const float* x, int64_t n, const float* w, const FullModelView& m,
                         const FullPass1Out& out, cudaStream_t stream) {
-    auto kernel = full_log_norm_kernel<KT, kSplit>;
-    const size_t bytes = pass1_bytes<KT, kSplit>();
+    auto kernel = full_log_norm_kernel<KT, ZP, WP>;
+    const size_t bytes = pass1_bytes<KT, WP>();
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
@@ -485,12 +484,12 @@ cudaError_t log_norm_kt(const float* x, int64_t n, const float* w, const FullMod
     return cudaGetLastError();
 }
 
-template <int KT, bool kSplit, bool kOneHot>
+template <int KT, int ZP, int WP, bool kOneHot>
 cudaError_t accumulate_kt(const float* x, int64_t n, const float* w, const float* log_norm,
                           const int32_t* labels, const FullModelView& m, const FullStatsView& st,
                           int num_sms, cudaStream_t stream) {
-    auto kernel = full_accumulate_kernel<KT, kSplit, kOneHot>;
-    const size_t bytes = pass2_bytes<KT, kSplit>();
+    auto kernel = full_accumulate_kernel<KT, ZP, WP, kOneHot>;
+    const size_t bytes = pass2_bytes<KT, ZP, WP>();
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
@@ -520,17 +519,29 @@ cudaError_t with_kt(int dp, F&& f) {
 }
 
 bool valid_view(const FullModelView& m) {
-    return m.d >= 1 && m.d <= kFullMaxDim && m.dp == full_padded_dim(m.d) && m.k >= 1;
+    return m.d >= 1 && m.d <= kFullMaxDim && m.dp == full_padded_dim(m.d) && m.k >= 1 &&
+           full_parts_supported(m.z_parts, m.w_parts);
+}
+
+/// f(ZP, WP) as template constants for the view's parts.
+template <class F>
+cudaError_t with_parts(const FullModelView& m, F&& f) {
+    if (m.z_parts == 2 && m.w_parts == 2)
+        return f(std::integral_constant<int, 2>{}, std::integral_constant<int, 2>{});
+    if (m.z_parts == 2)
+        return f(std::integral_constant<int, 2>{}, std::integral_constant<int, 1>{});
+    return f(std::integral_constant<int, 1>{}, std::integral_constant<int, 1>{});
 }
 
 }  // namespace
 
-cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, bool split, uint16_t* out,
+cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, int parts, uint16_t* out,
                                 cudaStream_t stream) {
+    if (parts != 1 && parts != 2) return cudaErrorInvalidValue;
     const int64_t total = int64_t(k) * dp * dp;
     const int blocks = int(std::min<int64_t>((total + 255) / 256, 4096));
     if (blocks == 0) return cudaSuccess;
-    split_w_kernel<<<blocks, 256, 0, stream>>>(w, d, k, dp, split, out);
+    split_w_kernel<<<blocks, 256, 0, stream>>>(w, d, k, dp, parts, out);
     return cudaGetLastError();
 }
 
@@ -540,9 +551,10 @@ cudaError_t launch_full_log_norm(const float* x, int64_t n, const float* weights
     if (!valid_view(m)) return cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;
     return with_kt(m.dp, [&](auto kt) {
-        constexpr int KT = decltype(kt)::value;
-        return m.split ? log_norm_kt<KT, true>(x, n, weights, m, out, stream)
-                       : log_norm_kt<KT, false>(x, n, weights, m, out, stream);
+        return with_parts(m, [&](auto zp, auto wp) {
+            return log_norm_kt<decltype(kt)::value, decltype(zp)::value, decltype(wp)::value>(
+                x, n, weights, m, out, stream);
+        });
     });
 }
 
@@ -554,13 +566,13 @@ cudaError_t launch_full_accumulate(const float* x, int64_t n, const float* weigh
     if (n == 0) return cudaSuccess;
     return with_kt(m.dp, [&](auto kt) {
         constexpr int KT = decltype(kt)::value;
-        if (labels)  // one-hot: the model's W is not read, one precision serves
-            return accumulate_kt<KT, true, true>(x, n, weights, nullptr, labels, m, st, num_sms,
+        if (labels)  // one-hot: W is not read; z in two parts, as the accurate classes
+            return accumulate_kt<KT, 2, 1, true>(x, n, weights, nullptr, labels, m, st, num_sms,
                                                  stream);
-        return m.split ? accumulate_kt<KT, true, false>(x, n, weights, log_norm, nullptr, m, st,
-                                                        num_sms, stream)
-                       : accumulate_kt<KT, false, false>(x, n, weights, log_norm, nullptr, m, st,
-                                                         num_sms, stream);
+        return with_parts(m, [&](auto zp, auto wp) {
+            return accumulate_kt<KT, decltype(zp)::value, decltype(wp)::value, false>(
+                x, n, weights, log_norm, nullptr, m, st, num_sms, stream);
+        });
     });
 }
 

@@ -27,16 +27,22 @@ struct FullModelView {
     int d = 0;  ///< dimension (<= kFullMaxDim)
     int k = 0;  ///< components
     int dp = 0; ///< full_padded_dim(d): row stride of w and mu
-    /// W_k in two bf16 parts (hi + lo: three products per tile, ~16 bits);
-    /// false: one part (one product, the fast class).
-    bool split = true;
-    /// k x parts x dp x dp bf16 bits: W_k row-major (zero above the diagonal
-    /// and past d), the high part then the low part.
+    /// bf16 parts of z and of W_k (full_parts_supported): (2, 2) takes hi hi
+    /// + hi lo + lo hi (~16 bits, the fp32 class), (2, 1) two products (W_k
+    /// rounded once: tf32 and bf16 classes), (1, 1) one (the fast class).
+    int z_parts = 2, w_parts = 2;
+    /// k x w_parts x dp x dp bf16 bits: W_k row-major (zero above the
+    /// diagonal and past d), the high part then the low part.
     const uint16_t* w = nullptr;
     const float* mu = nullptr;     ///< k x dp: mu_k - shift, zero past d
     const float* c = nullptr;      ///< k: log2(e) (log pi_k - d/2 log 2 pi + sum_i log W_k,ii)
     const float* shift = nullptr;  ///< dp: the centre the rows are taken about, zero past d
 };
+
+/// The (z, W) part counts the kernels are compiled for.
+inline bool full_parts_supported(int z_parts, int w_parts) {
+    return (z_parts == 2 && (w_parts == 1 || w_parts == 2)) || (z_parts == 1 && w_parts == 1);
+}
 
 /// Pass 1's outputs; each may be null.
 struct FullPass1Out {
@@ -61,9 +67,9 @@ struct FullStatsView {
 
 /**
  * Round the whitening matrices w (k x d x d floats, row-major) into the
- * view's layout: out (k x parts x dp x dp bf16 bits), zero-padded.
+ * view's layout: out (k x parts x dp x dp bf16 bits, parts 1 or 2), zero-padded.
  */
-cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, bool split, uint16_t* out,
+cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, int parts, uint16_t* out,
                                 cudaStream_t stream);
 
 /**

@@ -26,9 +26,10 @@ struct FullShape {
 
 class GpuFullShapes : public testing::TestWithParam<FullShape> {};
 
-// The split class (every precision but fast) must meet the 1e-3 on
-// every statistic; the fast class's errors are printed (one bf16 product:
-// ~1e-2 expected) and bounded only against broken kernels.
+// The fp32 class (z and W_k in two bf16 parts) must meet the 1e-3
+// on every statistic; the bf16 class (W_k rounded once) and the fast class
+// (one product) print their errors and are bounded only against broken
+// kernels.
 TEST_P(GpuFullShapes, MatchesFloat64Reference) {
     SKIP_WITHOUT_GPU();
     const FullShape s = GetParam();
@@ -58,7 +59,9 @@ TEST_P(GpuFullShapes, MatchesFloat64Reference) {
     std::printf("[ full gpu ] d %d k %d %s %s: log Z %.2e  Nk %.2e  sum x %.2e  sum xx %.2e\n",
                 s.d, s.k, s.sift ? "sift" : "normal", to_string(s.precision), e_lz, e_nk,
                 e_x, e_xx);
-    const double tol = s.precision == Precision::Fast ? 0.1 : 1e-3;
+    const double tol = s.precision == Precision::Fast   ? 0.1
+                       : s.precision == Precision::Fp32 ? 1e-3
+                                                        : 2e-2;
     EXPECT_LT(e_lz, tol);
     EXPECT_LT(e_nk, tol);
     EXPECT_LT(e_x, tol);
@@ -71,7 +74,7 @@ std::vector<FullShape> gpu_full_shapes() {
     for (int d : {3, 16, 100, 128})
         for (int k : {1, 7, 1000})
             for (bool sift : {false, true})
-                for (Precision p : {Precision::Fp32, Precision::Fast})
+                for (Precision p : {Precision::Fp32, Precision::Bf16, Precision::Fast})
                     if (k < 1000 || d <= 100) v.push_back({d, k, sift, p});
     return v;
 }

@@ -236,7 +236,8 @@ class GpuEStep : public EStepBackend {
     // assignment's one-hot full moments) as uploaded; fraw_ = W (k d d) | mu'
     // (k x dp_) | c (k) | centre (dp_); fw_ the rounded W; fmo_ = mu' +
     // centre - the caller's shift (k d); facc_ = nk | sum_z | sum_zz.
-    bool full_ = false, full_hard_ = false, full_split_ = true;
+    bool full_ = false, full_hard_ = false;
+    int full_zp_ = 2, full_wp_ = 2;  // bf16 parts of z and W_k (FullModelView)
     int fdp_ = 0;  // full_padded_dim(d_)
     DeviceBuffer<float> fraw_;
     DeviceBuffer<uint16_t> fw_;

@@ -25,7 +25,8 @@ FullModelView GpuEStep::full_view() const {
     m.d = d_;
     m.k = k_;
     m.dp = fdp_;
-    m.split = full_split_;
+    m.z_parts = full_zp_;
+    m.w_parts = full_wp_;
     m.w = fw_.data();
     m.mu = fraw_.data();
     m.shift = m.mu + size_t(k_) * fdp_;
@@ -62,9 +63,9 @@ void GpuEStep::stage_full(const float* mu, const float* c, const float* w,
     FAISS_GMM_CUDA_CHECK(
         cudaMemcpyAsync(fraw_.data(), h, sizeof(float) * len, cudaMemcpyHostToDevice, stream));
     if (w) {
-        fw_.reserve(size_t(k) * (full_split_ ? 2 : 1) * fdp_ * fdp_);
+        fw_.reserve(size_t(k) * full_wp_ * fdp_ * fdp_);
         FAISS_GMM_CUDA_CHECK(launch_full_split_w(fraw_.data() + nmu + fdp_ + k, d, k, fdp_,
-                                                 full_split_, fw_.data(), stream));
+                                                 full_wp_, fw_.data(), stream));
     }
     stage_frame(mu, shift, stream);
     // The staging copies are read before the stream's next synchronisation
@@ -96,8 +97,12 @@ void GpuEStep::stage_frame(const float* mu, const std::vector<double>& shift,
 void GpuEStep::upload_full_model(const GaussianMixture& model, const std::vector<double>& shift,
                                  cudaStream_t stream) {
     full_ = true;
-    // One bf16 product for the fast class; the others split z and W_k.
-    full_split_ = plan_.logits != MmaPrecision::Bf16;
+    // The parts of z and W_k by class (bench/NOTES.md, "Full covariance on
+    // the GPU"): fp32 (3xTF32 logits) splits both, tf32 and bf16 (3xbf16)
+    // z only, fast (one bf16 product) neither.
+    const bool single = plan_.logits == MmaPrecision::Bf16 || plan_.logits == MmaPrecision::Tf32;
+    full_zp_ = single ? 1 : 2;
+    full_wp_ = plan_.logits == MmaPrecision::Tf32x3 ? 2 : 1;
     const FullDensityTerms t(d_, k_, model.weights.data(), model.means.data(),
                              model.variances.data(), centre_);
     stage_full(t.mu.data(), t.c.data(), t.w.data(), shift, stream);
