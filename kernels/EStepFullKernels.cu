@@ -234,20 +234,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         lz_sum += wi * double(lz2 * kLn2);
         w_sum += wi;
     }
-    if (!out.sums) return;
-#pragma unroll
-    for (int o = 16; o; o >>= 1) {
-        lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
-        w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
-    }
-    if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double a = 0, c = 0;
-        for (int i = 0; i < kWarps; i++) a += red[0][i], c += red[1][i];
-        atomicAdd(out.sums, a);
-        atomicAdd(out.sums + 1, c);
-    }
+    if (out.sums) add_block_sums(lz_sum, w_sum, red, out.sums);
 }
 
 /**

@@ -155,6 +155,29 @@ __device__ __forceinline__ void raw_norms(const float* raw, int s, int valid, in
 }
 
 /**
+ * sums[0] += the block's a, sums[1] += its b (each thread's share): a warp
+ * reduction, then one double atomic each. red is kWarps x 2 of shared
+ * memory; ends with a barrier, so every thread of the block calls it.
+ */
+__device__ __forceinline__ void add_block_sums(double a, double b, double (*red)[kWarps],
+                                               double* sums) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+    for (int o = 16; o; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    if (lane == 0) red[0][warp] = a, red[1][warp] = b;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double sa = 0, sb = 0;
+        for (int i = 0; i < kWarps; i++) sa += red[0][i], sb += red[1][i];
+        atomicAdd(sums, sa);
+        atomicAdd(sums + 1, sb);
+    }
+}
+
+/**
  * Pass 1's reduction over the components of each row, the policy the pass-1
  * skeletons (mma.sync and wgmma) plug in: the online log-sum-exp (base 2)
  * of the E-step (kLse: log Z and sum w log Z), the argmax of the hard
@@ -275,19 +298,7 @@ struct RowReduce {
             }
         }
         if (!kLse || !out.sums) return;
-#pragma unroll
-        for (int o = 16; o; o >>= 1) {
-            lz_sum += __shfl_xor_sync(0xffffffffu, lz_sum, o);
-            w_sum += __shfl_xor_sync(0xffffffffu, w_sum, o);
-        }
-        if (lane == 0) red[0][warp] = lz_sum, red[1][warp] = w_sum;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            double a = 0, b = 0;
-            for (int i = 0; i < kWarps; i++) a += red[0][i], b += red[1][i];
-            atomicAdd(out.sums, a);
-            atomicAdd(out.sums + 1, b);
-        }
+        add_block_sums(lz_sum, w_sum, red, out.sums);
     }
 };
 /// The E-step's pass 1: log Z only.
