@@ -66,6 +66,18 @@ struct FullStatsView {
 };
 
 /**
+ * The model's full-covariance terms on the device (kernels/ModelTerms.cu),
+ * in double as faiss_gmm::FullDensityTerms: per component the Cholesky
+ * factor of S_k (covs: k x d x d floats), W_k = L_k^-1 rounded to float and
+ * into the view's w layout (w_parts bf16 parts, zero-padded to dp), c_k =
+ * log2(e) (log pi_k - d/2 log 2 pi + sum_i log W_k,ii), and bad_k = 1 where
+ * S_k is not positive definite (then its w and c are not written).
+ */
+cudaError_t launch_full_model_terms(const float* covs, const float* weights, int d, int k, int dp,
+                                   int w_parts, uint16_t* w, float* c, int32_t* bad,
+                                   cudaStream_t stream);
+
+/**
  * Round the whitening matrices w (k x d x d floats, row-major) into the
  * view's layout: out (k x parts x dp x dp bf16 bits, parts 1 or 2), zero-padded.
  */

@@ -144,9 +144,11 @@ class GpuEStep : public EStepBackend {
     // each component's mean, moved to the caller's frame once per call.
     void upload_full_model(const GaussianMixture& model, const std::vector<double>& shift,
                            cudaStream_t stream);
-    /// Stage mu' (k x d, about centre_), c (k, natural log; null: zeros) and
-    /// W (k d d; null: keep fw_) into fraw_ / fw_, then stage_frame.
-    void stage_full(const float* mu, const float* c, const float* w,
+    /// Stage mu' (k x d, about centre_) into fraw_ and, with covariances
+    /// (k d d) and weights (k; both null for one-hot moments: no W, c = 0),
+    /// W_k and c_k made on the device (a component that does not factor is
+    /// an Error naming it); then stage_frame.
+    void stage_full(const float* mu, const float* weights, const float* covs,
                     const std::vector<double>& shift, cudaStream_t stream);
     /// fmo_ (mu' + centre_ - shift) for the caller's shift, and the sums zeroed.
     void stage_frame(const float* mu, const std::vector<double>& shift, cudaStream_t stream);
@@ -233,17 +235,20 @@ class GpuEStep : public EStepBackend {
     PinnedBuffer<float> hmodel_, sample_;
     PinnedBuffer<double> hstats_;
     // Full covariance: the model is full_ (the E-step) or full_hard_ (an
-    // assignment's one-hot full moments) as uploaded; fraw_ = W (k d d) | mu'
-    // (k x dp_) | c (k) | centre (dp_); fw_ the rounded W; fmo_ = mu' +
-    // centre - the caller's shift (k d); facc_ = nk | sum_z | sum_zz.
+    // assignment's one-hot full moments) as uploaded; fraw_ = mu' (k x
+    // fdp_) | centre (fdp_) | c (k) | covariances | weights; fw_ the rounded
+    // W; fmo_ = mu' + centre - the caller's shift (k d); facc_ = nk | sum_z |
+    // sum_zz.
     bool full_ = false, full_hard_ = false;
     int full_zp_ = 2, full_wp_ = 2;  // bf16 parts of z and W_k (FullModelView)
     int fdp_ = 0;  // full_padded_dim(d_)
     DeviceBuffer<float> fraw_;
     DeviceBuffer<uint16_t> fw_;
     DeviceBuffer<double> fmo_, facc_;
+    DeviceBuffer<int32_t> fbad_;  // per component: its covariance did not factor
     PinnedBuffer<float> hfull_;
     PinnedBuffer<double> hmo_;
+    PinnedBuffer<int32_t> hbad_;
 };
 
 }  // namespace gpu

@@ -1,10 +1,9 @@
-// GpuEStep's full-covariance path (issue 17): the whitening matrices from
-// the host (LAPACK through FullDensityTerms, O(K D^3) once per call), the
-// fused kernels of kernels/EStepFullKernels.cuh, and the sums, taken about
+// GpuEStep's full-covariance path (issue 17): the whitening matrices made
+// on the device (launch_full_model_terms, as FullDensityTerms does on the
+// host), the fused kernels of kernels/EStepFullKernels.cuh, and the sums, taken about
 // each component's own mean on the device, moved to the caller's frame
 // there (launch_full_finish) before they come down.
 #include <faiss_gmm/gpu/GpuEStep.h>
-#include <faiss_gmm/impl/FullCovariance.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,12 +13,8 @@
 namespace faiss_gmm {
 namespace gpu {
 
-namespace {
-constexpr double kLog2e = 1.4426950408889634;
-}
-
 FullModelView GpuEStep::full_view() const {
-    // fraw_: mu' (k x fdp) | centre (fdp) | c (k) | W (k d d): the
+    // fraw_: mu' (k x fdp) | centre (fdp) | c (k) | covariances | weights: the
     // 16-byte copies of mu' and the centre stay aligned.
     FullModelView m;
     m.d = d_;
@@ -42,7 +37,7 @@ FullStatsView GpuEStep::full_stats() const {
     return s;
 }
 
-void GpuEStep::stage_full(const float* mu, const float* c, const float* w,
+void GpuEStep::stage_full(const float* mu, const float* weights, const float* covs,
                           const std::vector<double>& shift, cudaStream_t stream) {
     FAISS_GMM_CHECK_ARG(d_ <= kFullMaxDim,
                         "the GPU full-covariance kernels take d <= " + std::to_string(kFullMaxDim) +
@@ -50,26 +45,40 @@ void GpuEStep::stage_full(const float* mu, const float* c, const float* w,
     const int d = d_, k = k_;
     fdp_ = full_padded_dim(d);
     const size_t dd = size_t(d) * d, nmu = size_t(k) * fdp_;
-    const size_t len = nmu + fdp_ + k + (w ? size_t(k) * dd : 0);
+    // fraw_: mu' | centre | c (written on the device) | covariances | weights.
+    const size_t at_cov = nmu + fdp_ + k, len = at_cov + (covs ? size_t(k) * dd + k : 0);
     hfull_.reserve(len);
     float* h = hfull_.data();
-    std::fill(h, h + nmu + fdp_, 0.f);
+    std::fill(h, h + at_cov, 0.f);
     for (int ci = 0; ci < k; ci++)
         std::copy(mu + size_t(ci) * d, mu + size_t(ci + 1) * d, h + size_t(ci) * fdp_);
     for (int j = 0; j < d; j++) h[nmu + j] = float(centre_[j]);
-    for (int ci = 0; ci < k; ci++) h[nmu + fdp_ + ci] = c ? float(kLog2e * c[ci]) : 0.f;
-    if (w) std::memcpy(h + nmu + fdp_ + k, w, sizeof(float) * size_t(k) * dd);
+    if (covs) {
+        std::memcpy(h + at_cov, covs, sizeof(float) * size_t(k) * dd);
+        std::memcpy(h + at_cov + size_t(k) * dd, weights, sizeof(float) * k);
+    }
     fraw_.reserve(len);
     FAISS_GMM_CUDA_CHECK(
         cudaMemcpyAsync(fraw_.data(), h, sizeof(float) * len, cudaMemcpyHostToDevice, stream));
-    if (w) {
+    if (covs) {
+        // W_k and c_k on the device (O(K D^3) in double: ~1 s on the host's
+        // LAPACK at K = 1024, D = 128), then the components it could not factor.
         fw_.reserve(size_t(k) * full_wp_ * fdp_ * fdp_);
-        FAISS_GMM_CUDA_CHECK(launch_full_split_w(fraw_.data() + nmu + fdp_ + k, d, k, fdp_,
-                                                 full_wp_, fw_.data(), stream));
+        fbad_.reserve(size_t(k));
+        FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(fbad_.data(), 0, sizeof(int32_t) * k, stream));
+        float* raw = fraw_.data();
+        FAISS_GMM_CUDA_CHECK(launch_full_model_terms(raw + at_cov, raw + at_cov + size_t(k) * dd, d,
+                                                     k, fdp_, full_wp_, fw_.data(), raw + nmu + fdp_,
+                                                     fbad_.data(), stream));
+        hbad_.reserve(size_t(k));
+        FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hbad_.data(), fbad_.data(), sizeof(int32_t) * k,
+                                             cudaMemcpyDeviceToHost, stream));
+        FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
+        for (int ci = 0; ci < k; ci++)
+            FAISS_GMM_CHECK(!hbad_.data()[ci], "model component " + std::to_string(ci) +
+                                                   " has a covariance that is not positive definite");
     }
     stage_frame(mu, shift, stream);
-    // The staging copies are read before the stream's next synchronisation
-    // (download_full_stats), which comes before any later staging.
 }
 
 void GpuEStep::stage_frame(const float* mu, const std::vector<double>& shift,
@@ -103,9 +112,11 @@ void GpuEStep::upload_full_model(const GaussianMixture& model, const std::vector
     const bool single = plan_.logits == MmaPrecision::Bf16 || plan_.logits == MmaPrecision::Tf32;
     full_zp_ = single ? 1 : 2;
     full_wp_ = plan_.logits == MmaPrecision::Tf32x3 ? 2 : 1;
-    const FullDensityTerms t(d_, k_, model.weights.data(), model.means.data(),
-                             model.variances.data(), centre_);
-    stage_full(t.mu.data(), t.c.data(), t.w.data(), shift, stream);
+    std::vector<float> mu(size_t(k_) * d_);
+    for (int ci = 0; ci < k_; ci++)
+        for (int j = 0; j < d_; j++)
+            mu[size_t(ci) * d_ + j] = float(model.means[size_t(ci) * d_ + j] - centre_[j]);
+    stage_full(mu.data(), model.weights.data(), model.variances.data(), shift, stream);
 }
 
 void GpuEStep::prepare_full_hard(const float* means, const std::vector<double>& shift,
