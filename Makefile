@@ -1,7 +1,10 @@
 # faiss-gmm: the two set-up commands.
 #   make demo   installs missing Debian packages, builds, runs the demo
 #   make test   the same set-up, then the whole test suite (ctest)
+#   make sanitize  the CPU suite built with AddressSanitizer (leak checks on)
+#                  and UndefinedBehaviorSanitizer, run once (CI runs it after test)
 BUILD ?= build
+SAN_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 DEB_PACKAGES = build-essential cmake libfaiss-dev libopenblas-dev libomp-dev \
@@ -9,7 +12,7 @@ DEB_PACKAGES = build-essential cmake libfaiss-dev libopenblas-dev libomp-dev \
                pybind11-dev python3-dev python3-numpy python3-scipy python3-pytest \
                python3-sklearn python3-faiss
 
-.PHONY: deps configure build demo test bench clean
+.PHONY: deps configure build demo test sanitize bench clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -33,8 +36,19 @@ demo: build
 test: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 
+# CPU only (no CUDA, no MPI: OpenMPI's launcher and its allocations stay
+# outside), RelWithDebInfo for readable reports; any finding fails the run.
+sanitize: deps
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAISS_GMM_CUDA=OFF \
+	  -DFAISS_GMM_MPI=OFF -DFAISS_GMM_PYTHON=OFF \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" $(CMAKE_ARGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS) --target faiss_gmm_tests faiss-gmm
+	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 OMP_NUM_THREADS=2 ./tests/faiss_gmm_tests
+
 bench: build
 	$(BUILD)/bench/bench_estep
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD)
