@@ -445,23 +445,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (lane == 0) atomicAdd(st.nk + ci, double(nkp));
 }
 
-__global__ void split_w_kernel(const float* __restrict__ w, int d, int k, int dp, int parts,
-                               uint16_t* __restrict__ out) {
-    const bool split = parts == 2;
-    const int64_t total = int64_t(k) * dp * dp;
-    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
-         e += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t c = e / (int64_t(dp) * dp);
-        const int i = int(e / dp % dp), j = int(e % dp);
-        const float v = i < d && j < d ? w[(c * d + i) * d + j] : 0.f;
-        const __nv_bfloat16 h = __float2bfloat16_rn(v);
-        const int64_t at = (c * parts * dp + i) * dp + j;
-        out[at] = __bfloat16_as_ushort(h);
-        if (split)
-            out[at + int64_t(dp) * dp] = __bfloat16_as_ushort(__float2bfloat16_rn(v - __bfloat162float(h)));
-    }
-}
-
 __global__ void finish_kernel(FullModelView m, FullStatsView st, const double* __restrict__ mo,
                               double* __restrict__ out) {
     const int c = blockIdx.x, d = m.d, dp = m.dp;
@@ -561,16 +544,6 @@ cudaError_t with_parts(const FullModelView& m, F&& f) {
 }
 
 }  // namespace
-
-cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, int parts, uint16_t* out,
-                                cudaStream_t stream) {
-    if (parts != 1 && parts != 2) return cudaErrorInvalidValue;
-    const int64_t total = int64_t(k) * dp * dp;
-    const int blocks = int(std::min<int64_t>((total + 255) / 256, 4096));
-    if (blocks == 0) return cudaSuccess;
-    split_w_kernel<<<blocks, 256, 0, stream>>>(w, d, k, dp, parts, out);
-    return cudaGetLastError();
-}
 
 cudaError_t launch_full_log_norm(const float* x, int64_t n, const float* weights,
                                  const FullModelView& m, const FullPass1Out& out,

@@ -78,13 +78,6 @@ cudaError_t launch_full_model_terms(const float* covs, const float* weights, int
                                    cudaStream_t stream);
 
 /**
- * Round the whitening matrices w (k x d x d floats, row-major) into the
- * view's layout: out (k x parts x dp x dp bf16 bits, parts 1 or 2), zero-padded.
- */
-cudaError_t launch_full_split_w(const float* w, int d, int k, int dp, int parts, uint16_t* out,
-                                cudaStream_t stream);
-
-/**
  * Pass 1 over rows x (n x d, device, row-major; weights may be null): the
  * log-sum-exp over the components (log Z), and with out.labels the argmax.
  * Returns the first CUDA error (cudaErrorInvalidValue for d > kFullMaxDim).
