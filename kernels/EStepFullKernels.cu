@@ -397,29 +397,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
         }
     }
-    // The R warps of an i-block pair hold partial sums of the same tiles:
-    // added here through shared memory (W_k's and the tiles'), so that each
-    // accumulator costs one double atomic per block, not R.
-    constexpr int R = AccumulateRole<KT>::R, NV = (KT + 1) * 8;
-    float* red = reinterpret_cast<float*>(smem);  // (R - 1) x NP x NV x 32
-    static_assert(size_t(R - 1) * AccumulateRole<KT>::NP * NV * 32 * sizeof(float) <=
-                      size_t(WP * G::W_PART + 2 * ZP * G::T_PART) * sizeof(__nv_bfloat16),
-                  "the reduction fits the row tiles' space");
-    __syncthreads();
-    const int pidx = warp % AccumulateRole<KT>::NP;
-    if (role.on && role.q > 0) {
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            red[((size_t(role.q - 1) * AccumulateRole<KT>::NP + pidx) * NV + v) * 32 + lane] =
-                acc[v / 8][(v / 4) % 2][v % 4];
-    }
-    __syncthreads();
-    if (role.on && role.q == 0) {
-        for (int q = 1; q < R; q++)
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                acc[v / 8][(v / 4) % 2][v % 4] +=
-                    red[((size_t(q - 1) * AccumulateRole<KT>::NP + pidx) * NV + v) * 32 + lane];
+    // One double atomic per accumulator of the block.
+    if (role.on) {
 #pragma unroll
         for (int u = 0; u <= KT; u++) {
             const bool hi_blk = u < role.nh2;
@@ -499,15 +478,11 @@ cudaError_t accumulate_kt(const float* x, int64_t n, const float* w, const float
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
-    // Row chunks: at least two waves of blocks, and chunks of at most 256K
-    // rows, which bounds what a block's fp32 registers sum before they go
-    // to doubles; each block adds ~0.6 d^2 doubles by atomics (at 64K-row
-    // chunks, 1M rows and K = 1024, 2.7e8 of them: most of pass 2's time).
-    // The blocks running together (components of one chunk) share the
-    // chunk's rows through L2.
+    // Row chunks: at least two waves of blocks, and chunks of at most 64K
+    // rows (the blocks running together share their rows through L2; each
+    // block adds ~0.6 d^2 doubles once).
     const int64_t tiles = (n + kRows - 1) / kRows;
-    int64_t chunks =
-        std::max<int64_t>((n + 262143) / 262144, (2 * int64_t(num_sms) + m.k - 1) / m.k);
+    int64_t chunks = std::max<int64_t>((n + 65535) / 65536, (2 * int64_t(num_sms) + m.k - 1) / m.k);
     chunks = std::max<int64_t>(1, std::min<int64_t>(std::min<int64_t>(chunks, tiles), 65535));
     const int64_t rows_per_chunk = (tiles + chunks - 1) / chunks * kRows;
     chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
