@@ -163,9 +163,9 @@ void BM_GpuEStep(benchmark::State& state) {
 }
 
 /// Full covariance (cov 2): soft 0 is the table's model (variances ~1 on
-/// unit data: most responsibilities underflow, and pass 2 skips a row
-/// tile whose responsibilities are all zero); soft 1 scales the variances
-/// by 16, so that every responsibility is nonzero and no tile is skipped.
+/// unit data); soft 1 scales the variances by 16, for far softer
+/// responsibilities (pass 2 skips a row tile whose responsibilities all
+/// underflow: the two bound that skip from both sides).
 void BM_GpuEStepFull(benchmark::State& state) {
     if (skip_without_gpu(state)) return;
     gpu_estep_device(state, EStepArgs(state, true), state.range(5) ? 16.f : 1.f);

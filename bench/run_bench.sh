@@ -179,9 +179,9 @@ if os.path.exists("bench/results/estep.json"):
     bs = json.load(open("bench/results/estep.json"))["benchmarks"]
     lines += ["## E-step", "", meta("estep"),
               "Time is Google Benchmark's real time per E-step call; TFLOP/s counts 4*N*K*D (8*N*K*D for diagonal,",
-              "4*N*K*D^2 for full). Full rows: the model's variances ~1 on unit data, so most responsibilities",
-              "underflow and pass 2 skips row tiles whose responsibilities are all zero; \"soft\": variances",
-              "x16, every responsibility nonzero, nothing skipped.", "",
+              "4*N*K*D^2 for full). Full rows: means on rows of unit normal data, variances ~1; \"soft\":",
+              "variances x16 (far softer responsibilities: fewer row tiles whose responsibilities all",
+              "underflow, which pass 2 skips).", "",
               "| backend | covariance | precision | N | K | D | time (ms) | TFLOP/s | scratch (MB) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for b in bs:
