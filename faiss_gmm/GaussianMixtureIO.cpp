@@ -54,8 +54,12 @@ void GaussianMixture::save(const std::string& path) const {
 
 namespace {
 
-/// The model part of a model or checkpoint file; *checkpoint says which.
-GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
+/// The model part of a model or checkpoint file of file_bytes bytes;
+/// *checkpoint says which. The header's sizes are checked against the
+/// file's before anything is allocated (a corrupt d or k must not ask for
+/// exabytes).
+GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint,
+                           uint64_t file_bytes) {
     char magic[8];
     int32_t hdr[4];
     auto need = [&](bool ok, const char* what) {
@@ -66,7 +70,18 @@ GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
          "not a faiss-gmm model (bad magic)");
     *checkpoint = memcmp(magic, kCheckpointMagic, 8) == 0;
     need(fread(hdr, sizeof(int32_t), 4, f) == 4, "truncated (header)");
-    need(hdr[0] > 0 && hdr[1] > 0 && hdr[2] >= 0 && hdr[2] <= 2, "corrupt (bad header)");
+    need(hdr[0] > 0 && hdr[1] > 0 && hdr[2] >= 0 && hdr[2] <= 2 && (hdr[3] == 0 || hdr[3] == 1),
+         "corrupt (bad header)");
+    // Floats the header promises: weights, means, variances (k, k d, and
+    // k, k d or k d^2), in long double so that no product wraps.
+    const long double d = hdr[0], k = hdr[1];
+    const long double nvar = hdr[2] == 0 ? k : hdr[2] == 1 ? k * d : k * d * d;
+    const long double payload = 4.0L * (k + k * d + nvar);
+    if (24.0L + payload > (long double)file_bytes)
+        throw Error("faiss-gmm: model file '" + path + "' is truncated (its header says d=" +
+                    std::to_string(hdr[0]) + ", k=" + std::to_string(hdr[1]) + ": " +
+                    std::to_string(uint64_t(std::min(payload, 1e19L))) +
+                    " bytes of values, the file has " + std::to_string(file_bytes) + " in all)");
     GaussianMixtureParameters p;
     p.covariance_type = CovarianceType(hdr[2]);
     p.normalize_means = hdr[3] != 0;
@@ -81,13 +96,30 @@ GaussianMixture read_model(FILE* f, const std::string& path, bool* checkpoint) {
     return m;
 }
 
+/// m.check_model(), its error naming the file the model came from.
+void check_loaded(const GaussianMixture& m, const std::string& path) {
+    try {
+        m.check_model();
+    } catch (const Error& e) {
+        std::string what = e.what();
+        const std::string prefix = "faiss-gmm: ";
+        if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
+        throw Error("faiss-gmm: '" + path + "': " + what);
+    }
+}
+
 /// The EM state after the model in a checkpoint.
-void read_em_state(FILE* f, const std::string& path, GaussianMixture& m, double* prev) {
+void read_em_state(FILE* f, const std::string& path, GaussianMixture& m, double* prev,
+                   uint64_t file_bytes) {
     auto need = [&](bool ok) {
         if (!ok) throw Error("faiss-gmm: checkpoint '" + path + "' is truncated (EM state)");
     };
     int32_t state[2];
-    need(fread(state, sizeof(int32_t), 2, f) == 2 && state[0] >= 0);
+    need(fread(state, sizeof(int32_t), 2, f) == 2 && state[0] >= 0 && state[1] >= 0 &&
+         state[1] <= 1);
+    // Each iteration's record is 4 doubles and an int32: the count must fit.
+    const long at = ftell(f);
+    need(at >= 0 && uint64_t(at) + 8 + 36 * uint64_t(state[0]) <= file_bytes);
     need(fread(prev, sizeof(double), 1, f) == 1);
     m.iteration_stats.resize(state[0]);
     for (auto& s : m.iteration_stats) {
@@ -110,12 +142,18 @@ GaussianMixture GaussianMixture::load(const std::string& path) {
     if (!f) throw Error("faiss-gmm: cannot open model '" + path + "': " + strerror(errno));
     std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
     bool checkpoint = false;
-    GaussianMixture m = read_model(f, path, &checkpoint);
+    uint64_t bytes = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        const long end = ftell(f);
+        bytes = end > 0 ? uint64_t(end) : 0;
+    }
+    rewind(f);
+    GaussianMixture m = read_model(f, path, &checkpoint, bytes);
     double prev;
-    if (checkpoint) read_em_state(f, path, m, &prev);
+    if (checkpoint) read_em_state(f, path, m, &prev, bytes);
     if (fgetc(f) != EOF)
         throw Error("faiss-gmm: model file '" + path + "' is longer than its header says");
-    m.check_model();
+    check_loaded(m, path);
     return m;
 }
 
@@ -142,16 +180,16 @@ bool GaussianMixture::resume_from_checkpoint(double* prev, const Communicator& c
     std::unique_ptr<FILE, int (*)(FILE*)> guard(f, fclose);
     const std::string& path = params.checkpoint_path;
     bool checkpoint = false;
-    GaussianMixture m = read_model(f, path, &checkpoint);
+    GaussianMixture m = read_model(f, path, &checkpoint, bytes.size());
     FAISS_GMM_CHECK(checkpoint, "'" + path + "' is a model, not a checkpoint (nothing to resume)");
     FAISS_GMM_CHECK_ARG(m.d == d && m.k == k && m.params.covariance_type == params.covariance_type,
                         "checkpoint '" + path + "' holds d=" + std::to_string(m.d) + ", k=" +
                             std::to_string(m.k) + ", " + to_string(m.params.covariance_type) +
                             " covariance; this fit has d=" + std::to_string(d) +
                             ", k=" + std::to_string(k) + ", " + to_string(params.covariance_type));
-    read_em_state(f, path, m, prev);
+    read_em_state(f, path, m, prev, bytes.size());
     FAISS_GMM_CHECK(fgetc(f) == EOF, "checkpoint '" + path + "' is longer than its header says");
-    m.check_model();
+    check_loaded(m, path);
     weights = m.weights;
     means = m.means;
     variances = m.variances;

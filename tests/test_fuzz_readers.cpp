@@ -5,6 +5,7 @@
 // success that an independent decoder written here agrees with: the shape
 // and every value. (Run under `make sanitize` too: no crash, no hang, no
 // sanitizer report.)
+#include <faiss_gmm/GaussianMixture.h>
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
 
@@ -316,5 +317,112 @@ INSTANTIATE_TEST_SUITE_P(
                     Kind{"npy_f2", "npy", ElementType::Float16},
                     Kind{"npy_i4", "npy", ElementType::Int32}),
     [](const testing::TestParamInfo<Kind>& i) { return std::string(i.param.name); });
+
+}  // namespace
+
+namespace {
+
+/// The model and checkpoint readers under the same mutations. A success
+/// must be a model that passes check_model and saves back to the same
+/// model bytes (the file's model part: magic aside, everything up to the
+/// EM state of a checkpoint).
+class ModelFuzz : public testing::TestWithParam<CovarianceType> {};
+
+TEST_P(ModelFuzz, EveryMutationIsACleanErrorOrAFaithfulLoad) {
+    const CovarianceType cov = GetParam();
+    std::mt19937_64 rng(0x600d0000u + uint64_t(cov));
+    TempDir dir;
+    int errors = 0, successes = 0;
+    for (int c = 0; c < 300; c++) {
+        const int d = 1 + int(rng() % 5), k = 1 + int(rng() % 4);
+        const int64_t n = 40 + int64_t(rng() % 40);
+        auto x = random_rows(n, d, false, rng);
+        GaussianMixtureParameters p;
+        p.covariance_type = cov;
+        p.niter = 2;
+        p.device = Device::Cpu;
+        // Half the cases start from a checkpoint (a model with EM state).
+        const bool ckpt = c % 2 == 1;
+        if (ckpt) p.checkpoint_path = dir / "good.ckpt";
+        GaussianMixture m(d, k, p);
+        m.fit(n, x.data());
+        const std::string good_path = dir / "good.gmm";
+        m.save(good_path);
+        const std::string good = slurp(ckpt ? p.checkpoint_path : good_path);
+        std::string bad = good;
+        auto pick = [&](size_t lo, size_t hi) {
+            return hi <= lo ? lo : std::uniform_int_distribution<size_t>(lo, hi - 1)(rng);
+        };
+        const int32_t fields[] = {0, -1, INT32_MIN, INT32_MAX, 1 << 20, 3, int32_t(rng())};
+        switch (c / 2 % 5) {
+            case 0: bad.resize(pick(0, bad.size())); break;
+            case 1:
+                for (int f = 0, nf = int(pick(1, 5)); f < nf; f++) bad[pick(0, bad.size())] ^= char(1 << pick(0, 8));
+                break;
+            case 2:
+                for (size_t e = 0, ne = pick(1, 60); e < ne; e++) bad.push_back(char(rng()));
+                break;
+            case 3: {  // d, k, covariance type, normalize; or a checkpoint's iteration count
+                const int32_t v = fields[pick(0, 7)];
+                const size_t hdr_end = 24;
+                const size_t at = ckpt && pick(0, 2) ? good.size() - 36 * size_t(m.iteration_stats.size()) - 16
+                                                    : 8 + 4 * pick(0, 4);
+                (void)hdr_end;
+                std::memcpy(&bad[at], &v, 4);
+                break;
+            }
+            default:
+                bad[pick(0, std::min<size_t>(24, bad.size()))] = char(rng());
+        }
+        const std::string path = dir / ("case" + std::to_string(c) + (ckpt ? ".ckpt" : ".gmm"));
+        spill(path, bad);
+        try {
+            const GaussianMixture got = GaussianMixture::load(path);
+            successes++;
+            got.check_model();
+            const std::string again_path = dir / "again.gmm";
+            got.save(again_path);
+            const std::string again = slurp(again_path);
+            ASSERT_GE(bad.size(), again.size()) << "case " << c;
+            EXPECT_EQ(again.substr(8), bad.substr(8, again.size() - 8))
+                << "case " << c << ": the loaded model is not the file's";
+        } catch (const Error& e) {
+            errors++;
+            EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."), std::string::npos)
+                << "case " << c << ": the error does not name the file: " << e.what();
+        }
+        // The resume path reads the same bytes with the EM state.
+        if (ckpt) {
+            GaussianMixtureParameters q = p;
+            q.checkpoint_path = path;
+            q.resume = true;
+            GaussianMixture r(d, k, q);
+            try {
+                r.fit(n, x.data());
+                successes++;
+            } catch (const Error& e) {
+                errors++;
+                EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."),
+                          std::string::npos)
+                    << "case " << c << " (resume): the error does not name the file: " << e.what();
+            }
+        }
+    }
+    // No temporary file of an atomic write is left behind by the resumed fits.
+    const std::string left = run_command("ls -a '" + dir.path + "' | grep -c '\\.tmp\\.' || true").out;
+    EXPECT_EQ(left.substr(0, 1), "0") << "temporary files left: " << left;
+    std::printf("[ fuzz ] model %s: 300 files (150 checkpoints, also resumed), %d clean errors, %d "
+                "successes\n",
+                to_string(cov), errors, successes);
+    EXPECT_GT(errors, 0);
+    EXPECT_GT(successes, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Covariances, ModelFuzz,
+                         testing::Values(CovarianceType::Spherical, CovarianceType::Diagonal,
+                                         CovarianceType::Full),
+                         [](const testing::TestParamInfo<CovarianceType>& i) {
+                             return std::string(to_string(i.param));
+                         });
 
 }  // namespace
