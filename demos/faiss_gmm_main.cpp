@@ -551,6 +551,15 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
     try {
+        // Before anything is read or written: no output may be an input.
+        if (*train)
+            refuse_clobbering({{"--data", data}}, {{"--means-out", means_out},
+                                                   {"--model-out", model_out},
+                                                   {"--checkpoint", checkpoint}});
+        if (*build)
+            refuse_clobbering({{"--data", b_data}, {"--train-data", b_from.train_data},
+                               {"--model", b_from.model}},
+                              {{"--out", out}, {"--model-out", b_model_out}});
         if (*train && algo == "kmeans") {
             FAISS_GMM_CHECK(comm->size() == 1, "--algo kmeans runs in one process");
             FAISS_GMM_CHECK(model_out.empty() && !full_data && checkpoint.empty(),

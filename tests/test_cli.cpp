@@ -8,6 +8,10 @@
 #include <faiss_gmm/VectorIO.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "TestUtils.h"
@@ -212,6 +216,38 @@ TEST_F(Cli, DemoRunsSmall) {
                          r.out.find("no row scans fewer", eq) != std::string::npos ||
                          r.out.find("no single winner", eq) != std::string::npos;
     EXPECT_TRUE(verdict) << r.out;
+}
+
+// An output that names an input (directly, through another spelling or a
+// symlink) is refused before anything is written; so are two outputs
+// naming one file.
+TEST_F(Cli, OutputsThatAreInputsAreRefused) {
+    std::ifstream in(data, std::ios::binary);
+    const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string alias = dir.path + "/./data.fvecs", link = dir / "link.fvecs";
+    ASSERT_EQ(symlink(data.c_str(), link.c_str()), 0);
+    const std::vector<std::pair<std::string, std::string>> runs = {
+        {"train --data " + data + " -k 3 --device cpu --means-out " + alias, "--means-out"},
+        {"train --data " + link + " -k 3 --device cpu --model-out " + data, "--model-out"},
+        {"train --data " + data + " -k 3 --device cpu --checkpoint " + data, "--checkpoint"},
+        {"build --data " + data + " --factory IVF4,Flat --device cpu --out " + alias, "--out"},
+        {"build --data " + (dir / "other.fvecs") + " --train-data " + data +
+             " --factory IVF4,Flat --out " + link, "--out"}};
+    for (const auto& [args, option] : runs) {
+        const auto r = cli(args);
+        EXPECT_NE(r.code, 0) << args;
+        EXPECT_NE(r.out.find(option), std::string::npos) << args << "\n" << r.out;
+        EXPECT_NE(r.out.find("same file"), std::string::npos) << args << "\n" << r.out;
+        std::ifstream again(data, std::ios::binary);
+        const std::string after((std::istreambuf_iterator<char>(again)),
+                                std::istreambuf_iterator<char>());
+        ASSERT_EQ(after, before) << "the input changed: " << args;
+    }
+    const auto r = cli("train --data " + data + " -k 3 --device cpu --means-out " +
+                       (dir / "m.fvecs") + " --model-out " + (dir / "./m.fvecs"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("name the same file"), std::string::npos) << r.out;
+    EXPECT_FALSE(file_exists(dir / "m.fvecs"));
 }
 
 TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
