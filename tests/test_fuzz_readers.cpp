@@ -426,3 +426,48 @@ INSTANTIATE_TEST_SUITE_P(Covariances, ModelFuzz,
                          });
 
 }  // namespace
+
+namespace {
+
+// A full disk (a 64 KB tmpfs; skipped where it cannot be mounted, e.g. not
+// root): every writer reports the path and leaves neither the file nor its
+// temporary behind (issue 18, item 4).
+TEST(FullDisk, WritersNameThePathAndLeaveNothing) {
+    TempDir dir;
+    const std::string mnt = dir / "small";
+    if (run_command("mkdir -p '" + mnt + "' && mount -t tmpfs -o size=64k tmpfs '" + mnt + "'").code != 0)
+        GTEST_SKIP() << "cannot mount a tmpfs here (not root, or not permitted)";
+    struct Unmount {
+        std::string m;
+        ~Unmount() { run_command("umount '" + m + "'"); }
+    } unmount{mnt};
+    std::mt19937_64 rng(fresh_seed());
+    auto x = random_rows(4000, 16, false, rng);  // 256 KB: more than the disk holds
+    auto expect_clean = [&](const char* what, const std::string& path, auto&& write) {
+        try {
+            write();
+            ADD_FAILURE() << what << ": no error writing " << path;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << what << ": " << e.what();
+        }
+        EXPECT_FALSE(file_exists(path)) << what;
+        const std::string left = run_command("ls -A '" + mnt + "'").out;
+        EXPECT_EQ(left, "") << what << ": left behind: " << left;
+    };
+    for (const char* ext : {"fvecs", "fbin", "npy"}) {
+        const std::string p = mnt + "/x." + ext;
+        expect_clean(ext, p, [&] { write_vectors(p, 4000, 16, x.data()); });
+    }
+    GaussianMixtureParameters gp;
+    gp.covariance_type = CovarianceType::Full;
+    GaussianMixture m(16, 80, gp);  // 80 x 16 x 16 covariances: 82 KB
+    m.weights.assign(80, 1.f / 80);
+    m.means.assign(80 * 16, 0.f);
+    m.variances.assign(m.n_variances(), 0.f);
+    for (int c = 0; c < 80; c++)
+        for (int j = 0; j < 16; j++) m.variances[(size_t(c) * 16 + j) * 16 + j] = 1.f;
+    const std::string mp = mnt + "/m.gmm";
+    expect_clean("model", mp, [&] { m.save(mp); });
+}
+
+}  // namespace
