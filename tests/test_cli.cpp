@@ -10,7 +10,6 @@
 
 #include <unistd.h>
 
-#include <csignal>
 
 #include <fstream>
 #include <iterator>
@@ -250,45 +249,6 @@ TEST_F(Cli, OutputsThatAreInputsAreRefused) {
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("name the same file"), std::string::npos) << r.out;
     EXPECT_FALSE(file_exists(dir / "m.fvecs"));
-}
-
-// SIGKILL in the middle of a --full-data --checkpoint run, then --resume:
-// the same means as the run that was never interrupted (issue 18, item 4).
-TEST_F(Cli, KilledFullDataRunResumesToTheSameMeans) {
-    const std::string common = "train --data synthetic:300000x32,k=40 -k 48 --full-data --device cpu "
-                               "--niter 16 --tol 0 --quiet ";
-    auto r = cli(common + "--means-out " + (dir / "whole.fvecs"));
-    ASSERT_EQ(r.code, 0) << r.out;
-    const std::string ck = dir / "run.ckpt", pidfile = dir / "pid";
-    ASSERT_EQ(std::system(("sh -c '" + cli_path() + " " + common + "--checkpoint " + ck +
-                           " --means-out " + (dir / "never.fvecs") + " > " + (dir / "log") +
-                           " 2>&1 & echo $! > " + pidfile + "'")
-                              .c_str()),
-              0);
-    // Kill it once a checkpoint is on disk (after its first iteration).
-    bool killed = false;
-    for (int i = 0; i < 3000 && !killed; i++) {
-        usleep(10000);
-        if (!file_exists(ck)) continue;
-        std::ifstream pf(pidfile);
-        long pid = 0;
-        pf >> pid;
-        ASSERT_GT(pid, 0);
-        killed = kill(pid_t(pid), SIGKILL) == 0;
-        for (int w = 0; w < 500 && kill(pid_t(pid), 0) == 0; w++) usleep(10000);
-    }
-    ASSERT_TRUE(killed) << "the run ended before a checkpoint appeared";
-    EXPECT_FALSE(file_exists(dir / "never.fvecs")) << "killed mid-run, it wrote its result";
-    const GaussianMixture at_kill = GaussianMixture::load(ck);
-    EXPECT_GE(at_kill.iteration_stats.size(), 1u);
-    EXPECT_LT(at_kill.iteration_stats.size(), 16u) << "not killed mid-run";
-    r = cli(common + "--checkpoint " + ck + " --resume --means-out " + (dir / "resumed.fvecs"));
-    ASSERT_EQ(r.code, 0) << r.out;
-    idx_t n1, n2;
-    int d1, d2;
-    const auto whole = read_vectors(dir / "whole.fvecs", &n1, &d1);
-    const auto resumed = read_vectors(dir / "resumed.fvecs", &n2, &d2);
-    EXPECT_EQ(resumed, whole) << "killed after " << at_kill.iteration_stats.size() << " iterations";
 }
 
 TEST_F(Cli, ErrorsAreClearAndLeaveNoOutput) {
