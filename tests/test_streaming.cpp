@@ -287,3 +287,51 @@ TEST(Checkpoint, KilledCliRunResumesAndLosesAtMostOneIteration) {
     const auto resumed = read_vectors(dir.path + "/resumed.fvecs", &n2, &d2);
     EXPECT_EQ(resumed, whole) << "resumed after " << on_disk << " iterations";
 }
+
+namespace {
+
+// More than 2^31 elements (n d) streamed through the CPU path in small
+// blocks (issue 18, item 5): a uint8 array of 33.6M x 64 values whose row
+// i depends on i % 1009, a one-component model (every responsibility 1), and
+// the sums against their closed form: any 32-bit product of an index and
+// d, or of a row count and a row's bytes, would misplace rows past 2^31.
+TEST(Overflow, StreamingPastTwoToThe31ElementsMatchesTheClosedForm) {
+    const int d = 64;
+    const idx_t n = (idx_t(1) << 31) / d + 12345;
+    ASSERT_GT(double(n) * d, double(INT32_MAX));
+    auto value = [](idx_t i, int j) { return uint8_t((int(i % 1009) * 3 + j * 5) % 23); };
+    std::vector<uint8_t> x(size_t(n) * d);
+#pragma omp parallel for schedule(static)
+    for (idx_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) x[size_t(i) * d + j] = value(i, j);
+    ArraySource src(n, d, ElementType::UInt8, x.data());
+    GaussianMixtureParameters p;
+    p.covariance_type = CovarianceType::Spherical;
+    GaussianMixture m(d, 1, p);
+    m.weights = {1.f};
+    m.means.assign(d, 11.f);
+    m.variances = {100.f};
+    SufficientStatistics st;
+    st.reset(d, 1, CovarianceType::Spherical, mixture_center(m));  // the shift is the mean: 11
+    CpuEStep(size_t(1) << 20).accumulate_source(m, src, 0, n, st);
+    // Closed form over the 1009 residues of i.
+    std::vector<double> sx(d, 0.0);
+    double sxx = 0;
+    for (int q = 0; q < 1009; q++) {
+        const double c = double(n / 1009 + (q < n % 1009 ? 1 : 0));
+        for (int j = 0; j < d; j++) {
+            const double v = double(value(q, j)) - 11.0;
+            sx[j] += c * v;
+            sxx += c * v * v;
+        }
+    }
+    const double lz_sum = -0.5 * sxx / 100.0 - 0.5 * d * std::log(2 * M_PI * 100.0) * double(n);
+    EXPECT_EQ(st.nk[0], double(n));
+    EXPECT_EQ(st.sum_weights, double(n));
+    for (int j = 0; j < d; j++)
+        EXPECT_NEAR(st.sum_x[j], sx[j], 1e-6 * double(n)) << "dimension " << j;
+    EXPECT_NEAR(st.sum_x2[0], sxx, 1e-6 * sxx);
+    EXPECT_NEAR(st.sum_log_norm, lz_sum, 1e-6 * std::abs(lz_sum));
+}
+
+}  // namespace
