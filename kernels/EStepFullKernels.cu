@@ -35,44 +35,20 @@ constexpr int kRows = 128;  // rows per tile, both passes (16 per warp)
 template <int KT>
 struct Geo {
     static constexpr int DP = 16 * KT;
-    static constexpr int WS = DP + 8;           // bf16 elements per shared row
-    static constexpr int W_PART = DP * WS;      // one part of W_k
-    static constexpr int T_PART = kRows * WS;   // one part of a row tile
+    static constexpr int WS = DP + 8;          // bf16 elements per shared row
+    static constexpr int W_PART = DP * WS;     // one part of W_k
+    static constexpr int T_PART = kRows * WS;  // one part of a row tile
 };
-
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 /// c += a b with AP parts of a and BP of b (hi hi, plus hi lo and lo hi
 /// where a part exists): the small cross terms first.
 template <int AP, int BP>
-__device__ __forceinline__ void mma_p(float (&c)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4],
-                                      uint32_t bh0, uint32_t bh1, uint32_t bl0, uint32_t bl1) {
-    if (AP == 2) mma16816(c, al, bh0, bh1);
-    if (BP == 2) mma16816(c, ah, bl0, bl1);
-    mma16816(c, ah, bh0, bh1);
-}
-
-/// As ldsm_x4, transposed: register i receives matrix i's (word t, row g).
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* row_addr) {
-    const unsigned a = unsigned(__cvta_generic_to_shared(row_addr));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-
-/// bf16x2 bits of (a, b) and of their remainders (lo = round(v - hi)).
-__device__ __forceinline__ uint32_t split2(float a, float b, uint32_t& lo) {
-    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    const float2 f = __bfloat1622float2(h);
-    lo = bf16x2_bits(__floats2bfloat162_rn(a - f.x, b - f.y));
-    return bf16x2_bits(h);
+__device__ __forceinline__ void mma_p(float (&c)[4], const uint32_t (&ah)[4],
+                                      const uint32_t (&al)[4], uint32_t bh0, uint32_t bh1,
+                                      uint32_t bl0, uint32_t bl1) {
+    if (AP == 2) mma_bf16_16816(c, al, bh0, bh1);
+    if (BP == 2) mma_bf16_16816(c, ah, bl0, bl1);
+    mma_bf16_16816(c, ah, bh0, bh1);
 }
 
 /// One value into its parts in shared memory (part stride `ps`).
@@ -112,7 +88,8 @@ __device__ __forceinline__ void whitened_norms(AFrag&& afrag, const __nv_bfloat1
 #pragma unroll
         for (int p = s; p < KT; p++) {
             // Matrices: output dims 16p.. / 16p+8.. (W's rows) x k 16s.. / 16s+8...
-            const __nv_bfloat16* b = wsm + (16 * p + 8 * (q >> 1) + r8) * G::WS + 16 * s + 8 * (q & 1);
+            const __nv_bfloat16* b =
+                wsm + (16 * p + 8 * (q >> 1) + r8) * G::WS + 16 * s + 8 * (q & 1);
             uint32_t bh[4], bl[4] = {0, 0, 0, 0};
             ldsm_x4(bh, b);
             if (WP == 2) ldsm_x4(bl, b + G::W_PART);
@@ -153,12 +130,12 @@ __device__ __forceinline__ void load_component(const FullModelView& m, int ci, _
 template <int KT, int ZP, int WP>
 __global__ void __launch_bounds__(kThreads, 1)
     full_log_norm_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                         FullModelView m, FullPass1Out out) {
+                         FullModelView m, Pass1Out out) {
     using G = Geo<KT>;
     extern __shared__ __align__(16) unsigned char smem[];
-    __nv_bfloat16* wbuf = reinterpret_cast<__nv_bfloat16*>(smem);  // 2 x WP x W_PART
+    __nv_bfloat16* wbuf = reinterpret_cast<__nv_bfloat16*>(smem);        // 2 x WP x W_PART
     float* mubuf = reinterpret_cast<float*>(wbuf + 2 * WP * G::W_PART);  // 2 x DP
-    float* cbuf = mubuf + 2 * G::DP;                                      // 2
+    float* cbuf = mubuf + 2 * G::DP;                                     // 2
     __shared__ double red[2][kWarps];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int64_t row0 = int64_t(blockIdx.x) * kRows + warp * 16 + g;
@@ -186,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int b = ci & 1;
         if (ci + 1 < m.k) {
             load_component<KT, WP>(m, ci + 1, wbuf + (b ^ 1) * WP * G::W_PART,
-                                       mubuf + (b ^ 1) * G::DP, cbuf + (b ^ 1));
+                                   mubuf + (b ^ 1) * G::DP, cbuf + (b ^ 1));
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -199,7 +176,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
                     const int col = 16 * s + 2 * t + 8 * (r >> 1);
-                    ah[r] = split2(xv[s][2 * r] - mu[col], xv[s][2 * r + 1] - mu[col + 1], al[r]);
+                    ah[r] =
+                        split_bf16x2(xv[s][2 * r] - mu[col], xv[s][2 * r + 1] - mu[col + 1], al[r]);
                 }
             },
             wbuf + b * WP * G::W_PART, d2);
@@ -208,7 +186,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int h = 0; h < 2; h++) {
             const float l = fmaf(-0.5f * kLog2e, d2[h], cc);
             if (arg) {
-                const bool after = !bounded || l < bound_v[h] || (l == bound_v[h] && ci > bound_a[h]);
+                const bool after =
+                    !bounded || l < bound_v[h] || (l == bound_v[h] && ci > bound_a[h]);
                 if (after && l > best[h]) best[h] = l, best_a[h] = ci;
             }
             const float nm = fmaxf(run_m[h], l);
@@ -245,9 +224,9 @@ __global__ void __launch_bounds__(kThreads, 1)
  */
 template <int KT>
 struct AccumulateRole {
-    static constexpr int NP = (KT + 1) / 2;   // i-block pairs
-    static constexpr int R = kWarps / NP;     // warps per pair
-    int ahi, alo, nh2, nl2, q;                // blocks, their tile pairs, k-step offset
+    static constexpr int NP = (KT + 1) / 2;  // i-block pairs
+    static constexpr int R = kWarps / NP;    // warps per pair
+    int ahi, alo, nh2, nl2, q;               // blocks, their tile pairs, k-step offset
     bool on;
     __device__ AccumulateRole(int warp) {
         const int p = warp % NP;
@@ -269,11 +248,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr bool kSplit = ZP == 2;  // z and r z carry two parts
     extern __shared__ __align__(16) unsigned char smem[];
     __nv_bfloat16* wsm = reinterpret_cast<__nv_bfloat16*>(smem);  // WP x W_PART
-    __nv_bfloat16* zsm = wsm + WP * G::W_PART;                     // ZP x T_PART
-    __nv_bfloat16* rzsm = zsm + ZP * G::T_PART;                    // ZP x T_PART
-    float* mu = reinterpret_cast<float*>(rzsm + ZP * G::T_PART);   // DP
-    float* rowc = mu + G::DP;                                      // kRows: log2 w - log2 e log Z
-    float* rowr = rowc + kRows;                                    // kRows: r
+    __nv_bfloat16* zsm = wsm + WP * G::W_PART;                    // ZP x T_PART
+    __nv_bfloat16* rzsm = zsm + ZP * G::T_PART;                   // ZP x T_PART
+    float* mu = reinterpret_cast<float*>(rzsm + ZP * G::T_PART);  // DP
+    float* rowc = mu + G::DP;                                     // kRows: log2 w - log2 e log Z
+    float* rowr = rowc + kRows;                                   // kRows: r
     __shared__ float cc;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int q4 = lane / 8, r8 = lane % 8;
@@ -388,7 +367,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                 const int jb = hi_blk ? 2 * u : 2 * (u - role.nh2);
                 uint32_t ah[4], al[4];
 #pragma unroll
-                for (int i = 0; i < 4; i++) ah[i] = hi_blk ? hh[i] : lh[i], al[i] = hi_blk ? hl[i] : ll[i];
+                for (int i = 0; i < 4; i++)
+                    ah[i] = hi_blk ? hh[i] : lh[i], al[i] = hi_blk ? hl[i] : ll[i];
                 uint32_t bh[4], bl[4] = {0, 0, 0, 0};
                 ldsm_x4_t(bh, rzsm + brow + 8 * jb);
                 if (kSplit) ldsm_x4_t(bl, rzsm + G::T_PART + brow + 8 * jb);
@@ -458,7 +438,7 @@ size_t pass2_bytes() {
 
 template <int KT, int ZP, int WP>
 cudaError_t log_norm_kt(const float* x, int64_t n, const float* w, const FullModelView& m,
-                        const FullPass1Out& out, cudaStream_t stream) {
+                        const Pass1Out& out, cudaStream_t stream) {
     auto kernel = full_log_norm_kernel<KT, ZP, WP>;
     const size_t bytes = pass1_bytes<KT, WP>();
     cudaError_t e =
@@ -495,11 +475,16 @@ cudaError_t accumulate_kt(const float* x, int64_t n, const float* w, const float
 template <class F>
 cudaError_t with_kt(int dp, F&& f) {
     switch (dp / 16) {
-        case 2: return f(std::integral_constant<int, 2>{});
-        case 4: return f(std::integral_constant<int, 4>{});
-        case 6: return f(std::integral_constant<int, 6>{});
-        case 8: return f(std::integral_constant<int, 8>{});
-        default: return cudaErrorInvalidValue;
+        case 2:
+            return f(std::integral_constant<int, 2>{});
+        case 4:
+            return f(std::integral_constant<int, 4>{});
+        case 6:
+            return f(std::integral_constant<int, 6>{});
+        case 8:
+            return f(std::integral_constant<int, 8>{});
+        default:
+            return cudaErrorInvalidValue;
     }
 }
 
@@ -521,8 +506,7 @@ cudaError_t with_parts(const FullModelView& m, F&& f) {
 }  // namespace
 
 cudaError_t launch_full_log_norm(const float* x, int64_t n, const float* weights,
-                                 const FullModelView& m, const FullPass1Out& out,
-                                 cudaStream_t stream) {
+                                 const FullModelView& m, const Pass1Out& out, cudaStream_t stream) {
     if (!valid_view(m)) return cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;
     return with_kt(m.dp, [&](auto kt) {

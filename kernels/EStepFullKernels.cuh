@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "EStepKernels.cuh"
+
 namespace faiss_gmm {
 namespace gpu {
 
@@ -24,9 +26,9 @@ inline int full_padded_dim(int d) { return (d + 31) / 32 * 32; }
 
 /// The model as the kernels read it (built by the host once per E-step).
 struct FullModelView {
-    int d = 0;  ///< dimension (<= kFullMaxDim)
-    int k = 0;  ///< components
-    int dp = 0; ///< full_padded_dim(d): row stride of w and mu
+    int d = 0;   ///< dimension (<= kFullMaxDim)
+    int k = 0;   ///< components
+    int dp = 0;  ///< full_padded_dim(d): row stride of w and mu
     /// bf16 parts of z and of W_k (full_parts_supported): (2, 2) takes hi hi
     /// + hi lo + lo hi (~16 bits, the fp32 class), (2, 1) two products (W_k
     /// rounded once: tf32 and bf16 classes), (1, 1) one (the fast class).
@@ -43,19 +45,6 @@ struct FullModelView {
 inline bool full_parts_supported(int z_parts, int w_parts) {
     return (z_parts == 2 && (w_parts == 1 || w_parts == 2)) || (z_parts == 1 && w_parts == 1);
 }
-
-/// Pass 1's outputs; each may be null.
-struct FullPass1Out {
-    float* log_norm = nullptr;  ///< n: log Z_i
-    double* sums = nullptr;     ///< 2: += sum w log Z, sum w
-    int32_t* labels = nullptr;  ///< n: the most probable component (ties to the lower index)
-    float* top_resp = nullptr;  ///< n: its responsibility (with labels)
-    float* top_val = nullptr;   ///< n: its log2-density (fed back as bound_val)
-    /// A top-T pass after the first: each row's previous pick; only
-    /// components after it in the order (value down, index up) compete.
-    const float* bound_val = nullptr;
-    const int32_t* bound_arg = nullptr;  ///< n: with bound_val
-};
 
 /// Sums about each component's own mean (z = x - shift - mu'_k), zeroed by
 /// the caller; launch_full_finish moves them to the caller's frame.
@@ -74,17 +63,19 @@ struct FullStatsView {
  * S_k is not positive definite (then its w and c are not written).
  */
 cudaError_t launch_full_model_terms(const float* covs, const float* weights, int d, int k, int dp,
-                                   int w_parts, uint16_t* w, float* c, int32_t* bad,
-                                   cudaStream_t stream);
+                                    int w_parts, uint16_t* w, float* c, int32_t* bad,
+                                    cudaStream_t stream);
 
 /**
  * Pass 1 over rows x (n x d, device, row-major; weights may be null): the
- * log-sum-exp over the components (log Z), and with out.labels the argmax.
+ * log-sum-exp over the components (log Z), and with out.labels the
+ * (bounded) argmax, as launch_assign_mma. The log-sum-exp always runs, so
+ * out.log_norm_in is not read: every pass of a top-T recomputes log Z
+ * bit-identically.
  * Returns the first CUDA error (cudaErrorInvalidValue for d > kFullMaxDim).
  */
 cudaError_t launch_full_log_norm(const float* x, int64_t n, const float* weights,
-                                 const FullModelView& m, const FullPass1Out& out,
-                                 cudaStream_t stream);
+                                 const FullModelView& m, const Pass1Out& out, cudaStream_t stream);
 
 /**
  * Pass 2: r = w exp(l - log Z) recomputed per (row, component), and Nk,

@@ -75,12 +75,10 @@ __device__ __forceinline__ void to_frag(const float* v, uint32_t (&hi)[NR], uint
 #pragma unroll
     for (int r = 0; r < NR; r++) {
         if (is_bf16(P)) {
-            const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * r], v[2 * r + 1]);
-            hi[r] = bf16x2_bits(h);
-            if (is_split(P)) {
-                const float2 f = __bfloat1622float2(h);
-                lo[r] = bf16x2_bits(__floats2bfloat162_rn(v[2 * r] - f.x, v[2 * r + 1] - f.y));
-            }
+            if (is_split(P))
+                hi[r] = split_bf16x2(v[2 * r], v[2 * r + 1], lo[r]);
+            else
+                hi[r] = bf16x2_bits(__floats2bfloat162_rn(v[2 * r], v[2 * r + 1]));
         } else {
             hi[r] = to_tf32(v[r]);
             // v - hi is exact; the tensor cores truncate it to TF32 (an
@@ -94,11 +92,7 @@ template <int P>
 __device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4],
                                      const uint32_t (&b)[2]) {
     if (is_bf16(P))
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+        mma_bf16_16816(c, a, b[0], b[1]);
     else
         asm volatile(
             "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "

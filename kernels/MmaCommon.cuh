@@ -55,11 +55,38 @@ __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
 
+/// bf16x2 bits of (a, b), and in lo those of their remainders (lo =
+/// round(v - hi)): the two parts of a split (3xbf16) operand.
+__device__ __forceinline__ uint32_t split_bf16x2(float a, float b, uint32_t& lo) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    const float2 f = __bfloat1622float2(h);
+    lo = bf16x2_bits(__floats2bfloat162_rn(a - f.x, b - f.y));
+    return bf16x2_bits(h);
+}
+
+/// c += a b on bf16 tensor cores (m16n8k16, fp32 accumulators).
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                               uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 /// Four 8x8 b16 matrices (or 8x4 32-bit ones): lane l names row l % 8 of
 /// matrix l / 8; register i receives matrix i's (row g, word t).
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* row_addr) {
     const unsigned a = unsigned(__cvta_generic_to_shared(row_addr));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/// As ldsm_x4, transposed: register i receives matrix i's (word t, row g).
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* row_addr) {
+    const unsigned a = unsigned(__cvta_generic_to_shared(row_addr));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
 }

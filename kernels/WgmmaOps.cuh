@@ -197,12 +197,7 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 8][4], uint64_t a, uint6
 __device__ __forceinline__ void split8(const float (&v)[8], uint4& hi, uint4& lo) {
     uint32_t h[4], l[4];
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-        const __nv_bfloat162 b = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
-        const float2 f = __bfloat1622float2(b);
-        h[q] = bf16x2_bits(b);
-        l[q] = bf16x2_bits(__floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y));
-    }
+    for (int q = 0; q < 4; q++) h[q] = split_bf16x2(v[2 * q], v[2 * q + 1], l[q]);
     hi = make_uint4(h[0], h[1], h[2], h[3]);
     lo = make_uint4(l[0], l[1], l[2], l[3]);
 }

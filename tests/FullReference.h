@@ -88,7 +88,8 @@ inline FullRef naive_full_estep(const GaussianMixture& m, int64_t n, const float
 
 /// A random model on data x with full covariances: S = s (A A^T / d + 0.2 I)
 /// at the data's scale, A standard normal (correlated, well conditioned).
-inline GaussianMixture random_full_model(int d, int k, const std::vector<float>& x, std::mt19937_64& rng) {
+inline GaussianMixture random_full_model(int d, int k, const std::vector<float>& x,
+                                         std::mt19937_64& rng) {
     GaussianMixture diag = random_model(d, k, CovarianceType::Diagonal, x, rng);
     GaussianMixtureParameters p;
     p.covariance_type = CovarianceType::Full;

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -202,6 +204,28 @@ struct TempDir {
     ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
     std::string operator/(const std::string& f) const { return path + "/" + f; }
 };
+
+/// Write bytes to path as they are (test inputs, corrupted on purpose).
+inline void write_raw(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// The bytes of the file at path ("" when it cannot be read).
+inline std::string read_raw(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+/// EM for exactly `niter` iterations over every row (no sample, no early
+/// stop): two fits from the same means differ only by their backends.
+inline GaussianMixtureParameters fixed_em(CovarianceType cov, int niter) {
+    GaussianMixtureParameters p;
+    p.covariance_type = cov;
+    p.niter = niter;
+    p.tol = 0;
+    p.max_points_per_component = 0;
+    return p;
+}
 
 /// Whether a file (or folder) exists at p.
 inline bool file_exists(const std::string& p) {

@@ -223,8 +223,7 @@ TEST_F(Cli, DemoRunsSmall) {
 // symlink) is refused before anything is written; so are two outputs
 // naming one file.
 TEST_F(Cli, OutputsThatAreInputsAreRefused) {
-    std::ifstream in(data, std::ios::binary);
-    const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string before = read_raw(data);
     const std::string alias = dir.path + "/./data.fvecs", link = dir / "link.fvecs";
     ASSERT_EQ(symlink(data.c_str(), link.c_str()), 0);
     const std::vector<std::pair<std::string, std::string>> runs = {
@@ -239,10 +238,7 @@ TEST_F(Cli, OutputsThatAreInputsAreRefused) {
         EXPECT_NE(r.code, 0) << args;
         EXPECT_NE(r.out.find(option), std::string::npos) << args << "\n" << r.out;
         EXPECT_NE(r.out.find("same file"), std::string::npos) << args << "\n" << r.out;
-        std::ifstream again(data, std::ios::binary);
-        const std::string after((std::istreambuf_iterator<char>(again)),
-                                std::istreambuf_iterator<char>());
-        ASSERT_EQ(after, before) << "the input changed: " << args;
+        ASSERT_EQ(read_raw(data), before) << "the input changed: " << args;
     }
     const auto r = cli("train --data " + data + " -k 3 --device cpu --means-out " +
                        (dir / "m.fvecs") + " --model-out " + (dir / "./m.fvecs"));

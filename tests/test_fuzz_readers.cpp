@@ -11,9 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,18 +27,6 @@ struct Kind {
     const char* ext;
     ElementType type;
 };
-
-std::string slurp(const std::string& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
-void spill(const std::string& p, const std::string& bytes) {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), std::streamsize(bytes.size()));
-}
 
 /// A valid file of the kind: n x d random values through the library's writer.
 std::string valid_file(const Kind& k, const std::string& path, int64_t n, int d,
@@ -74,7 +60,7 @@ std::string valid_file(const Kind& k, const std::string& path, int64_t n, int d,
             break;
         }
     }
-    return slurp(path);
+    return read_raw(path);
 }
 
 /// What an independent decoder makes of the bytes: ok with the shape and
@@ -129,7 +115,8 @@ Decoded decode(const Kind& k, const std::string& s) {
         r.d = d;
         for (int64_t i = 0; i < r.n; i++) {
             if (int32_t(u32_at(s, size_t(i) * row)) != d) return r;
-            for (int j = 0; j < d; j++) r.values.push_back(value_at(k.type, s, size_t(i) * row + 4 + j * e));
+            for (int j = 0; j < d; j++)
+                r.values.push_back(value_at(k.type, s, size_t(i) * row + 4 + j * e));
         }
         r.ok = true;
         return r;
@@ -204,8 +191,7 @@ std::string mutate(const std::string& good, const Kind& k, std::mt19937_64& rng,
     const std::string ext = k.ext;
     const bool bin = ext == "fbin" || ext == "u8bin" || ext == "ibin";
     const bool vecs = ext.size() == 5 && ext.substr(1) == "vecs";
-    const uint32_t fields[] = {0u, 0xffffffffu, 0x80000000u, 0x7fffffffu, 1u, 3u,
-                               uint32_t(rng())};
+    const uint32_t fields[] = {0u, 0xffffffffu, 0x80000000u, 0x7fffffffu, 1u, 3u, uint32_t(rng())};
     switch (c % 6) {
         case 0:  // truncate
             s.resize(pick(0, s.size()));
@@ -239,7 +225,8 @@ std::string mutate(const std::string& good, const Kind& k, std::mt19937_64& rng,
         default: {  // a shape digit of npy (or a row header elsewhere) replaced
             if (!bin && !vecs) {
                 const size_t at = s.find("'shape': (");
-                if (at != std::string::npos) s[at + 10 + pick(0, 6)] = char("0123456789-(),x "[pick(0, 16)]);
+                if (at != std::string::npos)
+                    s[at + 10 + pick(0, 6)] = char("0123456789-(),x "[pick(0, 16)]);
             } else {
                 s.resize(s.size() - std::min<size_t>(s.size(), pick(1, 9)));
             }
@@ -253,7 +240,8 @@ class ReaderFuzz : public testing::TestWithParam<Kind> {};
 TEST_P(ReaderFuzz, EveryMutationIsACleanErrorOrACorrectRead) {
     const Kind k = GetParam();
     // Fixed seeds: the same cases every run, several hundred per format.
-    std::mt19937_64 rng(0x5eed0000u + uint64_t(k.type) * 131 + std::hash<std::string>()(k.ext) % 977);
+    std::mt19937_64 rng(0x5eed0000u + uint64_t(k.type) * 131 +
+                        std::hash<std::string>()(k.ext) % 977);
     TempDir dir;
     int errors = 0, successes = 0;
     for (int c = 0; c < 300; c++) {
@@ -262,7 +250,7 @@ TEST_P(ReaderFuzz, EveryMutationIsACleanErrorOrACorrectRead) {
         const std::string good = valid_file(k, dir / (std::string("good.") + k.ext), n, d, rng);
         const std::string bad = mutate(good, k, rng, c);
         const std::string path = dir / ("case" + std::to_string(c) + "." + k.ext);
-        spill(path, bad);
+        write_raw(path, bad);
         const Decoded ref = decode(k, bad);
         try {
             VectorFile f(path);
@@ -279,7 +267,8 @@ TEST_P(ReaderFuzz, EveryMutationIsACleanErrorOrACorrectRead) {
             successes++;
             ASSERT_TRUE(ref.ok) << "case " << c << ": read " << f.n() << " x " << f.d()
                                 << " from bytes the reference decoder refuses; header "
-                                << testing::PrintToString(bad.substr(0, std::min<size_t>(bad.size(), 128)));
+                                << testing::PrintToString(
+                                       bad.substr(0, std::min<size_t>(bad.size(), 128)));
             ASSERT_EQ(f.n(), ref.n) << "case " << c;
             ASSERT_EQ(f.d(), ref.d) << "case " << c;
             ASSERT_EQ(got.size(), ref.values.size()) << "case " << c;
@@ -289,7 +278,8 @@ TEST_P(ReaderFuzz, EveryMutationIsACleanErrorOrACorrectRead) {
                            << ref.values[i];
         } catch (const Error& e) {
             errors++;
-            EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."), std::string::npos)
+            EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."),
+                      std::string::npos)
                 << "case " << c << ": the error does not name the file: " << e.what();
             // A decodable file refused is allowed only where the library is
             // stricter than the decoder (e.g. a zero-row file): say which.
@@ -306,16 +296,12 @@ TEST_P(ReaderFuzz, EveryMutationIsACleanErrorOrACorrectRead) {
 
 INSTANTIATE_TEST_SUITE_P(
     Formats, ReaderFuzz,
-    testing::Values(Kind{"fvecs", "fvecs", ElementType::Float32},
-                    Kind{"bvecs", "bvecs", ElementType::UInt8},
-                    Kind{"ivecs", "ivecs", ElementType::Int32},
-                    Kind{"fbin", "fbin", ElementType::Float32},
-                    Kind{"u8bin", "u8bin", ElementType::UInt8},
-                    Kind{"ibin", "ibin", ElementType::Int32},
-                    Kind{"npy_f4", "npy", ElementType::Float32},
-                    Kind{"npy_u1", "npy", ElementType::UInt8},
-                    Kind{"npy_f2", "npy", ElementType::Float16},
-                    Kind{"npy_i4", "npy", ElementType::Int32}),
+    testing::Values(
+        Kind{"fvecs", "fvecs", ElementType::Float32}, Kind{"bvecs", "bvecs", ElementType::UInt8},
+        Kind{"ivecs", "ivecs", ElementType::Int32}, Kind{"fbin", "fbin", ElementType::Float32},
+        Kind{"u8bin", "u8bin", ElementType::UInt8}, Kind{"ibin", "ibin", ElementType::Int32},
+        Kind{"npy_f4", "npy", ElementType::Float32}, Kind{"npy_u1", "npy", ElementType::UInt8},
+        Kind{"npy_f2", "npy", ElementType::Float16}, Kind{"npy_i4", "npy", ElementType::Int32}),
     [](const testing::TestParamInfo<Kind>& i) { return std::string(i.param.name); });
 
 }  // namespace
@@ -348,16 +334,19 @@ TEST_P(ModelFuzz, EveryMutationIsACleanErrorOrAFaithfulLoad) {
         m.fit(n, x.data());
         const std::string good_path = dir / "good.gmm";
         m.save(good_path);
-        const std::string good = slurp(ckpt ? p.checkpoint_path : good_path);
+        const std::string good = read_raw(ckpt ? p.checkpoint_path : good_path);
         std::string bad = good;
         auto pick = [&](size_t lo, size_t hi) {
             return hi <= lo ? lo : std::uniform_int_distribution<size_t>(lo, hi - 1)(rng);
         };
         const int32_t fields[] = {0, -1, INT32_MIN, INT32_MAX, 1 << 20, 3, int32_t(rng())};
         switch (c / 2 % 5) {
-            case 0: bad.resize(pick(0, bad.size())); break;
+            case 0:
+                bad.resize(pick(0, bad.size()));
+                break;
             case 1:
-                for (int f = 0, nf = int(pick(1, 5)); f < nf; f++) bad[pick(0, bad.size())] ^= char(1 << pick(0, 8));
+                for (int f = 0, nf = int(pick(1, 5)); f < nf; f++)
+                    bad[pick(0, bad.size())] ^= char(1 << pick(0, 8));
                 break;
             case 2:
                 for (size_t e = 0, ne = pick(1, 60); e < ne; e++) bad.push_back(char(rng()));
@@ -365,8 +354,9 @@ TEST_P(ModelFuzz, EveryMutationIsACleanErrorOrAFaithfulLoad) {
             case 3: {  // d, k, covariance type, normalize; or a checkpoint's iteration count
                 const int32_t v = fields[pick(0, 7)];
                 const size_t hdr_end = 24;
-                const size_t at = ckpt && pick(0, 2) ? good.size() - 36 * size_t(m.iteration_stats.size()) - 16
-                                                    : 8 + 4 * pick(0, 4);
+                const size_t at = ckpt && pick(0, 2)
+                                      ? good.size() - 36 * size_t(m.iteration_stats.size()) - 16
+                                      : 8 + 4 * pick(0, 4);
                 (void)hdr_end;
                 std::memcpy(&bad[at], &v, 4);
                 break;
@@ -375,20 +365,21 @@ TEST_P(ModelFuzz, EveryMutationIsACleanErrorOrAFaithfulLoad) {
                 bad[pick(0, std::min<size_t>(24, bad.size()))] = char(rng());
         }
         const std::string path = dir / ("case" + std::to_string(c) + (ckpt ? ".ckpt" : ".gmm"));
-        spill(path, bad);
+        write_raw(path, bad);
         try {
             const GaussianMixture got = GaussianMixture::load(path);
             successes++;
             got.check_model();
             const std::string again_path = dir / "again.gmm";
             got.save(again_path);
-            const std::string again = slurp(again_path);
+            const std::string again = read_raw(again_path);
             ASSERT_GE(bad.size(), again.size()) << "case " << c;
             EXPECT_EQ(again.substr(8), bad.substr(8, again.size() - 8))
                 << "case " << c << ": the loaded model is not the file's";
         } catch (const Error& e) {
             errors++;
-            EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."), std::string::npos)
+            EXPECT_NE(std::string(e.what()).find("case" + std::to_string(c) + "."),
+                      std::string::npos)
                 << "case " << c << ": the error does not name the file: " << e.what();
         }
         // The resume path reads the same bytes with the EM state.
@@ -409,11 +400,13 @@ TEST_P(ModelFuzz, EveryMutationIsACleanErrorOrAFaithfulLoad) {
         }
     }
     // No temporary file of an atomic write is left behind by the resumed fits.
-    const std::string left = run_command("ls -a '" + dir.path + "' | grep -c '\\.tmp\\.' || true").out;
+    const std::string left =
+        run_command("ls -a '" + dir.path + "' | grep -c '\\.tmp\\.' || true").out;
     EXPECT_EQ(left.substr(0, 1), "0") << "temporary files left: " << left;
-    std::printf("[ fuzz ] model %s: 300 files (150 checkpoints, also resumed), %d clean errors, %d "
-                "successes\n",
-                to_string(cov), errors, successes);
+    std::printf(
+        "[ fuzz ] model %s: 300 files (150 checkpoints, also resumed), %d clean errors, %d "
+        "successes\n",
+        to_string(cov), errors, successes);
     EXPECT_GT(errors, 0);
     EXPECT_GT(successes, 0);
 }
@@ -435,7 +428,8 @@ namespace {
 TEST(FullDisk, WritersNameThePathAndLeaveNothing) {
     TempDir dir;
     const std::string mnt = dir / "small";
-    if (run_command("mkdir -p '" + mnt + "' && mount -t tmpfs -o size=64k tmpfs '" + mnt + "'").code != 0)
+    if (run_command("mkdir -p '" + mnt + "' && mount -t tmpfs -o size=64k tmpfs '" + mnt + "'")
+            .code != 0)
         GTEST_SKIP() << "cannot mount a tmpfs here (not root, or not permitted)";
     struct Unmount {
         std::string m;
@@ -448,7 +442,8 @@ TEST(FullDisk, WritersNameThePathAndLeaveNothing) {
             write();
             ADD_FAILURE() << what << ": no error writing " << path;
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << what << ": " << e.what();
+            EXPECT_NE(std::string(e.what()).find(path), std::string::npos)
+                << what << ": " << e.what();
         }
         EXPECT_FALSE(file_exists(path)) << what;
         const std::string left = run_command("ls -A '" + mnt + "'").out;

@@ -48,17 +48,6 @@ GpuRun run_against(gpu::GpuEStep& g, const GaussianMixture& m, int64_t n, const 
 }
 #endif
 
-/// EM for exactly `niter` iterations over every row (no sample, no early
-/// stop): two fits from the same means differ only by their backends.
-GaussianMixtureParameters fixed_em(CovarianceType cov, int niter) {
-    GaussianMixtureParameters p;
-    p.covariance_type = cov;
-    p.niter = niter;
-    p.tol = 0;
-    p.max_points_per_component = 0;
-    return p;
-}
-
 /// n rows around k random centres (each row a centre plus 0.3 times
 /// random_rows' noise; SIFT-like: rounded, non-negative) and, in init, one
 /// data row of each cluster (the first found). Both runs of a comparison

@@ -56,9 +56,8 @@ TEST_P(GpuFullShapes, MatchesFloat64Reference) {
     const FullRef ref = naive_full_estep(m, n, x.data(), st.shift, wp);
     const double e_lz = rel_err(lz, ref.log_norm), e_nk = rel_err(st.nk, ref.nk);
     const double e_x = rel_err(st.sum_x, ref.sum_x), e_xx = rel_err(st.sum_x2, ref.sum_xx);
-    std::printf("[ full gpu ] d %d k %d %s %s: log Z %.2e  Nk %.2e  sum x %.2e  sum xx %.2e\n",
-                s.d, s.k, s.sift ? "sift" : "normal", to_string(s.precision), e_lz, e_nk,
-                e_x, e_xx);
+    std::printf("[ full gpu ] d %d k %d %s %s: log Z %.2e  Nk %.2e  sum x %.2e  sum xx %.2e\n", s.d,
+                s.k, s.sift ? "sift" : "normal", to_string(s.precision), e_lz, e_nk, e_x, e_xx);
     const double tol = s.precision == Precision::Fast   ? 0.1
                        : s.precision == Precision::Fp32 ? 1e-3
                                                         : 2e-2;
@@ -82,7 +81,8 @@ std::vector<FullShape> gpu_full_shapes() {
 INSTANTIATE_TEST_SUITE_P(AwkwardShapes, GpuFullShapes, testing::ValuesIn(gpu_full_shapes()),
                          [](const testing::TestParamInfo<FullShape>& i) {
                              return "d" + std::to_string(i.param.d) + "_k" +
-                                    std::to_string(i.param.k) + (i.param.sift ? "_sift_" : "_normal_") +
+                                    std::to_string(i.param.k) +
+                                    (i.param.sift ? "_sift_" : "_normal_") +
                                     std::string(to_string(i.param.precision));
                          });
 
@@ -174,11 +174,7 @@ TEST(GpuFullEStep, WholeFitMatchesCpu) {
     }
     for (int c = 0; c < k; c++)
         for (int j = 0; j < d; j++) init.push_back(x[size_t(c) * d + j]);
-    GaussianMixtureParameters p;
-    p.covariance_type = CovarianceType::Full;
-    p.niter = 6;
-    p.tol = 0;
-    p.max_points_per_component = 0;
+    GaussianMixtureParameters p = fixed_em(CovarianceType::Full, 6);
     p.device = Device::Cpu;
     GaussianMixture a(d, k, p);
     a.fit_from_means(n, x.data(), init.data());

@@ -22,15 +22,6 @@ int count_files(const std::string& dir) {
     return n;
 }
 
-void write_raw(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
-}
-
-std::string read_raw(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 /// The error message of f(), or "" when it did not throw Error.
 template <class F>
 std::string error_of(F f) {

@@ -53,16 +53,7 @@ void GpuEStep::unpin_rows() {
 
 void GpuEStep::assign_kernels(idx_t n, const float* x, const Pass1Out& po) {
     if (full_) {
-        // The full-covariance pass 1 runs its log-sum-exp always: later
-        // top-T passes recompute log Z bit-identically instead of reading it.
-        FullPass1Out fo;
-        fo.log_norm = po.log_norm;
-        fo.labels = po.labels;
-        fo.top_resp = po.top_resp;
-        fo.top_val = po.top_val;
-        fo.bound_val = po.bound_val;
-        fo.bound_arg = po.bound_arg;
-        FAISS_GMM_CUDA_CHECK(launch_full_log_norm(x, n, nullptr, full_view(), fo, stream_));
+        FAISS_GMM_CUDA_CHECK(launch_full_log_norm(x, n, nullptr, full_view(), po, stream_));
         return;
     }
     if (mma_path()) {

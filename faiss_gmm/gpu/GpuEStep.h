@@ -160,7 +160,9 @@ class GpuEStep : public EStepBackend {
     /// Moves the sums to acc_ (nk | sum_x | sum_x2 | sums, about st.shift) and adds them to st.
     void download_full_stats(SufficientStatistics& st, bool with_sums, cudaStream_t stream);
     FullModelView full_view() const;
-    FullStatsView full_stats() const;
+    FullStatsView full_stats();
+    /// The means about centre_, rounded to float (k x d).
+    std::vector<float> centred_means(const float* means) const;
     /// Whether (n, x, w) are the pinned rows.
     bool resident(idx_t n, const float* x, const float* w) const {
         return pinned_x_ && x == pinned_x_ && n == pinned_n_ && w == pinned_w_;

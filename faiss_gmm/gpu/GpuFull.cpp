@@ -29,12 +29,21 @@ FullModelView GpuEStep::full_view() const {
     return m;
 }
 
-FullStatsView GpuEStep::full_stats() const {
+FullStatsView GpuEStep::full_stats() {
     FullStatsView s;
-    s.nk = const_cast<double*>(facc_.data());
+    s.nk = facc_.data();
     s.sum_z = s.nk + k_;
     s.sum_zz = s.sum_z + size_t(k_) * fdp_;
     return s;
+}
+
+std::vector<float> GpuEStep::centred_means(const float* means) const {
+    // As FullDensityTerms rounds them: float(mu - centre), in double.
+    std::vector<float> mu(size_t(k_) * d_);
+    for (int ci = 0; ci < k_; ci++)
+        for (int j = 0; j < d_; j++)
+            mu[size_t(ci) * d_ + j] = float(means[size_t(ci) * d_ + j] - centre_[j]);
+    return mu;
 }
 
 void GpuEStep::stage_full(const float* mu, const float* weights, const float* covs,
@@ -68,21 +77,21 @@ void GpuEStep::stage_full(const float* mu, const float* weights, const float* co
         FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(fbad_.data(), 0, sizeof(int32_t) * k, stream));
         float* raw = fraw_.data();
         FAISS_GMM_CUDA_CHECK(launch_full_model_terms(raw + at_cov, raw + at_cov + size_t(k) * dd, d,
-                                                     k, fdp_, full_wp_, fw_.data(), raw + nmu + fdp_,
-                                                     fbad_.data(), stream));
+                                                     k, fdp_, full_wp_, fw_.data(),
+                                                     raw + nmu + fdp_, fbad_.data(), stream));
         hbad_.reserve(size_t(k));
         FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hbad_.data(), fbad_.data(), sizeof(int32_t) * k,
                                              cudaMemcpyDeviceToHost, stream));
         FAISS_GMM_CUDA_CHECK(cudaStreamSynchronize(stream));
         for (int ci = 0; ci < k; ci++)
-            FAISS_GMM_CHECK(!hbad_.data()[ci], "model component " + std::to_string(ci) +
-                                                   " has a covariance that is not positive definite");
+            FAISS_GMM_CHECK(!hbad_.data()[ci],
+                            "model component " + std::to_string(ci) +
+                                " has a covariance that is not positive definite");
     }
     stage_frame(mu, shift, stream);
 }
 
-void GpuEStep::stage_frame(const float* mu, const std::vector<double>& shift,
-                           cudaStream_t stream) {
+void GpuEStep::stage_frame(const float* mu, const std::vector<double>& shift, cudaStream_t stream) {
     const int d = d_, k = k_;
     const size_t dd = size_t(d) * d, nmu = size_t(k) * fdp_;
     // The page-locked staging may still feed a copy queued by this call.
@@ -96,7 +105,8 @@ void GpuEStep::stage_frame(const float* mu, const std::vector<double>& shift,
     fmo_.reserve(size_t(k) * d);
     FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(fmo_.data(), hmo_.data(), sizeof(double) * size_t(k) * d,
                                          cudaMemcpyHostToDevice, stream));
-    const size_t nf = size_t(k) + nmu + nmu * fdp_, na = size_t(k) + size_t(k) * d + size_t(k) * dd + 2;
+    const size_t nf = size_t(k) + nmu + nmu * fdp_,
+                 na = size_t(k) + size_t(k) * d + size_t(k) * dd + 2;
     facc_.reserve(nf);
     acc_.reserve(na);
     FAISS_GMM_CUDA_CHECK(cudaMemsetAsync(facc_.data(), 0, nf * sizeof(double), stream));
@@ -112,20 +122,14 @@ void GpuEStep::upload_full_model(const GaussianMixture& model, const std::vector
     const bool single = plan_.logits == MmaPrecision::Bf16 || plan_.logits == MmaPrecision::Tf32;
     full_zp_ = single ? 1 : 2;
     full_wp_ = plan_.logits == MmaPrecision::Tf32x3 ? 2 : 1;
-    std::vector<float> mu(size_t(k_) * d_);
-    for (int ci = 0; ci < k_; ci++)
-        for (int j = 0; j < d_; j++)
-            mu[size_t(ci) * d_ + j] = float(model.means[size_t(ci) * d_ + j] - centre_[j]);
+    const std::vector<float> mu = centred_means(model.means.data());
     stage_full(mu.data(), model.weights.data(), model.variances.data(), shift, stream);
 }
 
 void GpuEStep::prepare_full_hard(const float* means, const std::vector<double>& shift,
                                  cudaStream_t stream) {
     full_hard_ = true;
-    std::vector<float> mu(size_t(k_) * d_);
-    for (int ci = 0; ci < k_; ci++)
-        for (int j = 0; j < d_; j++)
-            mu[size_t(ci) * d_ + j] = float(means[size_t(ci) * d_ + j] - centre_[j]);
+    const std::vector<float> mu = centred_means(means);
     // A full model already uploaded keeps its terms (the same mu'); the
     // one-hot pass reads only mu' and the centre.
     if (full_)
@@ -137,7 +141,7 @@ void GpuEStep::prepare_full_hard(const float* means, const std::vector<double>& 
 void GpuEStep::run_full_block(idx_t n, const float* x, const float* w, float* lz,
                               cudaStream_t stream) {
     const FullModelView m = full_view();
-    FullPass1Out po;
+    Pass1Out po;
     po.log_norm = lz;
     po.sums = acc_.data() + size_t(k_) + size_t(k_) * d_ + size_t(k_) * d_ * d_;
     FAISS_GMM_CUDA_CHECK(launch_full_log_norm(x, n, w, m, po, stream));
@@ -150,7 +154,8 @@ void GpuEStep::download_full_stats(SufficientStatistics& st, bool with_sums, cud
                     "statistics were reset for another model shape");
     const int d = d_, k = k_;
     const size_t dd = size_t(d) * d, len = size_t(k) + size_t(k) * d + size_t(k) * dd + 2;
-    FAISS_GMM_CUDA_CHECK(launch_full_finish(full_view(), full_stats(), fmo_.data(), acc_.data(), stream));
+    FAISS_GMM_CUDA_CHECK(
+        launch_full_finish(full_view(), full_stats(), fmo_.data(), acc_.data(), stream));
     hstats_.reserve(len);
     FAISS_GMM_CUDA_CHECK(cudaMemcpyAsync(hstats_.data(), acc_.data(), len * sizeof(double),
                                          cudaMemcpyDeviceToHost, stream));
