@@ -97,7 +97,11 @@ TEST_P(FactoryStrings, BuildSearchSaveReadBack) {
     const bool exact = std::string(fc.factory).find("Flat") != std::string::npos &&
                        std::string(fc.factory).find("PCA") == std::string::npos &&
                        std::string(fc.factory).find("HNSW") == std::string::npos;
-    EXPECT_GT(r[0].recall_10_10, exact ? 0.999 : 0.3);
+    // Exact but for near-ties at rank 10, which the brute-force ground truth
+    // (BLAS distances) and the IVF scan (direct distances) may order
+    // differently: seed 4531322203925973760 gives 0.998 (one of 500), as
+    // Cli's expect_exhaustive_recall allows.
+    EXPECT_GE(r[0].recall_10_10, exact ? 0.99 : 0.3);
 }
 
 INSTANTIATE_TEST_SUITE_P(
