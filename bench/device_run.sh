@@ -2,8 +2,24 @@
 # Runs on the GPU machine over binaries built here and carried in .carry/
 # (see docs/ARCHITECTURE.md, "GPU runs"): GPU tests, then the benchmark,
 # which rewrites bench/RESULTS.md; logs and results go to $OUT.
+# SANITIZE=1 first runs compute-sanitizer (issue 18): memcheck, synccheck and
+# initcheck over a subset reaching every kernel family and precision, and
+# racecheck over the GpuTiny shapes (a few hundred rows, k <= 64), which it
+# can finish; the ERROR SUMMARY lines are printed.
 set -uo pipefail
 source "$(dirname "$0")/device_setup.sh"
+if [ "${SANITIZE:-0}" = 1 ]; then
+  T="$C/tests/faiss_gmm_tests"
+  SUBSET="GpuTiny.*:GpuEStep.ExtremeShapes:GpuAssign.*:*GpuSeedingShapes*:*GpuTopShapes*:GpuStreaming.SourcesOfEveryTypeMatchFloat64:GpuStreaming.DeviceGeneratedRowsEqualTheHosts"
+  # One call per tool fits the device tool's 10 minutes: SANITIZE_TOOLS=memcheck, ...
+  for tool in ${SANITIZE_TOOLS:-memcheck synccheck initcheck racecheck}; do
+    filter="$SUBSET"
+    [ $tool = racecheck ] && filter="GpuTiny.*"
+    timeout 540 compute-sanitizer --tool $tool --error-exitcode 9 "$T" --gtest_filter="$filter" \
+      > "$OUT/sanitizer_$tool.log" 2>&1
+    echo "compute-sanitizer $tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/sanitizer_$tool.log" | tr '\n' ' ')"
+  done
+fi
 "$C/tests/faiss_gmm_tests" --gtest_filter="${TEST_FILTER:-*Gpu*}" > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran|FAILED  \]" "$OUT/gpu_tests.log" | tail -15

@@ -12,23 +12,25 @@
 #include <faiss_gmm/EStep.h>
 #include <faiss_gmm/IVFEvaluation.h>
 #include <faiss_gmm/IVFMixture.h>
+#include <faiss_gmm/IndexIO.h>
 #include <faiss_gmm/IndexIVFTraining.h>
 #include <faiss_gmm/KMeans.h>
 #include <faiss_gmm/VectorIO.h>
 #include <faiss_gmm/utils/FileUtils.h>
 #include <faiss_gmm/utils/Utils.h>
 
-#include "CliData.h"
-#include "Demo.h"
-
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "CliData.h"
+#include "Demo.h"
 
 using namespace faiss_gmm;
 
@@ -43,9 +45,12 @@ struct GmmOptions {
     std::string gpus;  // "0,1" or "" (every visible GPU)
 
     void add_to(CLI::App* app) {
-        app->add_option("--cov", cov, "covariance type: spherical, diagonal or full (full on the GPU: d <= 128)")
+        app->add_option("--cov", cov,
+                        "covariance type: spherical, diagonal or full (full on the GPU: d <= 128)")
             ->capture_default_str();
-        app->add_option("--niter", niter, "maximum EM iterations (k-means iterations where k-means is the trainer)")->capture_default_str();
+        app->add_option("--niter", niter,
+                        "maximum EM iterations (k-means iterations where k-means is the trainer)")
+            ->capture_default_str();
         app->add_option("--tol", tol, "stop when the mean log-likelihood changes less")
             ->capture_default_str();
         app->add_option("--reg-covar", reg_covar,
@@ -104,7 +109,6 @@ faiss::MetricType parse_metric(const std::string& m) {
 void write_index_atomic(const faiss::Index* index, const std::string& path) {
     write_file_atomic(path, [&](FILE* f) { faiss::write_index(index, f); });
 }
-
 
 /// This rank's part of --data: the file named by substituting {rank}, or a
 /// contiguous share of the one source (after --max-rows).
@@ -350,7 +354,7 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
                     "--probe posterior and --mass need --model (the index's mixture)");
     FAISS_GMM_CHECK(es.mass == 0 || es.probe == "posterior", "--mass needs --probe posterior");
     FAISS_GMM_CHECK(es.mass >= 0 && es.mass <= 1, "--mass must be in [0, 1]");
-    std::unique_ptr<faiss::Index> index(faiss::read_index(index_path.c_str()));
+    std::unique_ptr<faiss::Index> index = read_index_checked(index_path);
     idx_t nq;
     int dq;
     auto xq = load_rows(queries, &nq, &dq, max_queries);
@@ -459,7 +463,8 @@ int main(int argc, char** argv) {
     auto* build = app.add_subcommand("build",
                                      "factory string + vectors -> a FAISS index file "
                                      "whose coarse quantizer is GMM-trained");
-    build->add_option("--data", b_data, "vectors to add (and to train on, without --train-data)")->required();
+    build->add_option("--data", b_data, "vectors to add (and to train on, without --train-data)")
+        ->required();
     build
         ->add_option("--factory", factory,
                      "FAISS factory string, e.g. IVF4096,PQ32 or OPQ16,IVF1024,PQ16")
@@ -541,7 +546,8 @@ int main(int argc, char** argv) {
     demo->add_option("--d", dp.d, "synthetic dimension")->capture_default_str();
     demo->add_option("--nlist", dp.nlist, "inverted lists")->capture_default_str();
     demo->add_option("--nq", dp.nq, "queries")->capture_default_str();
-    demo->add_option("--nprobe", dp.nprobes, "comma-separated nprobe values")->capture_default_str();
+    demo->add_option("--nprobe", dp.nprobes, "comma-separated nprobe values")
+        ->capture_default_str();
     demo->add_option("--lambda-kmeans", dp.lambda_kmeans, "SOAR's lambda on k-means centroids")
         ->capture_default_str();
     demo->add_option("--lambda-gmm", dp.lambda_gmm, "SOAR's lambda on GMM means")
@@ -557,7 +563,8 @@ int main(int argc, char** argv) {
                                                    {"--model-out", model_out},
                                                    {"--checkpoint", checkpoint}});
         if (*build)
-            refuse_clobbering({{"--data", b_data}, {"--train-data", b_from.train_data},
+            refuse_clobbering({{"--data", b_data},
+                               {"--train-data", b_from.train_data},
                                {"--model", b_from.model}},
                               {{"--out", out}, {"--model-out", b_model_out}});
         if (*train && algo == "kmeans") {
@@ -581,6 +588,12 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::string msg = e.what();
         if (msg.rfind("faiss-gmm: ", 0) == 0) msg = msg.substr(11);
+        // std::bad_alloc says only "std::bad_alloc": say what it means here.
+        if (dynamic_cast<const std::bad_alloc*>(&e))
+            msg =
+                "out of memory: the job's arrays do not fit in this machine's memory (fewer "
+                "components or rows, a smaller --max-points-per-component sample, or "
+                "--full-data to stream the rows)";
         if (comm->size() > 1) {
             // The other ranks may wait in a collective for this one: end the job.
             fprintf(stderr, "faiss-gmm: error (rank %d of %d): %s\n", comm->rank(), comm->size(),

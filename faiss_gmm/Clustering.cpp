@@ -2,6 +2,7 @@
 #include <faiss_gmm/utils/FileUtils.h>
 
 #include <cmath>
+#include <cstdint>
 
 namespace faiss_gmm {
 
@@ -17,6 +18,9 @@ void GmmClustering::train(idx_t n, const float* x, faiss::Index& index, const fl
                                            std::to_string(d));
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
                                        std::to_string(n) + " training points (need k <= n)");
+    // The public size_t fields may have been set past what the int-sized model takes.
+    FAISS_GMM_CHECK(k <= size_t(INT32_MAX),
+                    "k=" + std::to_string(k) + " clusters: at most 2^31 - 1");
     GaussianMixtureParameters p = gmm;
     p.niter = niter;
     p.max_points_per_component = max_points_per_centroid;

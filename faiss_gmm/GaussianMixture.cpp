@@ -482,7 +482,7 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
     // along a random +-1 direction scaled by its spread (FAISS splits empty
     // k-means clusters the same way, with a multiplicative perturbation).
     int n_reseeded = 0;
-    std::mt19937_64 rng(params.seed * 7919 + iteration_stats.size());
+    std::mt19937_64 rng(uint64_t(int64_t(params.seed)) * 7919 + iteration_stats.size());
     for (int c = 0; c < k; c++) {
         if (!dead[c]) continue;
         int heavy = -1;

@@ -86,7 +86,7 @@ std::vector<RecallPoint> evaluate_ivf(faiss::Index* index, idx_t nq, const float
                                       const std::vector<int>& nprobes) {
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
     FAISS_GMM_CHECK(ivf, "evaluate_ivf: the index holds no IndexIVF");
-    const int res_k = std::min<int>(100, int(index->ntotal));
+    const int res_k = int(std::min<idx_t>(100, index->ntotal));
     std::vector<float> dis(size_t(nq) * res_k);
     return recall_curve(nq, res_k, gt, gt_k, nprobes, [&](int np, idx_t* ids) {
         ivf->nprobe = std::min<size_t>(np, ivf->nlist);

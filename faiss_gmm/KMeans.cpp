@@ -7,6 +7,7 @@
 #include <faiss_gmm/utils/Utils.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -54,7 +55,7 @@ std::vector<idx_t> faiss_sample_rows(idx_t n, idx_t m, int64_t seed) {
 std::vector<float> kmeans_initial_centroids(int d, int k, idx_t n, const float* x, int64_t seed,
                                             int redo) {
     FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
-                                       std::to_string(n) + " rows (need k <= n)");
+                                           std::to_string(n) + " rows (need k <= n)");
     const std::vector<idx_t> perm = faiss_sample_rows(n, k, seed + 1 + int64_t(redo) * 15486557L);
     std::vector<float> c(size_t(k) * d);
     for (int i = 0; i < k; i++)
@@ -139,10 +140,13 @@ KMeansClustering::KMeansClustering(int d_, int k_, const faiss::ClusteringParame
 
 void KMeansClustering::train(idx_t n, const float* x, faiss::Index& index, const float* w) {
     FAISS_GMM_CHECK_ARG(index.d == int(d), "index dimension " + std::to_string(index.d) +
-                                           " does not match clustering dimension " +
-                                           std::to_string(d));
+                                               " does not match clustering dimension " +
+                                               std::to_string(d));
     FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
-                                       std::to_string(n) + " training points (need k <= n)");
+                                           std::to_string(n) + " training points (need k <= n)");
+    // The public size_t fields may have been set past what the int-sized model takes.
+    FAISS_GMM_CHECK_ARG(k <= size_t(INT32_MAX),
+                        "k=" + std::to_string(k) + " clusters: at most 2^31 - 1");
     std::unique_ptr<EStepBackend> be;
     if (!frozen_centroids && !int_centroids) be = make_estep_backend(backend);
     if (!be || !be->on_gpu()) {

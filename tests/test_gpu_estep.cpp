@@ -286,6 +286,42 @@ TEST(GpuEStep, WgmmaAndMmaSyncKernelsMeetTheirBounds) {
 #endif
 }
 
+// Every kernel family (SIMT, mma.sync, wgmma) and precision at shapes small
+// enough for compute-sanitizer's racecheck (bench/device_sanitize.sh): a
+// few hundred rows, k <= 64, still crossing row tiles, component tiles and
+// host blocks, against float64.
+TEST(GpuTiny, SphericalAndDiagonalKernels) {
+    SKIP_WITHOUT_GPU();
+#ifdef FAISS_GMM_WITH_CUDA
+    std::mt19937_64 rng(fresh_seed());
+    for (int d : {3, 100, 200})
+        for (int k : {5, 64})
+            for (auto cov : {CovarianceType::Spherical, CovarianceType::Diagonal}) {
+                const int64_t n = 301;
+                auto x = random_rows(n, d, d == 100, rng);
+                GaussianMixture m = random_model(d, k, cov, x, rng);
+                std::vector<float> w(n, 1.f);
+                w[7] = 0.f;
+                NaiveStats ref = naive_estep(m, n, x.data(), w.data());
+                for (Precision p :
+                     {Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::Fast})
+                    for (int family = 0; family < 3; family++) {  // SIMT, mma.sync, wgmma
+                        SCOPED_TRACE("d " + std::to_string(d) + " k " + std::to_string(k) + " " +
+                                     to_string(cov) + " " + to_string(p) + " family " +
+                                     std::to_string(family));
+                        const double tol = family == 0 || p == Precision::Fp32 ? 1e-4
+                                           : p == Precision::Tf32              ? 1e-3
+                                           : p == Precision::Bf16              ? 5e-3
+                                                                               : kFastTol;
+                        gpu::GpuEStep g(-1, sizeof(float) * (d + 2) * 128, p);
+                        g.set_kernel_plan(family > 0, gpu::GpuEStep::plan_for(p), family == 2);
+                        const GpuRun r = run_against(g, m, n, x.data(), w.data(), ref);
+                        EXPECT_LT(r.worst(), tol);
+                    }
+            }
+#endif
+}
+
 // The fast class is judged by what the user gets: from the same initial
 // means, the model EM ends with in the fast class scores (float64) within
 // 1e-3 of the fp32 run's final mean log-likelihood per row, with means within 1e-2 of the data's

@@ -88,6 +88,35 @@ INSTANTIATE_TEST_SUITE_P(AwkwardShapes, GpuFullShapes, testing::ValuesIn(gpu_ful
 
 // predict, top components and the one-hot full moments of the initial
 // assignment: the GPU's against the CPU backend's.
+// The full-covariance kernels at racecheck shapes (bench/device_sanitize.sh):
+// a few hundred rows, k <= 64, every precision, against float64.
+TEST(GpuTiny, FullKernels) {
+    SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    for (int d : {3, 100, 128})
+        for (int k : {5, 64}) {
+            const int64_t n = 301;
+            auto x = random_rows(n, d, d == 100, rng);
+            GaussianMixture m = random_full_model(d, k, x, rng);
+            for (Precision p :
+                 {Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::Fast}) {
+                SCOPED_TRACE("d " + std::to_string(d) + " k " + std::to_string(k) + " " +
+                             to_string(p));
+                SufficientStatistics st;
+                st.reset(d, k, CovarianceType::Full, mixture_center(m));
+                std::vector<float> lz(n, NAN);
+                gpu::GpuEStep g(0, size_t(16) << 10, p);
+                g.accumulate(m, n, x.data(), nullptr, lz.data(), st);
+                const FullRef ref = naive_full_estep(m, n, x.data(), st.shift, nullptr);
+                const double tol = p == Precision::Fast ? 0.1 : p == Precision::Fp32 ? 1e-3 : 2e-2;
+                EXPECT_LT(rel_err(lz, ref.log_norm), tol);
+                EXPECT_LT(rel_err(st.nk, ref.nk), tol);
+                EXPECT_LT(rel_err(st.sum_x, ref.sum_x), tol);
+                EXPECT_LT(rel_err(st.sum_x2, ref.sum_xx), tol);
+            }
+        }
+}
+
 TEST(GpuFullEStep, AssignmentAndTopComponentsMatchTheCpu) {
     SKIP_WITHOUT_GPU();
     const uint64_t seed = fresh_seed();
