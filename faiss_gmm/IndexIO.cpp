@@ -20,16 +20,13 @@ namespace faiss_gmm {
 
 namespace {
 
-void check_finite(const std::vector<float>& v, const std::string& what, const char* part) {
-    FAISS_GMM_CHECK(all_finite(int64_t(v.size()), v.data()),
-                    what + ": its " + part + " hold a non-finite value (NaN or Inf)");
+void check_finite(const float* x, size_t n, const std::string& what, const std::string& part) {
+    FAISS_GMM_CHECK(all_finite(int64_t(n), x),
+                    what + ": a non-finite value (NaN or Inf) in " + part);
 }
 
-void check_finite_bytes(const std::vector<uint8_t>& codes, const std::string& what,
-                        const char* part) {
-    FAISS_GMM_CHECK(all_finite(int64_t(codes.size() / sizeof(float)),
-                               reinterpret_cast<const float*>(codes.data())),
-                    what + ": its " + part + " hold a non-finite value (NaN or Inf)");
+void check_finite(const std::vector<float>& v, const std::string& what, const char* part) {
+    check_finite(v.data(), v.size(), what, std::string("its ") + part);
 }
 
 void check_ivf(const faiss::IndexIVF* ivf, const std::string& what) {
@@ -44,22 +41,19 @@ void check_ivf(const faiss::IndexIVF* ivf, const std::string& what) {
         check_finite(pq->pq.centroids, what, "product quantizer centroids");
     if (auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(ivf))
         check_finite(sq->sq.trained, what, "scalar quantizer ranges");
-    // FAISS answers -1 for "no result": a stored negative id is corruption.
+    // One pass over the lists: FAISS answers -1 for "no result", so a stored
+    // negative id is corruption; IVF-Flat codes are the vectors themselves.
     const auto* lists = ivf->invlists;
+    const bool flat_codes = dynamic_cast<const faiss::IndexIVFFlat*>(ivf) != nullptr;
     for (size_t l = 0; l < lists->nlist; l++) {
-        faiss::InvertedLists::ScopedIds ids(lists, l);
         const size_t n = lists->list_size(l);
+        faiss::InvertedLists::ScopedIds ids(lists, l);
         FAISS_GMM_CHECK(std::all_of(ids.get(), ids.get() + n, [](idx_t i) { return i >= 0; }),
                         what + ": list " + std::to_string(l) + " holds a negative id");
-    }
-    if (dynamic_cast<const faiss::IndexIVFFlat*>(ivf)) {
-        for (size_t l = 0; l < lists->nlist; l++) {
-            faiss::InvertedLists::ScopedCodes codes(lists, l);
-            const size_t n = lists->list_size(l) * lists->code_size / sizeof(float);
-            FAISS_GMM_CHECK(
-                all_finite(int64_t(n), reinterpret_cast<const float*>(codes.get())),
-                what + ": list " + std::to_string(l) + " holds a non-finite value (NaN or Inf)");
-        }
+        if (!flat_codes) continue;
+        faiss::InvertedLists::ScopedCodes codes(lists, l);
+        check_finite(reinterpret_cast<const float*>(codes.get()),
+                     n * lists->code_size / sizeof(float), what, "list " + std::to_string(l));
     }
 }
 
@@ -70,7 +64,8 @@ void check_index(const faiss::Index* index, const std::string& what) {
         FAISS_GMM_CHECK(flat->codes.size() == size_t(flat->ntotal) * flat->code_size,
                         what + ": a flat index's codes do not match its vector count");
         if (dynamic_cast<const faiss::IndexFlat*>(index))
-            check_finite_bytes(flat->codes, what, "vectors");
+            check_finite(reinterpret_cast<const float*>(flat->codes.data()),
+                         flat->codes.size() / sizeof(float), what, "its vectors");
     } else if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
         check_ivf(ivf, what);
     } else if (auto* pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {

@@ -34,31 +34,29 @@ std::string valid_file(const Kind& k, const std::string& path, int64_t n, int d,
     std::uniform_int_distribution<int> b(0, 255);
     std::normal_distribution<float> g(0.f, 3.f);
     const size_t nv = size_t(n) * d;
+    // n x d values drawn by `draw`, written by the kind's writer.
+    auto make = [&](auto zero, auto&& draw, auto&& write) {
+        std::vector<decltype(zero)> x(nv);
+        for (auto& v : x) v = draw();
+        write(path, n, d, x.data());
+    };
     switch (k.type) {
-        case ElementType::Float32: {
-            std::vector<float> x(nv);
-            for (auto& v : x) v = g(rng);
-            write_vectors(path, n, d, x.data());
+        case ElementType::Float32:
+            make(
+                0.f, [&] { return g(rng); }, write_vectors);
             break;
-        }
-        case ElementType::UInt8: {
-            std::vector<uint8_t> x(nv);
-            for (auto& v : x) v = uint8_t(b(rng));
-            write_bvectors(path, n, d, x.data());
+        case ElementType::UInt8:
+            make(
+                uint8_t(0), [&] { return uint8_t(b(rng)); }, write_bvectors);
             break;
-        }
-        case ElementType::Int32: {
-            std::vector<int32_t> x(nv);
-            for (auto& v : x) v = b(rng) * 1000 - 7;
-            write_ivectors(path, n, d, x.data());
+        case ElementType::Int32:
+            make(
+                int32_t(0), [&] { return int32_t(b(rng) * 1000 - 7); }, write_ivectors);
             break;
-        }
-        case ElementType::Float16: {
-            std::vector<uint16_t> x(nv);
-            for (auto& v : x) v = float_to_half(g(rng));
-            write_hvectors(path, n, d, x.data());
+        case ElementType::Float16:
+            make(
+                uint16_t(0), [&] { return float_to_half(g(rng)); }, write_hvectors);
             break;
-        }
     }
     return read_raw(path);
 }

@@ -1,6 +1,7 @@
 #include <faiss/Index.h>
 #include <faiss/MetricType.h>
 #include <faiss/impl/ScalarQuantizer.h>
+#include <faiss/impl/io.h>
 #include <faiss_gmm/impl/IndexFileCheck.h>
 #include <faiss_gmm/utils/Common.h>
 
@@ -39,17 +40,7 @@ bool faiss_reads(const std::string& cc) {
 #endif
 }
 
-std::string fourcc_text(uint32_t h) {
-    std::string s(reinterpret_cast<const char*>(&h), 4);
-    for (char& c : s)
-        if (c < 32 || c > 126) c = '?';
-    return s;
-}
-
-uint32_t fourcc(const char* s) {
-    return uint32_t(uint8_t(s[0])) | uint32_t(uint8_t(s[1])) << 8 | uint32_t(uint8_t(s[2])) << 16 |
-           uint32_t(uint8_t(s[3])) << 24;
-}
+using faiss::fourcc;
 
 /// The fields FAISS's index header holds (read_index_header).
 struct Header {
@@ -83,7 +74,7 @@ class Walker {
    private:
     /// A structure the walk does not know: corruption unless FAISS reads it.
     [[noreturn]] void unknown(uint32_t h, const char* what) const {
-        const std::string cc = fourcc_text(h);
+        const std::string cc = faiss::fourcc_inv_printable(h);
         check(faiss_reads(cc), std::string(what) + " '" + cc + "' is not one FAISS reads");
         throw UnknownStructure{cc};
     }
@@ -301,7 +292,8 @@ void Walker::inverted_lists(uint64_t nlist, uint64_t code_size, int64_t ntotal) 
             sizes[pairs[j]] = pairs[j + 1];
         }
     } else {
-        fail("list sizes type '" + fourcc_text(type) + "' is not one FAISS defines");
+        fail("list sizes type '" + faiss::fourcc_inv_printable(type) +
+             "' is not one FAISS defines");
     }
     // Each entry: code_size bytes and an 8-byte id, all within what is left.
     const uint64_t entry = code_size + 8, room = uint64_t(left()) / entry;
