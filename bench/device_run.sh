@@ -12,10 +12,12 @@ if [ "${SANITIZE:-0}" = 1 ]; then
   T="$C/tests/faiss_gmm_tests"
   SUBSET="GpuTiny.*:GpuEStep.ExtremeShapes:GpuAssign.*:*GpuSeedingShapes*:*GpuTopShapes*:GpuStreaming.SourcesOfEveryTypeMatchFloat64:GpuStreaming.DeviceGeneratedRowsEqualTheHosts"
   # One call per tool fits the device tool's 10 minutes: SANITIZE_TOOLS=memcheck, ...
+  # SANITIZE_TIMEOUT (seconds per tool, 540 by default) lets several tools share a call;
+  # RACECHECK_FILTER narrows racecheck to one GpuTiny test when both do not fit one call.
   for tool in ${SANITIZE_TOOLS:-memcheck synccheck initcheck racecheck}; do
     filter="$SUBSET"
-    [ $tool = racecheck ] && filter="GpuTiny.*"
-    timeout 540 compute-sanitizer --tool $tool --error-exitcode 9 "$T" --gtest_filter="$filter" \
+    [ $tool = racecheck ] && filter="${RACECHECK_FILTER:-GpuTiny.*}"
+    timeout ${SANITIZE_TIMEOUT:-540} compute-sanitizer --tool $tool --error-exitcode 9 "$T" --gtest_filter="$filter" \
       > "$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/sanitizer_$tool.log" | tr '\n' ' ')"
   done

@@ -37,7 +37,8 @@ void GmmClustering::train(idx_t n, const float* x, faiss::Index& index, const fl
     } else {
         double best = -INFINITY;
         for (int redo = 0; redo < std::max(1, nredo); redo++) {
-            p.seed = seed + 1000 * redo;
+            // Wraps (as unsigned) instead of overflowing for seeds near INT_MAX.
+            p.seed = int(uint32_t(seed) + 1000u * uint32_t(redo));
             GaussianMixture g(int(d), int(k), p);
             if (have_init && redo == 0)
                 g.fit_from_means(n, x, centroids.data(), w);
