@@ -27,6 +27,7 @@
 
 #include "EStepKernels.cuh"
 #include "MmaCommon.cuh"
+#include "MmaSyncOps.cuh"
 
 namespace faiss_gmm {
 namespace gpu {
@@ -34,193 +35,14 @@ namespace gpu {
 namespace {
 
 using namespace mma_common;
+using namespace mma_sync_ops;
 
-// mma.sync-only helpers: precisions, fragment layouts, fragment loads.
+// Tile geometry.
 
 constexpr int BR1 = kPass1Rows;   // rows per block, pass 1 (16 per warp)
 constexpr int BN1 = 64;           // components per tile, pass 1
 constexpr int BC2 = kPass2Comps;  // components per block, pass 2 (16 per warp)
 constexpr int BR2 = 64;           // rows per tile, pass 2
-
-__host__ __device__ constexpr bool is_bf16(int p) {
-    return p == kBf16 || p == kBf16x3 || p == kBf16x2;
-}
-__host__ __device__ constexpr bool is_split(int p) { return p == kTf32x3 || p == kBf16x3; }
-/// K of one mma (and of one step over d or over rows).
-__host__ __device__ constexpr int mma_k(int p) { return is_bf16(p) ? 16 : 8; }
-/// fp32 values in an A fragment (4 registers) and a B fragment (2 registers).
-__host__ __device__ constexpr int na_values(int p) { return is_bf16(p) ? 8 : 4; }
-__host__ __device__ constexpr int nb_values(int p) { return is_bf16(p) ? 4 : 2; }
-
-// Fragment layouts (PTX ISA, mma.m16n8k8 .tf32 / m16n8k16 .bf16), with
-// g = lane / 4 and t = lane % 4: (row, column) of A value v, and the k of
-// B value v (its n is g). C value i sits at (g + 8 (i / 2), 2t + i % 2).
-template <int P>
-__device__ __forceinline__ int a_row(int v, int g) {
-    return g + 8 * (is_bf16(P) ? ((v >> 1) & 1) : (v & 1));
-}
-template <int P>
-__device__ __forceinline__ int a_col(int v, int t) {
-    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 2) : t + 4 * (v >> 1);
-}
-template <int P>
-__device__ __forceinline__ int b_k(int v, int t) {
-    return is_bf16(P) ? 2 * t + (v & 1) + 8 * (v >> 1) : t + 4 * v;
-}
-
-/// Round fp32 values into fragment registers; for split precisions also the
-/// rounded remainders (lo = round(v - hi)).
-template <int P, int NR>
-__device__ __forceinline__ void to_frag(const float* v, uint32_t (&hi)[NR], uint32_t (&lo)[NR]) {
-#pragma unroll
-    for (int r = 0; r < NR; r++) {
-        if (is_bf16(P)) {
-            if (is_split(P))
-                hi[r] = split_bf16x2(v[2 * r], v[2 * r + 1], lo[r]);
-            else
-                hi[r] = bf16x2_bits(__floats2bfloat162_rn(v[2 * r], v[2 * r + 1]));
-        } else {
-            hi[r] = to_tf32(v[r]);
-            // v - hi is exact; the tensor cores truncate it to TF32 (an
-            // error of 2^-11 of a part that is itself <= 2^-12 of v).
-            if (is_split(P)) lo[r] = __float_as_uint(v[r] - __uint_as_float(hi[r]));
-        }
-    }
-}
-
-template <int P>
-__device__ __forceinline__ void mma1(float (&c)[4], const uint32_t (&a)[4],
-                                     const uint32_t (&b)[2]) {
-    if (is_bf16(P))
-        mma_bf16_16816(c, a, b[0], b[1]);
-    else
-        asm volatile(
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-/// c += a * b at precision P (split: the two small cross terms first).
-template <int P>
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4],
-                                    const uint32_t (&bh)[2], const uint32_t (&bl)[2]) {
-    if (is_split(P)) {
-        mma1<P>(c, al, bh);
-        mma1<P>(c, ah, bl);
-    }
-    mma1<P>(c, ah, bh);
-}
-
-/// A fragment (rows m0.., columns k0..) of a row-major fp32 tile with stride s.
-template <int P, bool kSquare = false>
-__device__ __forceinline__ void load_a(const float* tile, int s, int k0, int g, int t,
-                                       uint32_t (&hi)[4], uint32_t (&lo)[4]) {
-    float v[na_values(P)];
-#pragma unroll
-    for (int i = 0; i < na_values(P); i++) {
-        v[i] = tile[a_row<P>(i, g) * s + k0 + a_col<P>(i, t)];
-        if (kSquare) v[i] *= v[i];
-    }
-    to_frag<P>(v, hi, lo);
-}
-
-/// B fragment whose column n = g is row g of a row-major tile (k along the row).
-template <int P, bool kSquare = false>
-__device__ __forceinline__ void load_b(const float* tile, int s, int k0, int g, int t,
-                                       uint32_t (&hi)[2], uint32_t (&lo)[2]) {
-    float v[nb_values(P)];
-#pragma unroll
-    for (int i = 0; i < nb_values(P); i++) {
-        v[i] = tile[g * s + k0 + b_k<P>(i, t)];
-        if (kSquare) v[i] *= v[i];
-    }
-    to_frag<P>(v, hi, lo);
-}
-
-/// A fragment (rows 0..15 of `tile`, k0..k0+15) of a pre-split bf16 tile:
-/// one ldmatrix for the high parts, one for the low.
-__device__ __forceinline__ void ldsm_a_split(const float* tile, int s, int dp, int k0, int lane,
-                                             uint32_t (&hi)[4], uint32_t (&lo)[4]) {
-    const int mat = lane >> 3;
-    const float* p = tile + ((lane & 7) + 8 * (mat & 1)) * s + k0 / 2 + 4 * (mat >> 1);
-    ldsm_x4(hi, p);
-    ldsm_x4(lo, p + dp / 2);
-}
-
-/// B fragments of two 8-row blocks (rows 0..15 of `tile`, k0..k0+15) of a
-/// pre-split bf16 tile: {b0, b1} of the first block in regs 0-1, the second in 2-3.
-__device__ __forceinline__ void ldsm_b2_split(const float* tile, int s, int dp, int k0, int lane,
-                                              uint32_t (&hi)[4], uint32_t (&lo)[4]) {
-    const int mat = lane >> 3;
-    const float* p = tile + ((lane & 7) + 8 * (mat >> 1)) * s + k0 / 2 + 4 * (mat & 1);
-    ldsm_x4(hi, p);
-    ldsm_x4(lo, p + dp / 2);
-}
-
-/// Split four values into bf16 hi / lo and store them at half-words
-/// j..j+3 and dp + j.. of a split row (8-byte stores).
-__device__ __forceinline__ void store_split4(const float (&v)[4], __nv_bfloat16* row, int dp,
-                                             int j) {
-    __nv_bfloat162 h[2], l[2];
-#pragma unroll
-    for (int q = 0; q < 2; q++) {
-        h[q] = __floats2bfloat162_rn(v[2 * q], v[2 * q + 1]);
-        const float2 f = __bfloat1622float2(h[q]);
-        l[q] = __floats2bfloat162_rn(v[2 * q] - f.x, v[2 * q + 1] - f.y);
-    }
-    *reinterpret_cast<uint2*>(row + j) = make_uint2(bf16x2_bits(h[0]), bf16x2_bits(h[1]));
-    *reinterpret_cast<uint2*>(row + dp + j) = make_uint2(bf16x2_bits(l[0]), bf16x2_bits(l[1]));
-}
-
-/// Centre a landed raw tile: dst = raw - shift, zero past d and past `valid` rows.
-__device__ __forceinline__ void centre_rows(const float* raw, int valid, int nrows, int d, int dp,
-                                            int s, const float* shift, float* dst) {
-    for (int e = threadIdx.x; e < nrows * dp; e += kThreads) {
-        const int r = e / dp, j = e - r * dp;
-        dst[r * s + j] = (r < valid && j < d) ? raw[r * s + j] - shift[j] : 0.f;
-    }
-}
-
-/// Start copying components [c0, c0 + ncomp) of the formatted model (rows of
-/// a and b, and c / bsph) into shared memory.
-template <bool kDiag>
-__device__ __forceinline__ void load_model_async(const MmaModelView& m, int c0, int ncomp, int s,
-                                                 float* as, float* bs, float* cs, float* bsph) {
-    const int q = m.dp / 4;
-    for (int e = threadIdx.x; e < ncomp * q; e += kThreads) {
-        const int cc = e / q, j = (e - cc * q) * 4;
-        const size_t src = size_t(c0 + cc) * m.dp + j;
-        cp_async16(as + cc * s + j, m.a + src);
-        if (kDiag) cp_async16(bs + cc * s + j, m.b + src);
-    }
-    for (int e = threadIdx.x; e < ncomp / 4; e += kThreads) {
-        cp_async16(cs + 4 * e, m.c + c0 + 4 * e);
-        if (!kDiag) cp_async16(bsph + 4 * e, m.bsph + c0 + 4 * e);
-    }
-}
-
-/// Log2-densities of a warp's 16 components x NB*8 rows (transposed C
-/// fragments) into responsibilities in place; adds Nk (and the spherical
-/// second moment) of rows g and g + 8 into nkp / sx2p.
-template <int NB, bool kDiag>
-__device__ __forceinline__ void responsibilities(float (&lg)[NB][4], const float* cs,
-                                                 const float* bsph, const float* norm,
-                                                 const float* rowc, int warp, int g, int t,
-                                                 float (&nkp)[2], float (&sx2p)[2]) {
-#pragma unroll
-    for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int cl = warp * 16 + g + 8 * (i >> 1), r = nb * 8 + 2 * t + (i & 1);
-            float l = lg[nb][i] + cs[cl] + rowc[r];
-            if (!kDiag) l = fmaf(bsph[cl], norm[r], l);
-            const float resp = fast_exp2(l);
-            lg[nb][i] = resp;
-            nkp[i >> 1] += resp;
-            if (!kDiag) sx2p[i >> 1] = fmaf(resp, norm[r], sx2p[i >> 1]);
-        }
-}
 
 /// Components per tile of pass 1: 32 for diagonal 3xbf16, whose split x'
 /// and x'^2 tiles leave room for no more (shared memory).
@@ -365,58 +187,43 @@ __global__ void __launch_bounds__(kThreads)
     reduce.finish(row0, n, w, out, red);
 }
 
+// Pass 2 is one skeleton (accumulate_mma_kernel: the model tiles, the
+// double-buffered row loads, the row terms, the responsibilities and the
+// flush) over an operand policy T, which owns what differs between
+// precisions: how a landed row tile is staged, how the log-density tile is
+// multiplied and how R^T x' (and R^T x'^2) is accumulated. A policy has
+//   kRows                      rows per tile;
+//   words(dp)                  its shared words (row tiles, raw included);
+//   T(base, dp, s, raw)        carves its tiles from `base` and places raw;
+//   stage(raw, valid, m, shift)            centre and round the tile;
+//   logits(aw, bw, lane, lg)               lg += the log2-density products;
+//   accumulate(lg, lane, nd_used, accx, accx2)   the accumulation products.
+
+/// Operands kept as the centred fp32 rows and rounded to PL / PA as each
+/// fragment is built (TF32 and single-bf16 plans).
 template <int PL, int PA, bool kDiag>
-__global__ void __launch_bounds__(kThreads, 1)
-    accumulate_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                          const float* __restrict__ log_norm, MmaModelView m, StatsView st,
-                          bool vec16, int64_t rows_per_chunk) {
-    extern __shared__ __align__(16) float smem[];
-    const int dp = m.dp, s = dp + 4;
-    // am | bm (diagonal) | xs (centred rows) | raw (the next rows, landing)
-    float* am = smem;
-    float* bm = am + BC2 * s;
-    float* xs = bm + (kDiag ? BC2 * s : 0);
-    float* raw = xs + BR2 * s;
-    __shared__ __align__(16) float cs[BC2], bsph[BC2];
-    __shared__ float norm[BR2], rowc[BR2], raw_lz[BR2], raw_w[BR2], shift[kMmaMaxDim];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-    const int c0 = blockIdx.x * BC2;
-    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
-    const int64_t end = min(n, begin + rows_per_chunk);
-    const int nd_used = dp / 8;
-
-    // Rows (with their log Z and weight) land in `raw` while the previous
-    // tile is being computed on.
-    auto load_tile = [&](int64_t row0) {
-        load_tile_async(x, w, log_norm, end, row0, BR2, m.d, vec16, s, raw, raw_lz, raw_w);
-    };
-    load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
-    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
-    cp_async_commit();
-    if (begin < end) load_tile(begin);
-    const float* aw = am + warp * 16 * s;
-    const float* bw = bm + warp * 16 * s;
-
-    float accx[kMaxNd][4] = {}, accx2[kDiag ? kMaxNd : 1][4] = {};
-    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
-
-    for (int64_t row0 = begin; row0 < end; row0 += BR2) {
-        cp_async_wait<0>();
-        __syncthreads();  // raw landed; the previous tile's reads of xs are done
-        const int valid = (int)min((int64_t)BR2, end - row0);
-        centre_rows(raw, valid, BR2, m.d, dp, s, shift, xs);
-        if (!kDiag) raw_norms(raw, s, valid, BR2, m.d, shift, norm);
-        row_terms(valid, BR2, w != nullptr, raw_w, raw_lz, rowc);
-        __syncthreads();
-        if (row0 + BR2 < end) load_tile(row0 + BR2);  // raw is free again
-        // Log2-densities, transposed: this warp's 16 components x BR2 rows.
-        float lg[BR2 / 8][4] = {};
+struct RoundPerUse {
+    static constexpr int kRows = BR2;
+    static constexpr bool kDiagonal = kDiag;
+    float* xs;  // centred rows, fp32
+    int dp, s;
+    __host__ __device__ static size_t words(int dp) { return size_t(2 * kRows) * (dp + 4); }
+    __device__ RoundPerUse(float* base, int dp_, int s_, float*& raw) : xs(base), dp(dp_), s(s_) {
+        raw = xs + kRows * s;
+    }
+    __device__ void stage(const float* raw, int valid, const MmaModelView& m,
+                          const float* shift) const {
+        centre_rows(raw, valid, kRows, m.d, dp, s, shift, xs);
+    }
+    __device__ void logits(const float* aw, const float* bw, int lane,
+                           float (&lg)[kRows / 8][4]) const {
+        const int g = lane / 4, t = lane % 4;
         for (int k0 = 0; k0 < dp; k0 += mma_k(PL)) {
             uint32_t ah[4], al[4], a2h[4], a2l[4];
             load_a<PL>(aw, s, k0, g, t, ah, al);
             if (kDiag) load_a<PL>(bw, s, k0, g, t, a2h, a2l);
 #pragma unroll
-            for (int nb = 0; nb < BR2 / 8; nb++) {
+            for (int nb = 0; nb < kRows / 8; nb++) {
                 uint32_t bh[2], bl[2];
                 load_b<PL>(xs + nb * 8 * s, s, k0, g, t, bh, bl);
                 mma<PL>(lg[nb], ah, al, bh, bl);
@@ -426,11 +233,15 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        responsibilities<BR2 / 8, kDiag>(lg, cs, bsph, norm, rowc, warp, g, t, nkp, sx2p);
-        // R^T x' (and R^T x'^2): the summed index is the row.
+    }
+    /// R^T x' (and R^T x'^2): the summed index is the row.
+    __device__ void accumulate(const float (&lg)[kRows / 8][4], int lane, int nd_used,
+                               float (&accx)[kMaxNd][4],
+                               float (&accx2)[kDiag ? kMaxNd : 1][4]) const {
+        const int g = lane / 4, t = lane % 4;
         constexpr int RS = mma_k(PA);
 #pragma unroll
-        for (int ks = 0; ks < BR2 / RS; ks++) {
+        for (int ks = 0; ks < kRows / RS; ks++) {
             float av[na_values(PA)];
             int rows[nb_values(PA)];
 #pragma unroll
@@ -462,9 +273,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
         }
     }
-
-    flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
-}
+};
 
 /// Rows per tile of the pre-split pass 2 (shared memory: the diagonal
 /// kernel holds two model tiles and five row tiles).
@@ -473,62 +282,42 @@ __host__ __device__ constexpr int split_rows() {
     return kDiag ? 32 : 64;
 }
 
-/// Pass 2 for 3xbf16 log-densities: as accumulate_mma_kernel, but every
-/// operand is rounded once per tile (not once per warp and use): the model
-/// arrives pre-split, each row tile is centred into a split bf16 tile (the
-/// log-densities' B operand) and into the accumulation's B operand, TF32
-/// (row-major) or bf16 (transposed, row pairs in one word).
+/// Operands for 3xbf16 log-densities, rounded once per tile (not once per
+/// warp and use): the model arrives pre-split, each row tile is centred into
+/// a split bf16 tile (the log-densities' B operand) and into the
+/// accumulation's B operand, TF32 (row-major) or bf16 (transposed, row pairs
+/// in one word).
 template <int PA, bool kDiag>
-__global__ void __launch_bounds__(kThreads, 1)
-    accumulate_split_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
-                            const float* __restrict__ log_norm, MmaModelView m, StatsView st,
-                            bool vec16, int64_t rows_per_chunk) {
-    constexpr int R = split_rows<kDiag>();
-    constexpr int PL = kBf16x3;
-    constexpr bool kAccBf16 = is_bf16(PA);
-    extern __shared__ __align__(16) float smem[];
-    const int dp = m.dp, s = dp + 4;
+struct PreSplit {
+    static constexpr int kRows = split_rows<kDiag>();
+    static constexpr bool kDiagonal = kDiag;
+    static constexpr int PL = kBf16x3;
+    static constexpr bool kAccBf16 = is_bf16(PA);
     // Accumulation operand tiles, transposed ([dimension][rows], sa words
     // per dimension, = 4 mod 32 for conflict-free ldmatrix): bf16 row pairs
     // per word, or TF32 words with the rows of each 8-row step permuted
     // (row 2t + q at position t + 4q, the order the A fragment sums in).
-    const int sa = kAccBf16 ? (R + 8) / 2 : R + 4;
-    const int acc_words = dp * sa;
-    float* am = smem;
-    float* bm = am + BC2 * s;
-    float* raw = bm + (kDiag ? BC2 * s : 0);
-    float* xsp = raw + R * s;
-    float* x2sp = xsp + R * s;
-    float* xa = x2sp + (kDiag ? R * s : 0);
-    float* x2a = xa + acc_words;
-    __shared__ __align__(16) float cs[BC2], bsph[BC2];
-    __shared__ float norm[R], rowc[R], raw_lz[R], raw_w[R];
-    __shared__ __align__(16) float shift[kMmaMaxDim];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-    const int c0 = blockIdx.x * BC2;
-    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
-    const int64_t end = min(n, begin + rows_per_chunk);
-    const int nd_used = dp / 8;
-
-    auto load_tile = [&](int64_t row0) {
-        load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
-    };
-    load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
-    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
-    cp_async_commit();
-    if (begin < end) load_tile(begin);
-    const float* aw = am + warp * 16 * s;
-    const float* bw = bm + warp * 16 * s;
-
-    float accx[kMaxNd][4] = {}, accx2[kDiag ? kMaxNd : 1][4] = {};
-    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
-
-    for (int64_t row0 = begin; row0 < end; row0 += R) {
-        cp_async_wait<0>();
-        __syncthreads();  // raw landed; the previous tile's operand reads are done
-        const int valid = (int)min((int64_t)R, end - row0);
+    __host__ __device__ static constexpr int acc_stride() {
+        return kAccBf16 ? (kRows + 8) / 2 : kRows + 4;
+    }
+    float *xsp, *x2sp, *xa, *x2a;
+    int dp, s;
+    __host__ __device__ static size_t words(int dp) {
+        return size_t(kRows) * (dp + 4) * (kDiag ? 3 : 2) +
+               size_t(dp) * acc_stride() * (kDiag ? 2 : 1);
+    }
+    __device__ PreSplit(float* base, int dp_, int s_, float*& raw) : dp(dp_), s(s_) {
+        raw = base;
+        xsp = raw + kRows * s;
+        x2sp = xsp + kRows * s;
+        xa = x2sp + (kDiag ? kRows * s : 0);
+        x2a = xa + dp * acc_stride();
+    }
+    __device__ void stage(const float* raw, int valid, const MmaModelView& m,
+                          const float* shift) const {
+        constexpr int sa = acc_stride();
         const int q4 = dp / 4;
-        for (int e = tid; e < R * q4; e += kThreads) {
+        for (int e = threadIdx.x; e < kRows * q4; e += kThreads) {
             const int r = e / q4, j = (e - r * q4) * 4;
             float v[4], v2[4];
             centre4(raw, s, r, j, valid, m.d, shift, v);
@@ -551,19 +340,15 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        if (!kDiag) raw_norms(raw, s, valid, R, m.d, shift, norm);
-        row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc);
-        __syncthreads();
-        if (row0 + R < end) load_tile(row0 + R);  // raw is free again
-
-        // Log2-densities, transposed: this warp's 16 components x R rows.
-        float lg[R / 8][4] = {};
+    }
+    __device__ void logits(const float* aw, const float* bw, int lane,
+                           float (&lg)[kRows / 8][4]) const {
         for (int k0 = 0; k0 < dp; k0 += 16) {
             uint32_t ah[4], al[4], a2h[4], a2l[4];
             ldsm_a_split(aw, s, dp, k0, lane, ah, al);
             if (kDiag) ldsm_a_split(bw, s, dp, k0, lane, a2h, a2l);
 #pragma unroll
-            for (int nb = 0; nb < R / 8; nb += 2) {
+            for (int nb = 0; nb < kRows / 8; nb += 2) {
                 uint32_t h4[4], l4[4];
                 ldsm_b2_split(xsp + nb * 8 * s, s, dp, k0, lane, h4, l4);
 #pragma unroll
@@ -583,16 +368,19 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        responsibilities<R / 8, kDiag>(lg, cs, bsph, norm, rowc, warp, g, t, nkp, sx2p);
-        // R^T x' (and R^T x'^2) from the pre-rounded operand tiles.
-        constexpr int RS = mma_k(PA);
+    }
+    /// R^T x' (and R^T x'^2) from the pre-rounded operand tiles.
+    __device__ void accumulate(const float (&lg)[kRows / 8][4], int lane, int nd_used,
+                               float (&accx)[kMaxNd][4],
+                               float (&accx2)[kDiag ? kMaxNd : 1][4]) const {
+        constexpr int RS = mma_k(PA), sa = acc_stride();
         // ldmatrix rows: dimension nd*8 + lane % 8 (+8 for matrices 2-3), words
         // 8 ks (+4 for matrices 1, 3): the same 8 words are 16 bf16 rows or 8
         // TF32 rows.
         const int mat = lane >> 3;
         const int lrow = (lane & 7) + 8 * (mat >> 1), lword = 4 * (mat & 1);
 #pragma unroll
-        for (int ks = 0; ks < R / RS; ks++) {
+        for (int ks = 0; ks < kRows / RS; ks++) {
             float av[na_values(PA)];
 #pragma unroll
             for (int v = 0; v < na_values(PA); v++)
@@ -629,21 +417,64 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
         }
     }
+};
+
+/// The pass-2 skeleton: a block owns BC2 components and a chunk of rows,
+/// streamed in T::kRows-row tiles that land while the previous one is
+/// computed on.
+template <class T>
+__global__ void __launch_bounds__(kThreads, 1)
+    accumulate_mma_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ w,
+                          const float* __restrict__ log_norm, MmaModelView m, StatsView st,
+                          bool vec16, int64_t rows_per_chunk) {
+    constexpr int R = T::kRows;
+    constexpr bool kDiag = T::kDiagonal;
+    extern __shared__ __align__(16) float smem[];
+    const int dp = m.dp, s = dp + 4;
+    // am | bm (diagonal) | the policy's row tiles, raw (the next rows, landing) among them
+    float* am = smem;
+    float* bm = am + BC2 * s;
+    float* raw;
+    const T tiles(bm + (kDiag ? BC2 * s : 0), dp, s, raw);
+    __shared__ __align__(16) float cs[BC2], bsph[BC2];
+    __shared__ float norm[R], rowc[R], raw_lz[R], raw_w[R];
+    __shared__ __align__(16) float shift[kMmaMaxDim];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int c0 = blockIdx.x * BC2;
+    const int64_t begin = int64_t(blockIdx.y) * rows_per_chunk;
+    const int64_t end = min(n, begin + rows_per_chunk);
+    const int nd_used = dp / 8;
+
+    auto load_tile = [&](int64_t row0) {
+        load_tile_async(x, w, log_norm, end, row0, R, m.d, vec16, s, raw, raw_lz, raw_w);
+    };
+    load_model_async<kDiag>(m, c0, BC2, s, am, bm, cs, bsph);
+    for (int j = tid; j < dp; j += kThreads) shift[j] = m.shift[j];
+    cp_async_commit();
+    if (begin < end) load_tile(begin);
+    const float* aw = am + warp * 16 * s;
+    const float* bw = bm + warp * 16 * s;
+
+    float accx[kMaxNd][4] = {}, accx2[kDiag ? kMaxNd : 1][4] = {};
+    float nkp[2] = {0.f, 0.f}, sx2p[2] = {0.f, 0.f};
+
+    for (int64_t row0 = begin; row0 < end; row0 += R) {
+        cp_async_wait<0>();
+        __syncthreads();  // raw landed; the previous tile's operand reads are done
+        const int valid = (int)min((int64_t)R, end - row0);
+        tiles.stage(raw, valid, m, shift);
+        if (!kDiag) raw_norms(raw, s, valid, R, m.d, shift, norm);
+        row_terms(valid, R, w != nullptr, raw_w, raw_lz, rowc);
+        __syncthreads();
+        if (row0 + R < end) load_tile(row0 + R);  // raw is free again
+        // Log2-densities, transposed: this warp's 16 components x R rows.
+        float lg[R / 8][4] = {};
+        tiles.logits(aw, bw, lane, lg);
+        responsibilities<R / 8, kDiag>(lg, cs, bsph, norm, rowc, warp, g, t, nkp, sx2p);
+        tiles.accumulate(lg, lane, nd_used, accx, accx2);
+    }
 
     flush_stats<kDiag>(accx, accx2, nkp, sx2p, m, st, c0, warp, g, t);
-}
-
-template <int PA, bool kDiag>
-cudaError_t accumulate_split(const float* x, int64_t n, const float* weights, const float* log_norm,
-                             const MmaModelView& m, const StatsView& stats, int num_sms,
-                             cudaStream_t stream) {
-    constexpr int R = split_rows<kDiag>();
-    const int s = m.dp + 4;
-    const int acc_words = m.dp * (is_bf16(PA) ? (R + 8) / 2 : R + 4);
-    const size_t words = size_t(BC2) * s * (kDiag ? 2 : 1) + size_t(R) * s * (kDiag ? 3 : 2) +
-                         size_t(acc_words) * (kDiag ? 2 : 1);
-    return launch_pass2(accumulate_split_kernel<PA, kDiag>, sizeof(float) * words, R, x, n, weights,
-                        log_norm, m, stats, num_sms, stream);
 }
 
 template <int P, bool kDiag, class Reduce>
@@ -657,13 +488,14 @@ cudaError_t log_norm_mma(const float* x, int64_t n, const float* weights, const 
                         stream);
 }
 
-template <int PL, int PA, bool kDiag>
+/// Pass 2 over operand policy T.
+template <class T>
 cudaError_t accumulate_mma(const float* x, int64_t n, const float* weights, const float* log_norm,
                            const MmaModelView& m, const StatsView& stats, int num_sms,
                            cudaStream_t stream) {
-    const size_t bytes = sizeof(float) * size_t(BC2 * (kDiag ? 2 : 1) + 2 * BR2) * (m.dp + 4);
-    return launch_pass2(accumulate_mma_kernel<PL, PA, kDiag>, bytes, BR2, x, n, weights, log_norm,
-                        m, stats, num_sms, stream);
+    const size_t words = size_t(BC2) * (m.dp + 4) * (T::kDiagonal ? 2 : 1) + T::words(m.dp);
+    return launch_pass2(accumulate_mma_kernel<T>, sizeof(float) * words, T::kRows, x, n, weights,
+                        log_norm, m, stats, num_sms, stream);
 }
 
 }  // namespace
@@ -717,12 +549,12 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
     if (m.d > kMmaMaxDim || m.dp % 16 || m.kp % kMmaCompPad) return cudaErrorInvalidValue;
     if (m.split_bf16 != (plan.logits == MmaPrecision::Bf16x3)) return cudaErrorInvalidValue;
         // The instantiated (logits, accumulate) pairs; see mma_plan_supported.
-#define FAISS_GMM_ACC(PL, PA)                                                                      \
-    if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)                    \
-        return m.spherical ? accumulate_mma<k##PL, k##PA, false>(x, n, weights, log_norm, m,       \
-                                                                 stats, num_sms, stream)           \
-                           : accumulate_mma<k##PL, k##PA, true>(x, n, weights, log_norm, m, stats, \
-                                                                num_sms, stream);
+#define FAISS_GMM_ACC(PL, PA)                                                        \
+    if (plan.logits == MmaPrecision::PL && plan.accumulate == MmaPrecision::PA)      \
+        return m.spherical ? accumulate_mma<RoundPerUse<k##PL, k##PA, false>>(       \
+                                 x, n, weights, log_norm, m, stats, num_sms, stream) \
+                           : accumulate_mma<RoundPerUse<k##PL, k##PA, true>>(        \
+                                 x, n, weights, log_norm, m, stats, num_sms, stream);
     FAISS_GMM_ACC(Tf32x3, Tf32x3)
     FAISS_GMM_ACC(Tf32x3, Tf32)
     FAISS_GMM_ACC(Tf32, Tf32)
@@ -730,15 +562,15 @@ cudaError_t launch_accumulate_mma(const float* x, int64_t n, const float* weight
 #undef FAISS_GMM_ACC
     // 3xbf16 log-densities: the pre-split kernel (the model must be split).
     if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Tf32)
-        return m.spherical ? accumulate_split<kTf32, false>(x, n, weights, log_norm, m, stats,
-                                                            num_sms, stream)
-                           : accumulate_split<kTf32, true>(x, n, weights, log_norm, m, stats,
-                                                           num_sms, stream);
+        return m.spherical ? accumulate_mma<PreSplit<kTf32, false>>(x, n, weights, log_norm, m,
+                                                                    stats, num_sms, stream)
+                           : accumulate_mma<PreSplit<kTf32, true>>(x, n, weights, log_norm, m,
+                                                                   stats, num_sms, stream);
     if (plan.logits == MmaPrecision::Bf16x3 && plan.accumulate == MmaPrecision::Bf16x2)
-        return m.spherical ? accumulate_split<kBf16x2, false>(x, n, weights, log_norm, m, stats,
-                                                              num_sms, stream)
-                           : accumulate_split<kBf16x2, true>(x, n, weights, log_norm, m, stats,
-                                                             num_sms, stream);
+        return m.spherical ? accumulate_mma<PreSplit<kBf16x2, false>>(x, n, weights, log_norm, m,
+                                                                      stats, num_sms, stream)
+                           : accumulate_mma<PreSplit<kBf16x2, true>>(x, n, weights, log_norm, m,
+                                                                     stats, num_sms, stream);
     return cudaErrorInvalidValue;
 }
 
