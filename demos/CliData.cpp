@@ -48,7 +48,8 @@ bool is_file_path(const std::string& p) { return !p.empty() && p.rfind("syntheti
 
 }  // namespace
 
-void refuse_clobbering(const std::vector<NamedPath>& inputs, const std::vector<NamedPath>& outputs) {
+void refuse_clobbering(const std::vector<NamedPath>& inputs,
+                       const std::vector<NamedPath>& outputs) {
     for (size_t o = 0; o < outputs.size(); o++) {
         if (!is_file_path(outputs[o].path)) continue;
         for (const NamedPath& in : inputs)
@@ -57,10 +58,10 @@ void refuse_clobbering(const std::vector<NamedPath>& inputs, const std::vector<N
                                     "' is the same file as " + in.option +
                                     ": refusing to overwrite an input");
         for (size_t p = 0; p < o; p++)
-            FAISS_GMM_CHECK_ARG(!is_file_path(outputs[p].path) ||
-                                    !same_file(outputs[p].path, outputs[o].path),
-                                outputs[o].option + " and " + outputs[p].option + " name the same file '" +
-                                    outputs[o].path + "'");
+            FAISS_GMM_CHECK_ARG(
+                !is_file_path(outputs[p].path) || !same_file(outputs[p].path, outputs[o].path),
+                outputs[o].option + " and " + outputs[p].option + " name the same file '" +
+                    outputs[o].path + "'");
     }
 }
 
