@@ -150,120 +150,29 @@ VectorFormat format_from_path(const std::string& p) {
     if (ends_with(p, ".u8bin")) return VectorFormat::U8bin;
     if (ends_with(p, ".ibin")) return VectorFormat::Ibin;
     if (ends_with(p, ".npy")) return VectorFormat::Npy;
-    throw InvalidArgument("faiss-gmm: '" + p +
-                "': unknown vector file extension (fvecs, bvecs, ivecs, fbin, u8bin, ibin, npy)");
+    throw InvalidArgument(
+        "faiss-gmm: '" + p +
+        "': unknown vector file extension (fvecs, bvecs, ivecs, fbin, u8bin, ibin, npy)");
 }
 
 VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_from_path(path)) {
-    int fd = open(path.c_str(), O_RDONLY);
-    if (fd < 0) bad_file(path, std::string("cannot open: ") + strerror(errno));
-    struct stat stt;
-    if (fstat(fd, &stt) != 0) {
-        close(fd);
-        bad_file(path, std::string("cannot stat: ") + strerror(errno));
-    }
-    size_ = size_t(stt.st_size);
-    if (size_ == 0) {
-        close(fd);
-        bad_file(path, "file is empty");
-    }
-    map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map_ == MAP_FAILED) {
-        map_ = nullptr;
-        bad_file(path, std::string("cannot map: ") + strerror(errno));
-    }
+    map_file();
     try {
         const uint8_t* base = static_cast<const uint8_t*>(map_);
         switch (format_) {
             case VectorFormat::Fvecs:
             case VectorFormat::Bvecs:
-            case VectorFormat::Ivecs: {
-                type_ = format_ == VectorFormat::Bvecs   ? ElementType::UInt8
-                        : format_ == VectorFormat::Ivecs ? ElementType::Int32
-                                                         : ElementType::Float32;
-                elem_ = elem_size(type_);
-                if (size_ < 4) bad_file(path, "truncated: shorter than one row header");
-                int32_t d0;
-                memcpy(&d0, base, 4);
-                if (d0 <= 0 || d0 > (1 << 24))
-                    bad_file(path, "bad dimension " + std::to_string(d0) +
-                                       " in the first row header (not a *vecs file?)");
-                d_ = d0;
-                row_skip_ = 4;
-                row_stride_ = 4 + size_t(d_) * elem_;
-                if (size_ % row_stride_ != 0)
-                    bad_file(path, "truncated or corrupt: size " + std::to_string(size_) +
-                                       " is not a multiple of the row size " +
-                                       std::to_string(row_stride_) + " (d=" + std::to_string(d_) +
-                                       ")");
-                n_ = idx_t(size_ / row_stride_);
-                for (idx_t i = 1; i < n_; i++) {
-                    int32_t di;
-                    memcpy(&di, base + size_t(i) * row_stride_, 4);
-                    if (di != d_)
-                        bad_file(path, "row " + std::to_string(i) + " has dimension " +
-                                           std::to_string(di) + " but row 0 has " +
-                                           std::to_string(d_));
-                }
+            case VectorFormat::Ivecs:
+                read_vecs_layout(base);
                 break;
-            }
             case VectorFormat::Fbin:
             case VectorFormat::U8bin:
-            case VectorFormat::Ibin: {
-                type_ = format_ == VectorFormat::U8bin  ? ElementType::UInt8
-                        : format_ == VectorFormat::Ibin ? ElementType::Int32
-                                                        : ElementType::Float32;
-                elem_ = elem_size(type_);
-                if (size_ < 8) bad_file(path, "truncated: shorter than the 8-byte header");
-                uint32_t hdr[2];
-                memcpy(hdr, base, 8);
-                if (hdr[1] == 0 || hdr[1] > (1u << 24))
-                    bad_file(path, "bad dimension " + std::to_string(hdr[1]) + " in the header");
-                n_ = hdr[0];
-                d_ = int(hdr[1]);
-                header_ = 8;
-                row_stride_ = size_t(d_) * elem_;
-                size_t want = 8 + size_t(n_) * row_stride_;
-                if (size_ != want)
-                    bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
-                                       std::string("header says ") + std::to_string(n_) + " x " +
-                                       std::to_string(d_) + " (" + std::to_string(want) +
-                                       " bytes) but the file has " + std::to_string(size_) +
-                                       " bytes");
+            case VectorFormat::Ibin:
+                read_bin_layout(base);
                 break;
-            }
-            case VectorFormat::Npy: {
-                if (size_ < 10 || memcmp(base, "\x93NUMPY", 6) != 0)
-                    bad_file(path, "not a .npy file (bad magic)");
-                int major = base[6];
-                size_t hlen, hoff;
-                if (major == 1) {
-                    hlen = base[8] | (size_t(base[9]) << 8);
-                    hoff = 10;
-                } else if (major == 2 || major == 3) {
-                    if (size_ < 12) bad_file(path, "truncated npy header");
-                    uint32_t l;
-                    memcpy(&l, base + 8, 4);
-                    hlen = l;
-                    hoff = 12;
-                } else {
-                    bad_file(path, "unsupported npy version " + std::to_string(major));
-                }
-                if (hoff + hlen > size_) bad_file(path, "truncated npy header");
-                std::string h(reinterpret_cast<const char*>(base + hoff), hlen);
-                parse_npy_header(path, h, &type_, &n_, &d_);
-                elem_ = elem_size(type_);
-                header_ = hoff + hlen;
-                row_stride_ = size_t(d_) * elem_;
-                size_t want = header_ + size_t(n_) * row_stride_;
-                if (size_ != want)
-                    bad_file(path, (size_ < want ? "truncated: " : "corrupt: ") +
-                                       std::string("npy shape (") + std::to_string(n_) + ", " +
-                                       std::to_string(d_) + ") needs " + std::to_string(want) +
-                                       " bytes but the file has " + std::to_string(size_));
+            case VectorFormat::Npy:
+                read_npy_layout(base);
                 break;
-            }
         }
         if (n_ == 0) bad_file(path, "file holds no vectors");
     } catch (...) {
@@ -271,6 +180,108 @@ VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_fr
         map_ = nullptr;
         throw;
     }
+}
+
+void VectorFile::map_file() {
+    int fd = open(path_.c_str(), O_RDONLY);
+    if (fd < 0) bad_file(path_, std::string("cannot open: ") + strerror(errno));
+    struct stat stt;
+    if (fstat(fd, &stt) != 0) {
+        close(fd);
+        bad_file(path_, std::string("cannot stat: ") + strerror(errno));
+    }
+    size_ = size_t(stt.st_size);
+    if (size_ == 0) {
+        close(fd);
+        bad_file(path_, "file is empty");
+    }
+    map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map_ == MAP_FAILED) {
+        map_ = nullptr;
+        bad_file(path_, std::string("cannot map: ") + strerror(errno));
+    }
+}
+
+void VectorFile::read_vecs_layout(const uint8_t* base) {
+    type_ = format_ == VectorFormat::Bvecs   ? ElementType::UInt8
+            : format_ == VectorFormat::Ivecs ? ElementType::Int32
+                                             : ElementType::Float32;
+    elem_ = elem_size(type_);
+    if (size_ < 4) bad_file(path_, "truncated: shorter than one row header");
+    int32_t d0;
+    memcpy(&d0, base, 4);
+    if (d0 <= 0 || d0 > (1 << 24))
+        bad_file(path_, "bad dimension " + std::to_string(d0) +
+                            " in the first row header (not a *vecs file?)");
+    d_ = d0;
+    row_skip_ = 4;
+    row_stride_ = 4 + size_t(d_) * elem_;
+    if (size_ % row_stride_ != 0)
+        bad_file(path_, "truncated or corrupt: size " + std::to_string(size_) +
+                            " is not a multiple of the row size " + std::to_string(row_stride_) +
+                            " (d=" + std::to_string(d_) + ")");
+    n_ = idx_t(size_ / row_stride_);
+    for (idx_t i = 1; i < n_; i++) {
+        int32_t di;
+        memcpy(&di, base + size_t(i) * row_stride_, 4);
+        if (di != d_)
+            bad_file(path_, "row " + std::to_string(i) + " has dimension " + std::to_string(di) +
+                                " but row 0 has " + std::to_string(d_));
+    }
+}
+
+void VectorFile::read_bin_layout(const uint8_t* base) {
+    type_ = format_ == VectorFormat::U8bin  ? ElementType::UInt8
+            : format_ == VectorFormat::Ibin ? ElementType::Int32
+                                            : ElementType::Float32;
+    elem_ = elem_size(type_);
+    if (size_ < 8) bad_file(path_, "truncated: shorter than the 8-byte header");
+    uint32_t hdr[2];
+    memcpy(hdr, base, 8);
+    if (hdr[1] == 0 || hdr[1] > (1u << 24))
+        bad_file(path_, "bad dimension " + std::to_string(hdr[1]) + " in the header");
+    n_ = hdr[0];
+    d_ = int(hdr[1]);
+    header_ = 8;
+    row_stride_ = size_t(d_) * elem_;
+    size_t want = 8 + size_t(n_) * row_stride_;
+    if (size_ != want)
+        bad_file(path_, (size_ < want ? "truncated: " : "corrupt: ") + std::string("header says ") +
+                            std::to_string(n_) + " x " + std::to_string(d_) + " (" +
+                            std::to_string(want) + " bytes) but the file has " +
+                            std::to_string(size_) + " bytes");
+}
+
+void VectorFile::read_npy_layout(const uint8_t* base) {
+    if (size_ < 10 || memcmp(base, "\x93NUMPY", 6) != 0)
+        bad_file(path_, "not a .npy file (bad magic)");
+    int major = base[6];
+    size_t hlen, hoff;
+    if (major == 1) {
+        hlen = base[8] | (size_t(base[9]) << 8);
+        hoff = 10;
+    } else if (major == 2 || major == 3) {
+        if (size_ < 12) bad_file(path_, "truncated npy header");
+        uint32_t l;
+        memcpy(&l, base + 8, 4);
+        hlen = l;
+        hoff = 12;
+    } else {
+        bad_file(path_, "unsupported npy version " + std::to_string(major));
+    }
+    if (hoff + hlen > size_) bad_file(path_, "truncated npy header");
+    std::string h(reinterpret_cast<const char*>(base + hoff), hlen);
+    parse_npy_header(path_, h, &type_, &n_, &d_);
+    elem_ = elem_size(type_);
+    header_ = hoff + hlen;
+    row_stride_ = size_t(d_) * elem_;
+    size_t want = header_ + size_t(n_) * row_stride_;
+    if (size_ != want)
+        bad_file(path_, (size_ < want ? "truncated: " : "corrupt: ") + std::string("npy shape (") +
+                            std::to_string(n_) + ", " + std::to_string(d_) + ") needs " +
+                            std::to_string(want) + " bytes but the file has " +
+                            std::to_string(size_));
 }
 
 VectorFile::~VectorFile() {

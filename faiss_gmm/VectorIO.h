@@ -87,6 +87,13 @@ class VectorFile {
 
    private:
     const uint8_t* row_ptr(idx_t i) const;
+    /// Map the whole file read-only into map_ / size_.
+    void map_file();
+    /// The layout (n, d, element type, header and row sizes) of each family,
+    /// checked against the file's size; they throw naming the file.
+    void read_vecs_layout(const uint8_t* base);
+    void read_bin_layout(const uint8_t* base);
+    void read_npy_layout(const uint8_t* base);
     std::string path_;
     VectorFormat format_;
     ElementType type_ = ElementType::Float32;
