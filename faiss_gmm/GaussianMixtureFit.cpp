@@ -111,9 +111,12 @@ void GaussianMixture::fit(const DataSource& data, const Communicator& comm) {
     fit_impl(m, xs.data(), nullptr, nullptr, full && m < n ? &data : nullptr, n, comm);
 }
 
-void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
-                               const DataSource* stream, idx_t n_stream, const Communicator& comm) {
-    const bool lead = comm.rank() == 0;  // the rank that prints
+namespace {
+
+/// Refuse what no fit can use (no rows, k > n, NaN/Inf rows, bad weights);
+/// warn (the printing rank) when the rows are few for k.
+void check_training_rows(idx_t n, int d, int k, const float* x, const float* w,
+                         const GaussianMixtureParameters& params, bool lead) {
     FAISS_GMM_CHECK_ARG(n > 0 && x, "no training data");
     FAISS_GMM_CHECK_ARG(idx_t(k) <= n, "k=" + std::to_string(k) + " components but only " +
                                            std::to_string(n) + " training rows (need k <= n)");
@@ -129,65 +132,81 @@ void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, co
                 "WARNING faiss-gmm: %lld training rows for %d components: fewer than %d per "
                 "component, the model may be poor\n",
                 (long long)n, k, params.min_points_per_component);
+}
 
-    // Subsample as FAISS does for k-means: the first k * max rows of a
-    // seeded random permutation.
-    std::vector<float> xs, ws;
-    if (params.max_points_per_component > 0 && n > idx_t(k) * params.max_points_per_component) {
-        idx_t m = idx_t(k) * params.max_points_per_component;
-        if (params.verbose && lead)
-            fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n", (long long)m,
-                    (long long)n);
-        const std::vector<idx_t> perm = sample_rows(n, m, params.seed + 1);
-        xs.resize(size_t(m) * d);
-        if (w) ws.resize(m);
-        for (idx_t i = 0; i < m; i++) {
-            memcpy(xs.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
-            if (w) ws[i] = w[perm[i]];
-        }
-        n = m;
-        x = xs.data();
-        w = w ? ws.data() : nullptr;
+/// Subsample as FAISS does for k-means: the first k * max rows of a seeded
+/// random permutation, into xs (and ws); n, x and w then name the sample.
+void subsample_rows(int d, int k, const GaussianMixtureParameters& params, bool lead, idx_t& n,
+                    const float*& x, const float*& w, std::vector<float>& xs,
+                    std::vector<float>& ws) {
+    if (params.max_points_per_component <= 0 || n <= idx_t(k) * params.max_points_per_component)
+        return;
+    idx_t m = idx_t(k) * params.max_points_per_component;
+    if (params.verbose && lead)
+        fprintf(stderr, "faiss-gmm: sampling %lld / %lld rows for training\n", (long long)m,
+                (long long)n);
+    const std::vector<idx_t> perm = sample_rows(n, m, params.seed + 1);
+    xs.resize(size_t(m) * d);
+    if (w) ws.resize(m);
+    for (idx_t i = 0; i < m; i++) {
+        memcpy(xs.data() + size_t(i) * d, x + size_t(perm[i]) * d, sizeof(float) * d);
+        if (w) ws[i] = w[perm[i]];
     }
+    n = m;
+    x = xs.data();
+    w = w ? ws.data() : nullptr;
+}
 
-    // The sample's mean (the frame of the initial statistics) and its mean
-    // per-dimension variance (the unit of reg_covar), in one place.
-    std::vector<double> mean(d, 0.0);
-    {
-        // In a fixed number of row chunks added in order: parallel, and the
-        // same sums whatever the thread count (MPI ranks must agree bit for bit).
-        constexpr int kChunks = 64;
-        std::vector<double> part(size_t(kChunks) * d, 0.0);
-        auto chunked = [&](auto&& f) {
-            std::fill(part.begin(), part.end(), 0.0);
+/// The rows' mean (the frame of the initial statistics) and their mean
+/// per-dimension variance (the unit of reg_covar; 1 when every row is the
+/// same), summed in a fixed number of row chunks added in order: parallel,
+/// and the same sums whatever the thread count (MPI ranks must agree bit
+/// for bit).
+std::vector<double> mean_and_scale(idx_t n, int d, const float* x, double* scale) {
+    constexpr int kChunks = 64;
+    std::vector<double> part(size_t(kChunks) * d, 0.0);
+    auto chunked = [&](auto&& f) {
+        std::fill(part.begin(), part.end(), 0.0);
 #pragma omp parallel for schedule(dynamic)
-            for (int c = 0; c < kChunks; c++) {
-                double* acc = part.data() + size_t(c) * d;
-                for (idx_t i = n * c / kChunks; i < n * (c + 1) / kChunks; i++)
-                    f(acc, x + size_t(i) * d);
-            }
-            std::vector<double> sum(d, 0.0);
-            for (int c = 0; c < kChunks; c++)
-                for (int j = 0; j < d; j++) sum[j] += part[size_t(c) * d + j];
-            return sum;
-        };
-        mean = chunked([&](double* acc, const float* r) {
-            for (int j = 0; j < d; j++) acc[j] += r[j];
-        });
-        for (int j = 0; j < d; j++) mean[j] /= n;
-        const std::vector<double> sq = chunked([&](double* acc, const float* r) {
-            for (int j = 0; j < d; j++) {
-                const double v = r[j] - mean[j];
-                acc[j] += v * v;
-            }
-        });
-        double tot = 0;
-        for (int j = 0; j < d; j++) tot += sq[j] / n;
-        double scale = tot / d;
-        if (!(scale > 0)) scale = 1.0;  // all rows identical: any unit will do
-        reg_absolute_ = params.reg_covar * scale;
-        if (reg_absolute_ <= 0) reg_absolute_ = 1e-12 * scale;
-    }
+        for (int c = 0; c < kChunks; c++) {
+            double* acc = part.data() + size_t(c) * d;
+            for (idx_t i = n * c / kChunks; i < n * (c + 1) / kChunks; i++)
+                f(acc, x + size_t(i) * d);
+        }
+        std::vector<double> sum(d, 0.0);
+        for (int c = 0; c < kChunks; c++)
+            for (int j = 0; j < d; j++) sum[j] += part[size_t(c) * d + j];
+        return sum;
+    };
+    std::vector<double> mean = chunked([&](double* acc, const float* r) {
+        for (int j = 0; j < d; j++) acc[j] += r[j];
+    });
+    for (int j = 0; j < d; j++) mean[j] /= n;
+    const std::vector<double> sq = chunked([&](double* acc, const float* r) {
+        for (int j = 0; j < d; j++) {
+            const double v = r[j] - mean[j];
+            acc[j] += v * v;
+        }
+    });
+    double tot = 0;
+    for (int j = 0; j < d; j++) tot += sq[j] / n;
+    *scale = tot / d;
+    if (!(*scale > 0)) *scale = 1.0;  // all rows identical: any unit will do
+    return mean;
+}
+
+}  // namespace
+
+void GaussianMixture::fit_impl(idx_t n, const float* x, const float* init_mu, const float* w,
+                               const DataSource* stream, idx_t n_stream, const Communicator& comm) {
+    const bool lead = comm.rank() == 0;  // the rank that prints
+    check_training_rows(n, d, k, x, w, params, lead);
+    std::vector<float> xs, ws;
+    subsample_rows(d, k, params, lead, n, x, w, xs, ws);
+    double scale = 1;
+    const std::vector<double> mean = mean_and_scale(n, d, x, &scale);
+    reg_absolute_ = params.reg_covar * scale;
+    if (reg_absolute_ <= 0) reg_absolute_ = 1e-12 * scale;
 
     // One backend for the whole fit: on a GPU the sample goes up once and
     // the initialisation, the initial statistics and (sampling mode) every
