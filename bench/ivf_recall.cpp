@@ -244,143 +244,172 @@ DataSet make_synthetic(const std::string& kind, idx_t n, int d, idx_t nq) {
     return ds;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    CLI::App app{"IVF recall: k-means IVF against GMM IVF (faiss-gmm issue 4)"};
+/// The benchmark's command line.
+struct Options {
     std::string dataset, synthetic, root = "../shared/data", out_dir = "bench/ivf_results";
     idx_t n = 1000000, nq = 1000, max_q = 0;
     int d = 32, nlist = 64, nseeds = 3, niter = 20, kmeans_niter = 10, tune_queries = 500;
     std::string nprobe_list = "1,2,4,8,16,32,64";
-    app.add_option("--dataset", dataset, "a set under --data-root (NAME/NAME_base.fvecs ...)");
-    app.add_option("--synthetic", synthetic, "skewed, spreads or aniso (instead of --dataset)");
-    app.add_option("--data-root", root, "folder of the real sets")->capture_default_str();
-    app.add_option("--n", n, "synthetic base size")->capture_default_str();
-    app.add_option("--d", d, "synthetic dimension")->capture_default_str();
-    app.add_option("--nq", nq, "synthetic queries")->capture_default_str();
-    app.add_option("--max-queries", max_q, "use at most this many real queries (0: all)");
-    app.add_option("--nlist", nlist, "inverted lists")->capture_default_str();
-    app.add_option("--seeds", nseeds, "training seeds")->capture_default_str();
-    app.add_option("--niter", niter, "EM iterations (k-means gets these + --kmeans-niter)")
-        ->capture_default_str();
-    app.add_option("--kmeans-niter", kmeans_niter, "k-means iterations of the GMM init")
-        ->capture_default_str();
-    app.add_option("--nprobe", nprobe_list, "comma-separated nprobe values")->capture_default_str();
-    app.add_option("--tune-queries", tune_queries, "held-out base vectors used to tune")
-        ->capture_default_str();
-    app.add_option("--out-dir", out_dir, "where NAME.csv / .dat / .gp / .md go")
-        ->capture_default_str();
     std::string report;
-    app.add_option("--report-only", report,
-                   "rebuild NAME's report (tables, plots' data) from --out-dir/NAME.csv");
-    CLI11_PARSE(app, argc, argv);
 
-    try {
-        if (!report.empty()) return report_only(out_dir + "/" + report, report);
-        FAISS_GMM_CHECK(dataset.empty() != synthetic.empty(),
-                        "give exactly one of --dataset and --synthetic");
-        std::vector<int> nprobes;
-        for (int np : parse_int_list(nprobe_list))
-            if (np <= nlist) nprobes.push_back(np);
-        const double t_start = wall_seconds();
-        DataSet ds =
-            dataset.empty() ? make_synthetic(synthetic, n, d, nq) : load_real(root, dataset, max_q);
-        fprintf(stderr, "%s: %s (%.1f s)\n", ds.name.c_str(), ds.description.c_str(),
-                wall_seconds() - t_start);
+    void add_to(CLI::App& app) {
+        app.add_option("--dataset", dataset, "a set under --data-root (NAME/NAME_base.fvecs ...)");
+        app.add_option("--synthetic", synthetic, "skewed, spreads or aniso (instead of --dataset)");
+        app.add_option("--data-root", root, "folder of the real sets")->capture_default_str();
+        app.add_option("--n", n, "synthetic base size")->capture_default_str();
+        app.add_option("--d", d, "synthetic dimension")->capture_default_str();
+        app.add_option("--nq", nq, "synthetic queries")->capture_default_str();
+        app.add_option("--max-queries", max_q, "use at most this many real queries (0: all)");
+        app.add_option("--nlist", nlist, "inverted lists")->capture_default_str();
+        app.add_option("--seeds", nseeds, "training seeds")->capture_default_str();
+        app.add_option("--niter", niter, "EM iterations (k-means gets these + --kmeans-niter)")
+            ->capture_default_str();
+        app.add_option("--kmeans-niter", kmeans_niter, "k-means iterations of the GMM init")
+            ->capture_default_str();
+        app.add_option("--nprobe", nprobe_list, "comma-separated nprobe values")
+            ->capture_default_str();
+        app.add_option("--tune-queries", tune_queries, "held-out base vectors used to tune")
+            ->capture_default_str();
+        app.add_option("--out-dir", out_dir, "where NAME.csv / .dat / .gp / .md go")
+            ->capture_default_str();
+        app.add_option("--report-only", report,
+                       "rebuild NAME's report (tables, plots' data) from --out-dir/NAME.csv");
+    }
+};
 
-        GaussianMixtureParameters gp;
-        gp.niter = niter;
-        gp.kmeans_niter = kmeans_niter;
-        gp.tol = 0;  // as many iterations as k-means gets, whatever the likelihood does
-        const CovarianceType covs[2] = {CovarianceType::Spherical, CovarianceType::Diagonal};
-        const char* cov_names[2] = {"sph", "diag"};
+const CovarianceType kCovs[2] = {CovarianceType::Spherical, CovarianceType::Diagonal};
+const char* const kCovNames[2] = {"sph", "diag"};
 
-        // Tuning on held-out base vectors, one choice per covariance type.
-        Tuned tuned[2];
-        const int nt = int(std::min<idx_t>(tune_queries, ds.nb / 10));
-        for (int c = 0; c < 2; c++) {
-            gp.covariance_type = covs[c];
-            gp.seed = 0;
-            const double t0 = wall_seconds();
-            tuned[c] = tune(ds, nlist, gp, nprobes, nt);
-            fprintf(stderr, "tuned %s (%.1f s): tau=%.2f m=%d p=%g  [%s]\n", cov_names[c],
-                    wall_seconds() - t0, tuned[c].ma.tau, tuned[c].ma.max_lists, tuned[c].mass,
-                    tuned[c].log.c_str());
-        }
-
-        std::vector<Curve> curves;
-        for (int seed = 1; seed <= nseeds; seed++) {
-            double t0 = wall_seconds();
-            auto km = kmeans_ivf(ds, nlist, kmeans_niter + niter, seed);
-            Curve ck{"k-means", seed, 1.0, wall_seconds() - t0, {}};
-            km->add(ds.nb, ds.xb.data());
-            ck.points = evaluate_ivf(km.get(), ds.nq, ds.xq.data(), ds.gt.data(), ds.gt_k, nprobes);
-            curves.push_back(ck);
-            for (int c = 0; c < 2; c++) {
-                gp.covariance_type = covs[c];
-                gp.seed = seed;
-                t0 = wall_seconds();
-                GaussianMixture model;
-                std::unique_ptr<faiss::Index> trained =
-                    gmm_ivf(ds.d, nlist, ds.nb, ds.xb.data(), gp, &model);
-                const double t_train = wall_seconds() - t0;
-                for (int multi = 0; multi < 2; multi++) {
-                    std::unique_ptr<faiss::Index> ix(faiss::clone_index(trained.get()));
-                    MultiAssignParameters ma = tuned[c].ma;
-                    if (!multi) ma.max_lists = 1;
-                    const auto st = add_multi_assign(ix.get(), model, ds.nb, ds.xb.data(), ma);
-                    const std::string base =
-                        std::string("GMM-") + cov_names[c] + (multi ? " multi" : " single");
-                    MixtureSearchParameters sp;
-                    sp.max_copies = ma.max_lists;
-                    const char* probe_names[3] = {"distance", "posterior", "adaptive"};
-                    for (int pr = 0; pr < 3; pr++) {
-                        sp.order = pr == 0 ? ProbeOrder::Distance : ProbeOrder::Posterior;
-                        sp.mass = pr == 2 ? tuned[c].mass : 0.0;
-                        Curve cv{base + " " + probe_names[pr],
-                                 seed,
-                                 st.entries_per_vector(),
-                                 t_train,
-                                 {}};
-                        cv.points = evaluate_ivf_mixture(ix.get(), model, ds.nq, ds.xq.data(),
-                                                         ds.gt.data(), ds.gt_k, nprobes, sp);
-                        curves.push_back(cv);
-                    }
-                }
+/// One seed's curves: k-means, then per covariance type the GMM IVF single
+/// and multi-assigned, each probed by distance, posterior and adaptively.
+void measure_seed(const DataSet& ds, const Options& o, GaussianMixtureParameters gp,
+                  const Tuned (&tuned)[2], const std::vector<int>& nprobes, int seed,
+                  std::vector<Curve>& curves) {
+    double t0 = wall_seconds();
+    auto km = kmeans_ivf(ds, o.nlist, o.kmeans_niter + o.niter, seed);
+    Curve ck{"k-means", seed, 1.0, wall_seconds() - t0, {}};
+    km->add(ds.nb, ds.xb.data());
+    ck.points = evaluate_ivf(km.get(), ds.nq, ds.xq.data(), ds.gt.data(), ds.gt_k, nprobes);
+    curves.push_back(ck);
+    for (int c = 0; c < 2; c++) {
+        gp.covariance_type = kCovs[c];
+        gp.seed = seed;
+        t0 = wall_seconds();
+        GaussianMixture model;
+        std::unique_ptr<faiss::Index> trained =
+            gmm_ivf(ds.d, o.nlist, ds.nb, ds.xb.data(), gp, &model);
+        const double t_train = wall_seconds() - t0;
+        for (int multi = 0; multi < 2; multi++) {
+            std::unique_ptr<faiss::Index> ix(faiss::clone_index(trained.get()));
+            MultiAssignParameters ma = tuned[c].ma;
+            if (!multi) ma.max_lists = 1;
+            const auto st = add_multi_assign(ix.get(), model, ds.nb, ds.xb.data(), ma);
+            const std::string base =
+                std::string("GMM-") + kCovNames[c] + (multi ? " multi" : " single");
+            MixtureSearchParameters sp;
+            sp.max_copies = ma.max_lists;
+            const char* probe_names[3] = {"distance", "posterior", "adaptive"};
+            for (int pr = 0; pr < 3; pr++) {
+                sp.order = pr == 0 ? ProbeOrder::Distance : ProbeOrder::Posterior;
+                sp.mass = pr == 2 ? tuned[c].mass : 0.0;
+                Curve cv{base + " " + probe_names[pr], seed, st.entries_per_vector(), t_train, {}};
+                cv.points = evaluate_ivf_mixture(ix.get(), model, ds.nq, ds.xq.data(), ds.gt.data(),
+                                                 ds.gt_k, nprobes, sp);
+                curves.push_back(cv);
             }
-            fprintf(stderr, "seed %d done (%.0f s since start)\n", seed, wall_seconds() - t_start);
         }
+    }
+}
 
-        const std::string stem = out_dir + "/" + ds.name;
-        // Every operating point.
-        write_file_atomic(stem + ".csv", [&](FILE* f) {
-            fprintf(f,
-                    "method,seed,nprobe,recall_1_1,recall_10_10,recall_100_100,"
-                    "scanned_per_query,lists_per_query,qps,entries_per_vector,train_s\n");
-            for (const auto& c : curves)
-                for (const auto& p : c.points)
-                    fprintf(f, "%s,%d,%d,%.4f,%.4f,%.4f,%.1f,%.2f,%.0f,%.3f,%.2f\n",
-                            c.method.c_str(), c.seed, p.nprobe, p.recall_1_1, p.recall_10_10,
-                            p.recall_100_100, p.scanned_per_query, p.lists_per_query, p.qps,
-                            c.entries_per_vector, c.train_s);
-        });
-        // The markdown section.
-        std::ostringstream md;  // the header: what was run
-        md << "## " << ds.name << "\n\n"
-           << ds.description << ". IVF" << nlist << ",Flat; k-means: FAISS, "
-           << kmeans_niter + niter << " iterations; GMM: k-means init " << kmeans_niter << " + "
-           << niter << " EM iterations; both on FAISS's sample of at most "
-           << "256 vectors per list; " << nseeds << " seeds; nprobe " << nprobe_list << ".\n\n";
-        md << "Tuned on " << nt << " held-out base vectors (the real queries were not used): ";
-        for (int c = 0; c < 2; c++)
-            md << (c ? "; " : "") << cov_names[c] << " τ = " << fmt("%.2f", tuned[c].ma.tau)
-               << ", m = " << tuned[c].ma.max_lists << ", p = " << fmt("%g", tuned[c].mass);
-        md << ".\n\n";
-        write_file_atomic(stem + ".header.md", [&](FILE* f) { fputs(md.str().c_str(), f); });
-        write_report(stem, ds.name, md.str(), nlist, nseeds, nprobes, curves);
-        fprintf(stderr, "%s: wrote %s.{csv,dat,gp,md} in %.0f s\n", ds.name.c_str(), stem.c_str(),
-                wall_seconds() - t_start);
-        return 0;
+/// Every operating point, one CSV row each.
+void write_csv(const std::string& stem, const std::vector<Curve>& curves) {
+    write_file_atomic(stem + ".csv", [&](FILE* f) {
+        fprintf(f,
+                "method,seed,nprobe,recall_1_1,recall_10_10,recall_100_100,"
+                "scanned_per_query,lists_per_query,qps,entries_per_vector,train_s\n");
+        for (const auto& c : curves)
+            for (const auto& p : c.points)
+                fprintf(f, "%s,%d,%d,%.4f,%.4f,%.4f,%.1f,%.2f,%.0f,%.3f,%.2f\n", c.method.c_str(),
+                        c.seed, p.nprobe, p.recall_1_1, p.recall_10_10, p.recall_100_100,
+                        p.scanned_per_query, p.lists_per_query, p.qps, c.entries_per_vector,
+                        c.train_s);
+    });
+}
+
+/// The markdown section's header: what was run and what tuning chose.
+std::string report_header(const DataSet& ds, const Options& o, const Tuned (&tuned)[2], int nt) {
+    std::ostringstream md;
+    md << "## " << ds.name << "\n\n"
+       << ds.description << ". IVF" << o.nlist << ",Flat; k-means: FAISS, "
+       << o.kmeans_niter + o.niter << " iterations; GMM: k-means init " << o.kmeans_niter << " + "
+       << o.niter << " EM iterations; both on FAISS's sample of at most "
+       << "256 vectors per list; " << o.nseeds << " seeds; nprobe " << o.nprobe_list << ".\n\n";
+    md << "Tuned on " << nt << " held-out base vectors (the real queries were not used): ";
+    for (int c = 0; c < 2; c++)
+        md << (c ? "; " : "") << kCovNames[c] << " τ = " << fmt("%.2f", tuned[c].ma.tau)
+           << ", m = " << tuned[c].ma.max_lists << ", p = " << fmt("%g", tuned[c].mass);
+    md << ".\n\n";
+    return md.str();
+}
+
+/// Load or make the data set, tune on held-out base rows, measure every
+/// seed, write the CSV and the report.
+int run(const Options& o) {
+    FAISS_GMM_CHECK(o.dataset.empty() != o.synthetic.empty(),
+                    "give exactly one of --dataset and --synthetic");
+    std::vector<int> nprobes;
+    for (int np : parse_int_list(o.nprobe_list))
+        if (np <= o.nlist) nprobes.push_back(np);
+    const double t_start = wall_seconds();
+    DataSet ds = o.dataset.empty() ? make_synthetic(o.synthetic, o.n, o.d, o.nq)
+                                   : load_real(o.root, o.dataset, o.max_q);
+    fprintf(stderr, "%s: %s (%.1f s)\n", ds.name.c_str(), ds.description.c_str(),
+            wall_seconds() - t_start);
+
+    GaussianMixtureParameters gp;
+    gp.niter = o.niter;
+    gp.kmeans_niter = o.kmeans_niter;
+    gp.tol = 0;  // as many iterations as k-means gets, whatever the likelihood does
+
+    // Tuning on held-out base vectors, one choice per covariance type.
+    Tuned tuned[2];
+    const int nt = int(std::min<idx_t>(o.tune_queries, ds.nb / 10));
+    for (int c = 0; c < 2; c++) {
+        gp.covariance_type = kCovs[c];
+        gp.seed = 0;
+        const double t0 = wall_seconds();
+        tuned[c] = tune(ds, o.nlist, gp, nprobes, nt);
+        fprintf(stderr, "tuned %s (%.1f s): tau=%.2f m=%d p=%g  [%s]\n", kCovNames[c],
+                wall_seconds() - t0, tuned[c].ma.tau, tuned[c].ma.max_lists, tuned[c].mass,
+                tuned[c].log.c_str());
+    }
+
+    std::vector<Curve> curves;
+    for (int seed = 1; seed <= o.nseeds; seed++) {
+        measure_seed(ds, o, gp, tuned, nprobes, seed, curves);
+        fprintf(stderr, "seed %d done (%.0f s since start)\n", seed, wall_seconds() - t_start);
+    }
+
+    const std::string stem = o.out_dir + "/" + ds.name;
+    write_csv(stem, curves);
+    const std::string header = report_header(ds, o, tuned, nt);
+    write_file_atomic(stem + ".header.md", [&](FILE* f) { fputs(header.c_str(), f); });
+    write_report(stem, ds.name, header, o.nlist, o.nseeds, nprobes, curves);
+    fprintf(stderr, "%s: wrote %s.{csv,dat,gp,md} in %.0f s\n", ds.name.c_str(), stem.c_str(),
+            wall_seconds() - t_start);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"IVF recall: k-means IVF against GMM IVF (faiss-gmm issue 4)"};
+    Options o;
+    o.add_to(app);
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (!o.report.empty()) return report_only(o.out_dir + "/" + o.report, o.report);
+        return run(o);
     } catch (const std::exception& e) {
         fprintf(stderr, "ivf_recall: %s\n", e.what());
         return 1;
