@@ -143,55 +143,62 @@ double GaussianMixture::n_parameters() const {
 }
 
 int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
-    const bool spherical = params.covariance_type == CovarianceType::Spherical;
-    const bool full = params.covariance_type == CovarianceType::Full;
-    const size_t dd = size_t(d) * d;
     double total = 0;
     for (double v : st.nk) total += v;
     FAISS_GMM_CHECK(total > 0, "all responsibilities are zero (all sample weights zero?)");
     std::vector<char> dead(k, 0);
-    for (int c = 0; c < k; c++) {
-        double nk = st.nk[c];
-        if (nk < params.min_component_mass || nk <= 0) {
-            dead[c] = 1;
-            continue;
-        }
-        weights[c] = float(nk / total);
-        double vsum = 0, mnorm2 = 0;
-        std::vector<double> m(d);
-        for (int j = 0; j < d; j++) {
-            m[j] = st.sum_x[size_t(c) * d + j] / nk;
-            means[size_t(c) * d + j] = float(m[j] + st.shift[j]);
-            mnorm2 += m[j] * m[j];
-        }
-        if (full) {
-            // Not positive definite even with reg on the diagonal: re-seeded
-            // like an empty component (and counted with them).
-            if (!covariance_from_moments(d, nk, st.sum_x.data() + size_t(c) * d,
-                                         st.sum_x2.data() + c * dd, reg,
-                                         variances.data() + c * dd)) {
-                dead[c] = 1;
-                continue;
-            }
-            for (int j = 0; j < d; j++) vsum += (variance(c, j) - reg) / d;
-        } else if (spherical) {
-            double v = std::max(0.0, (st.sum_x2[c] / nk - mnorm2) / d);
-            variances[c] = float(v + reg);
-            vsum = v;
-        } else {
-            for (int j = 0; j < d; j++) {
-                double v = std::max(0.0, st.sum_x2[size_t(c) * d + j] / nk - m[j] * m[j]);
-                variances[size_t(c) * d + j] = float(v + reg);
-                vsum += v / d;
-            }
-        }
-        // Collapsed: no spread left beyond the regularisation (a component
-        // sitting on duplicates); it would take mass from nothing.
-        if (vsum <= 1e-6 * reg && nk < 2 * params.min_component_mass) dead[c] = 1;
+    for (int c = 0; c < k; c++) dead[c] = !update_component(c, st, reg, total);
+    const int n_reseeded = reseed(dead);
+    double wsum = 0;
+    for (float v : weights) wsum += v;
+    for (float& v : weights) v = float(v / wsum);
+    if (params.normalize_means) l2_normalize_rows(d, k, means.data());
+    return n_reseeded;
+}
+
+bool GaussianMixture::update_component(int c, const SufficientStatistics& st, double reg,
+                                       double total) {
+    const bool spherical = params.covariance_type == CovarianceType::Spherical;
+    const bool full = params.covariance_type == CovarianceType::Full;
+    const size_t dd = size_t(d) * d;
+    double nk = st.nk[c];
+    if (nk < params.min_component_mass || nk <= 0) return false;
+    weights[c] = float(nk / total);
+    double vsum = 0, mnorm2 = 0;
+    std::vector<double> m(d);
+    for (int j = 0; j < d; j++) {
+        m[j] = st.sum_x[size_t(c) * d + j] / nk;
+        means[size_t(c) * d + j] = float(m[j] + st.shift[j]);
+        mnorm2 += m[j] * m[j];
     }
-    // Re-seed each dead component by splitting the currently heaviest one
-    // along a random +-1 direction scaled by its spread (FAISS splits empty
-    // k-means clusters the same way, with a multiplicative perturbation).
+    if (full) {
+        // Not positive definite even with reg on the diagonal: re-seeded
+        // like an empty component (and counted with them).
+        if (!covariance_from_moments(d, nk, st.sum_x.data() + size_t(c) * d,
+                                     st.sum_x2.data() + c * dd, reg, variances.data() + c * dd))
+            return false;
+        for (int j = 0; j < d; j++) vsum += (variance(c, j) - reg) / d;
+    } else if (spherical) {
+        double v = std::max(0.0, (st.sum_x2[c] / nk - mnorm2) / d);
+        variances[c] = float(v + reg);
+        vsum = v;
+    } else {
+        for (int j = 0; j < d; j++) {
+            double v = std::max(0.0, st.sum_x2[size_t(c) * d + j] / nk - m[j] * m[j]);
+            variances[size_t(c) * d + j] = float(v + reg);
+            vsum += v / d;
+        }
+    }
+    // Collapsed: no spread left beyond the regularisation (a component
+    // sitting on duplicates); it would take mass from nothing.
+    return !(vsum <= 1e-6 * reg && nk < 2 * params.min_component_mass);
+}
+
+int GaussianMixture::reseed(std::vector<char>& dead) {
+    // Split the currently heaviest component along a random +-1 direction
+    // scaled by its spread (FAISS splits empty k-means clusters the same
+    // way, with a multiplicative perturbation).
+    const size_t dd = size_t(d) * d;
     int n_reseeded = 0;
     std::mt19937_64 rng(uint64_t(int64_t(params.seed)) * 7919 + iteration_stats.size());
     for (int c = 0; c < k; c++) {
@@ -207,9 +214,9 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
             means[size_t(c) * d + j] = float(base + delta);
             means[size_t(heavy) * d + j] = float(base - delta);
         }
-        if (spherical)
+        if (params.covariance_type == CovarianceType::Spherical)
             variances[c] = variances[heavy];
-        else if (full)
+        else if (params.covariance_type == CovarianceType::Full)
             std::copy_n(variances.begin() + heavy * dd, dd, variances.begin() + c * dd);
         else
             std::copy_n(variances.begin() + size_t(heavy) * d, d,
@@ -219,10 +226,6 @@ int GaussianMixture::m_step(const SufficientStatistics& st, double reg) {
         dead[c] = 0;
         n_reseeded++;
     }
-    double wsum = 0;
-    for (float v : weights) wsum += v;
-    for (float& v : weights) v = float(v / wsum);
-    if (params.normalize_means) l2_normalize_rows(d, k, means.data());
     return n_reseeded;
 }
 

@@ -258,7 +258,15 @@ class GaussianMixture {
     /// shift: the sample mean, the point the initial statistics are taken about.
     void init_from_hard_assignment(EStepBackend& backend, idx_t n, const float* x, const float* w,
                                    const float* mu, const std::vector<double>& shift);
+    /// The M-step: weights, means and covariances from the statistics,
+    /// reg added to the variances; returns the components re-seeded.
     int m_step(const SufficientStatistics& st, double reg);
+    /// Component c's parameters from its statistics (total: the sum of
+    /// Nk); false when it is empty, not positive definite or collapsed.
+    bool update_component(int c, const SufficientStatistics& st, double reg, double total);
+    /// Re-seed every component marked dead by splitting the heaviest one;
+    /// returns how many.
+    int reseed(std::vector<char>& dead);
     double reg_absolute_ = 0;  ///< reg_covar in data units, set by fit
 };
 
