@@ -44,58 +44,51 @@ std::string spill_description(const MultiAssignParameters& ma) {
            (ma.primary == PrimaryList::MostProbable ? ", first list the most probable" : "");
 }
 
-int run_build(const std::string& data, const std::string& factory, const std::string& out,
-              const std::string& metric, idx_t train_rows, bool kmeans,
-              const std::string& model_out, const MultiAssignParameters& ma, const GmmOptions& o,
-              const BuildSources& from) {
-    FAISS_GMM_CHECK(!(kmeans && !model_out.empty()), "--model-out needs the GMM (drop --kmeans)");
-    FAISS_GMM_CHECK(!(kmeans && !from.model.empty()),
+/// The option combinations build refuses, before anything is read.
+void check_options(const BuildCommand& b) {
+    const MultiAssignParameters& ma = b.ma;
+    FAISS_GMM_CHECK(!(b.kmeans && !b.model_out.empty()),
+                    "--model-out needs the GMM (drop --kmeans)");
+    FAISS_GMM_CHECK(!(b.kmeans && !b.from.model.empty()),
                     "--model is a fitted GMM: drop --kmeans to build from it");
-    FAISS_GMM_CHECK(!(kmeans && ma.max_lists > 1 && ma.rule != SpillRule::Soar),
+    FAISS_GMM_CHECK(!(b.kmeans && ma.max_lists > 1 && ma.rule != SpillRule::Soar),
                     "--max-lists > 1 with --kmeans needs --spill soar (the other rules read the "
                     "mixture)");
-    FAISS_GMM_CHECK(!(kmeans && ma.primary == PrimaryList::MostProbable),
+    FAISS_GMM_CHECK(!(b.kmeans && ma.primary == PrimaryList::MostProbable),
                     "--primary probable needs the GMM (drop --kmeans)");
     FAISS_GMM_CHECK(ma.max_lists >= 1, "--max-lists must be >= 1");
     FAISS_GMM_CHECK(ma.tau >= 0 && ma.tau <= 1, "--tau must be in [0, 1]");
-    idx_t n;
-    int d;
-    auto x = load_rows(data, &n, &d);
-    // Fail on an unwritable output before spending the training time.
-    check_writable(out);
-    std::vector<float> tx;  // --train-data's rows, when given
-    idx_t tn = n;
-    if (!from.train_data.empty()) {
-        int td;
-        tx = load_rows(from.train_data, &tn, &td);
-        FAISS_GMM_CHECK(td == d, "--train-data has dimension " + std::to_string(td) +
-                                     " but --data has " + std::to_string(d));
-    }
-    const float* train_x = tx.empty() ? x.data() : tx.data();
-    idx_t nt = train_rows > 0 ? std::min(train_rows, tn) : tn;
-    double t0 = wall_seconds();
+}
+
+/// The empty index the factory string names, its IVF's clustering
+/// parameters set from ours.
+std::unique_ptr<faiss::Index> make_index(const BuildCommand& b, int d,
+                                         const GaussianMixtureParameters& p) {
     std::unique_ptr<faiss::Index> index;
+    try {
+        index.reset(faiss::index_factory(d, b.factory.c_str(), parse_metric(b.metric)));
+    } catch (const std::exception& e) {
+        throw Error("faiss-gmm: bad factory string '" + b.factory + "': " + e.what());
+    }
+    index->verbose = !b.gmm.quiet;
+    // The IVF trains its quantizer by its own cp (FAISS's: 10 iterations,
+    // 256 rows per list): --niter and --max-points-per-component are ours.
+    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
+    FAISS_GMM_CHECK(ivf, "faiss-gmm: '" + b.factory + "' holds no IVF: nothing to train");
+    ivf->cp.niter = p.niter;
+    ivf->cp.max_points_per_centroid =
+        p.max_points_per_component > 0 ? p.max_points_per_component : 1 << 30;
+    return index;
+}
+
+/// Train the index's quantizer: from --model's means, with k-means, or
+/// with a GMM fitted here. Returns the mixture (empty for k-means).
+GaussianMixture train_quantizer(const BuildCommand& b, faiss::Index* index, int d, idx_t nt,
+                                const float* train_x, const GaussianMixtureParameters& p) {
     GaussianMixture model;
-    const auto p = o.params();
-    print_backend(p);
-    auto make_index = [&] {
-        try {
-            index.reset(faiss::index_factory(d, factory.c_str(), parse_metric(metric)));
-        } catch (const std::exception& e) {
-            throw Error("faiss-gmm: bad factory string '" + factory + "': " + e.what());
-        }
-        index->verbose = !o.quiet;
-        // The IVF trains its quantizer by its own cp (FAISS's: 10 iterations,
-        // 256 rows per list): --niter and --max-points-per-component are ours.
-        faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
-        FAISS_GMM_CHECK(ivf, "faiss-gmm: '" + factory + "' holds no IVF: nothing to train");
-        ivf->cp.niter = p.niter;
-        ivf->cp.max_points_per_centroid =
-            p.max_points_per_component > 0 ? p.max_points_per_component : 1 << 30;
-    };
-    if (!from.model.empty()) {
-        model = GaussianMixture::load(from.model);
-        FAISS_GMM_CHECK(model.d == d, "--model " + from.model + " has dimension " +
+    if (!b.from.model.empty()) {
+        model = GaussianMixture::load(b.from.model);
+        FAISS_GMM_CHECK(model.d == d, "--model " + b.from.model + " has dimension " +
                                           std::to_string(model.d) + " but --data has " +
                                           std::to_string(d));
         // The model's fit stays; the backend that assigns and spills is this run's.
@@ -104,20 +97,22 @@ int run_build(const std::string& data, const std::string& factory, const std::st
         model.params.gpu_device = p.gpu_device;
         model.params.gpu_devices = p.gpu_devices;
         model.params.verbose = p.verbose;
-        make_index();
-        train_index_from_model(index.get(), model, nt, train_x);
-    } else if (kmeans) {
-        make_index();
-        train_index_kmeans(index.get(), nt, train_x, p);
+        train_index_from_model(index, model, nt, train_x);
+    } else if (b.kmeans) {
+        train_index_kmeans(index, nt, train_x, p);
     } else {
-        make_index();
-        train_index_gmm(index.get(), nt, train_x, p, &model);
+        train_index_gmm(index, nt, train_x, p, &model);
     }
-    double t1 = wall_seconds();
-    fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
+    return model;
+}
+
+/// Add the rows: to their nearest list, or to several (multi-assignment).
+void fill_index(const BuildCommand& b, faiss::Index* index, GaussianMixture& model, idx_t n,
+                const float* x, const GaussianMixtureParameters& p) {
+    const MultiAssignParameters& ma = b.ma;
     if (ma.max_lists > 1 || ma.primary != PrimaryList::Nearest) {
-        if (kmeans) model.params = p;  // SOAR reads the index's centroids, not a model
-        const auto st = add_multi_assign(index.get(), model, n, x.data(), ma);
+        if (b.kmeans) model.params = p;  // SOAR reads the index's centroids, not a model
+        const auto st = add_multi_assign(index, model, n, x, ma);
         fprintf(stderr,
                 "faiss-gmm: multi-assignment (%s, up to %d lists): %lld entries, %.3f per "
                 "vector\n",
@@ -125,12 +120,8 @@ int run_build(const std::string& data, const std::string& factory, const std::st
                 st.entries_per_vector());
     } else {
         // The list assignment on the GPU when there is one.
-        add_to_index(index.get(), n, x.data(), p);
+        add_to_index(index, n, x, p);
     }
-    if (!model_out.empty()) model.save(model_out);
-    write_index_atomic(index.get(), out);
-    fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), wall_seconds() - t1);
-    return 0;
 }
 
 }  // namespace
@@ -190,7 +181,34 @@ int BuildCommand::run() const {
     refuse_clobbering(
         {{"--data", data}, {"--train-data", from.train_data}, {"--model", from.model}},
         {{"--out", out}, {"--model-out", model_out}});
-    return run_build(data, factory, out, metric, train_rows, kmeans, model_out, ma, gmm, from);
+    check_options(*this);
+    idx_t n;
+    int d;
+    auto x = load_rows(data, &n, &d);
+    // Fail on an unwritable output before spending the training time.
+    check_writable(out);
+    std::vector<float> tx;  // --train-data's rows, when given
+    idx_t tn = n;
+    if (!from.train_data.empty()) {
+        int td;
+        tx = load_rows(from.train_data, &tn, &td);
+        FAISS_GMM_CHECK(td == d, "--train-data has dimension " + std::to_string(td) +
+                                     " but --data has " + std::to_string(d));
+    }
+    const float* train_x = tx.empty() ? x.data() : tx.data();
+    const idx_t nt = train_rows > 0 ? std::min(train_rows, tn) : tn;
+    const double t0 = wall_seconds();
+    const auto p = gmm.params();
+    print_backend(p);
+    std::unique_ptr<faiss::Index> index = make_index(*this, d, p);
+    GaussianMixture model = train_quantizer(*this, index.get(), d, nt, train_x, p);
+    const double t1 = wall_seconds();
+    fprintf(stderr, "faiss-gmm: trained in %.2f s, adding %lld vectors\n", t1 - t0, (long long)n);
+    fill_index(*this, index.get(), model, n, x.data(), p);
+    if (!model_out.empty()) model.save(model_out);
+    write_index_atomic(index.get(), out);
+    fprintf(stderr, "faiss-gmm: wrote %s (%.2f s to add)\n", out.c_str(), wall_seconds() - t1);
+    return 0;
 }
 
 }  // namespace faiss_gmm
