@@ -189,16 +189,17 @@ void equal_cost_table(std::ostringstream& md, const CurveSet& cs, int nseeds,
     for (size_t i = 0; i < at.size(); i++) md << "|---";
     md << "|\n";
     for (const auto& m : cs.methods) {
+        const auto curves = cs.of(m);
         md << "| " << m;
         for (size_t i : at) {
             double s = 0;
             int cnt = 0;
-            for (const auto* c : cs.of(m)) {
+            for (const auto* c : curves) {
                 const double r = recall_at_scanned(
                     c->points, cs.kmeans_of(c->seed)->points[i].scanned_per_query);
                 if (!std::isnan(r)) s += r, cnt++;
             }
-            md << " | " << (cnt == int(cs.of(m).size()) ? fmt("%.3f", s / cnt) : "n/a");
+            md << " | " << (cnt == int(curves.size()) ? fmt("%.3f", s / cnt) : "n/a");
         }
         md << " |\n";
     }

@@ -70,7 +70,7 @@ std::unique_ptr<faiss::Index> make_index(const BuildCommand& b, int d,
     } catch (const std::exception& e) {
         throw Error("faiss-gmm: bad factory string '" + b.factory + "': " + e.what());
     }
-    index->verbose = !b.gmm.quiet;
+    index->verbose = !b.options.quiet;
     // The IVF trains its quantizer by its own cp (FAISS's: 10 iterations,
     // 256 rows per list): --niter and --max-points-per-component are ours.
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
@@ -173,7 +173,7 @@ void BuildCommand::add_to(CLI::App& parent) {
                     "first list: nearest (the quantizer's, FAISS's) or probable (the most "
                     "probable component, to match posterior probing)")
         ->transform(CLI::CheckedTransformer(primary_names, CLI::ignore_case));
-    gmm.add_to(app);
+    options.add_to(app);
 }
 
 int BuildCommand::run() const {
@@ -198,7 +198,7 @@ int BuildCommand::run() const {
     const float* train_x = tx.empty() ? x.data() : tx.data();
     const idx_t nt = train_rows > 0 ? std::min(train_rows, tn) : tn;
     const double t0 = wall_seconds();
-    const auto p = gmm.params();
+    const auto p = options.params();
     print_backend(p);
     std::unique_ptr<faiss::Index> index = make_index(*this, d, p);
     GaussianMixture model = train_quantizer(*this, index.get(), d, nt, train_x, p);

@@ -32,8 +32,8 @@ struct BuildCommand {
     std::string model_out;                 ///< --model-out: the fitted mixture
     BuildSources from;
     MultiAssignParameters ma = one_list();  ///< --max-lists, --tau, --spill, ...
-    GmmOptions gmm;
-    CLI::App* app = nullptr;  ///< the registered subcommand
+    GmmOptions options;                     ///< covariance, EM and device options
+    CLI::App* app = nullptr;                ///< the registered subcommand
 
     /** Register the subcommand on the tool's app. */
     void add_to(CLI::App& parent);

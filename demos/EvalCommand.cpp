@@ -27,9 +27,28 @@ void print_recall_table(const std::vector<RecallPoint>& pts) {
                p.recall_10_10, p.recall_100_100, p.scanned_per_query, p.lists_per_query, p.qps);
 }
 
-int run_eval(const std::string& index_path, const std::string& queries, const std::string& gt_path,
-             const std::string& base, const std::string& nprobe_list, idx_t max_queries,
-             const EvalSearch& es) {
+}  // namespace
+
+void EvalCommand::add_to(CLI::App& parent) {
+    app = parent.add_subcommand("eval",
+                                "recall 1@1, 10@10, 100@100 and vectors scanned per "
+                                "query vs nprobe");
+    app->add_option("--index", index_path, "index file")->required();
+    app->add_option("--queries", queries, "query vectors")->required();
+    app->add_option("--gt", gt_path, "ground truth ids (.ivecs); else brute force on --base");
+    app->add_option("--base", base, "base vectors for brute-force ground truth");
+    app->add_option("--nprobe", nprobe_list, "comma-separated nprobe values")
+        ->capture_default_str();
+    app->add_option("--max-queries", max_queries, "use at most this many queries (0: all)");
+    app->add_option("--model", es.model_path,
+                    "the index's mixture (build --model-out): search through it, each id once");
+    app->add_option("--probe", es.probe, "list order with --model: distance or posterior")
+        ->capture_default_str();
+    app->add_option("--mass", es.mass,
+                    "adaptive probing: stop once the probed lists' posterior reaches this");
+}
+
+int EvalCommand::run() const {
     FAISS_GMM_CHECK(es.probe == "distance" || es.probe == "posterior",
                     "unknown --probe '" + es.probe + "' (distance or posterior)");
     FAISS_GMM_CHECK(!es.model_path.empty() || (es.probe == "distance" && es.mass == 0),
@@ -84,30 +103,6 @@ int run_eval(const std::string& index_path, const std::string& queries, const st
     print_recall_table(evaluate_ivf_mixture(index.get(), model, nq, xq.data(), gt.data(), gt_k,
                                             parse_int_list(nprobe_list), sp));
     return 0;
-}
-
-}  // namespace
-
-void EvalCommand::add_to(CLI::App& parent) {
-    app = parent.add_subcommand("eval",
-                                "recall 1@1, 10@10, 100@100 and vectors scanned per "
-                                "query vs nprobe");
-    app->add_option("--index", index, "index file")->required();
-    app->add_option("--queries", queries, "query vectors")->required();
-    app->add_option("--gt", gt, "ground truth ids (.ivecs); else brute force on --base");
-    app->add_option("--base", base, "base vectors for brute-force ground truth");
-    app->add_option("--nprobe", nprobes, "comma-separated nprobe values")->capture_default_str();
-    app->add_option("--max-queries", max_queries, "use at most this many queries (0: all)");
-    app->add_option("--model", es.model_path,
-                    "the index's mixture (build --model-out): search through it, each id once");
-    app->add_option("--probe", es.probe, "list order with --model: distance or posterior")
-        ->capture_default_str();
-    app->add_option("--mass", es.mass,
-                    "adaptive probing: stop once the probed lists' posterior reaches this");
-}
-
-int EvalCommand::run() const {
-    return run_eval(index, queries, gt, base, nprobes, max_queries, es);
 }
 
 }  // namespace faiss_gmm

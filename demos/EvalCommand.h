@@ -21,12 +21,12 @@ struct EvalSearch {
 
 /** The eval subcommand's options, registration and run. */
 struct EvalCommand {
-    std::string index;                             ///< --index: the index file
-    std::string queries;                           ///< --queries
-    std::string gt;                                ///< --gt: ground-truth ids
-    std::string base;                              ///< --base: for brute-force ground truth
-    std::string nprobes = "1,2,4,8,16,32,64,128";  ///< --nprobe
-    idx_t max_queries = 0;                         ///< --max-queries (0: all)
+    std::string index_path;                            ///< --index: the index file
+    std::string queries;                               ///< --queries
+    std::string gt_path;                               ///< --gt: ground-truth ids
+    std::string base;                                  ///< --base: for brute-force ground truth
+    std::string nprobe_list = "1,2,4,8,16,32,64,128";  ///< --nprobe
+    idx_t max_queries = 0;                             ///< --max-queries (0: all)
     EvalSearch es;
     CLI::App* app = nullptr;  ///< the registered subcommand
 

@@ -49,11 +49,10 @@ TrainData open_train_data(const std::string& spec, idx_t max_rows, const Communi
     return t;
 }
 
-int run_train(const std::string& data, int k, const std::string& means_out,
-              const std::string& model_out, idx_t max_rows, bool full_data,
-              const std::string& checkpoint, bool resume, const GmmOptions& o,
-              const Communicator& comm) {
-    auto p = o.params();
+}  // namespace
+
+int TrainCommand::train_gmm(const Communicator& comm) const {
+    auto p = options.params();
     if (full_data) p.max_points_per_component = 0;
     p.checkpoint_path = checkpoint;
     p.resume = resume;
@@ -89,11 +88,8 @@ int run_train(const std::string& data, int k, const std::string& means_out,
     return 0;
 }
 
-/// train --algo kmeans: FAISS's k-means semantics (its sample, initial
-/// rows, updates and splits), on the GPU when the backend is one.
-int run_train_kmeans(const std::string& data, int k, const std::string& means_out, idx_t max_rows,
-                     const GmmOptions& o) {
-    const auto p = o.params();
+int TrainCommand::train_kmeans() const {
+    const auto p = options.params();
     const TrainData td = open_train_data(data, max_rows, Communicator());
     const DataSource& src = td.shard();
     if (!means_out.empty()) check_writable(means_out);
@@ -102,20 +98,20 @@ int run_train_kmeans(const std::string& data, int k, const std::string& means_ou
     FAISS_GMM_CHECK(idx_t(k) <= n, "k=" + std::to_string(k) + " clusters but only " +
                                        std::to_string(n) + " rows (need k <= n)");
     // Only FAISS's sample is read: the first k * max rows of rand_perm(n, seed).
-    const idx_t m = o.max_points > 0 ? std::min(n, idx_t(k) * o.max_points) : n;
+    const idx_t m = options.max_points > 0 ? std::min(n, idx_t(k) * options.max_points) : n;
     std::vector<float> x(size_t(m) * src.d());
     if (m == n) {
         src.read_float(0, n, x.data());
     } else {
-        read_rows(src, faiss_sample_rows(n, m, o.seed), x.data());
+        read_rows(src, faiss_sample_rows(n, m, options.seed), x.data());
     }
     check_finite_rows(m, src.d(), x.data(), src.description().c_str());
     if (p.verbose)
         fprintf(stderr, "faiss-gmm: k-means on %lld of %lld rows of %s\n", (long long)m,
                 (long long)n, src.description().c_str());
     faiss::ClusteringParameters cp;
-    cp.niter = o.niter;
-    cp.seed = o.seed;
+    cp.niter = options.niter;
+    cp.seed = options.seed;
     cp.verbose = p.verbose;
     cp.max_points_per_centroid = 1 << 30;  // sampled above
     KMeansClustering km(src.d(), k, cp);
@@ -130,8 +126,6 @@ int run_train_kmeans(const std::string& data, int k, const std::string& means_ou
         printf("final objective %.6g\n", km.iteration_stats.back().obj);
     return 0;
 }
-
-}  // namespace
 
 void TrainCommand::add_to(CLI::App& parent) {
     app = parent.add_subcommand("train", "fit a GMM; write the means (fvecs) and the model");
@@ -153,7 +147,7 @@ void TrainCommand::add_to(CLI::App& parent) {
                     "gmm, or kmeans: FAISS's k-means (its sample, initialisation and splits; "
                     "--niter iterations) on the GPU when the backend is one")
         ->capture_default_str();
-    gmm.add_to(app);
+    options.add_to(app);
 }
 
 int TrainCommand::run(const Communicator& comm) const {
@@ -168,10 +162,9 @@ int TrainCommand::run(const Communicator& comm) const {
         FAISS_GMM_CHECK(model_out.empty() && !full_data && checkpoint.empty(),
                         "--algo kmeans writes --means-out only (no --model-out, "
                         "--full-data or --checkpoint)");
-        return run_train_kmeans(data, k, means_out, max_rows, gmm);
+        return train_kmeans();
     }
-    return run_train(data, k, means_out, model_out, max_rows, full_data, checkpoint, resume, gmm,
-                     comm);
+    return train_gmm(comm);
 }
 
 }  // namespace faiss_gmm

@@ -26,8 +26,8 @@ struct TrainCommand {
     std::string checkpoint;    ///< --checkpoint
     bool resume = false;       ///< --resume
     std::string algo = "gmm";  ///< --algo: gmm or kmeans
-    GmmOptions gmm;
-    CLI::App* app = nullptr;  ///< the registered subcommand
+    GmmOptions options;        ///< covariance, EM and device options
+    CLI::App* app = nullptr;   ///< the registered subcommand
 
     /** Register the subcommand on the tool's app. */
     void add_to(CLI::App& parent);
@@ -36,6 +36,12 @@ struct TrainCommand {
      * @return the process exit code
      */
     int run(const Communicator& comm) const;
+
+   private:
+    int train_gmm(const Communicator& comm) const;
+    /// --algo kmeans: FAISS's k-means semantics (its sample, initial rows,
+    /// updates and splits), on the GPU when the backend is one.
+    int train_kmeans() const;
 };
 
 }  // namespace faiss_gmm

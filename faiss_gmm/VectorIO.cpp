@@ -155,6 +155,24 @@ VectorFormat format_from_path(const std::string& p) {
         "': unknown vector file extension (fvecs, bvecs, ivecs, fbin, u8bin, ibin, npy)");
 }
 
+namespace {
+
+/// The element type a *vecs or *bin extension implies (npy: its header's).
+ElementType fixed_type(VectorFormat f) {
+    switch (f) {
+        case VectorFormat::Bvecs:
+        case VectorFormat::U8bin:
+            return ElementType::UInt8;
+        case VectorFormat::Ivecs:
+        case VectorFormat::Ibin:
+            return ElementType::Int32;
+        default:
+            return ElementType::Float32;
+    }
+}
+
+}  // namespace
+
 VectorFile::VectorFile(const std::string& path) : path_(path), format_(format_from_path(path)) {
     map_file();
     try {
@@ -204,9 +222,7 @@ void VectorFile::map_file() {
 }
 
 void VectorFile::read_vecs_layout(const uint8_t* base) {
-    type_ = format_ == VectorFormat::Bvecs   ? ElementType::UInt8
-            : format_ == VectorFormat::Ivecs ? ElementType::Int32
-                                             : ElementType::Float32;
+    type_ = fixed_type(format_);
     elem_ = elem_size(type_);
     if (size_ < 4) bad_file(path_, "truncated: shorter than one row header");
     int32_t d0;
@@ -232,9 +248,7 @@ void VectorFile::read_vecs_layout(const uint8_t* base) {
 }
 
 void VectorFile::read_bin_layout(const uint8_t* base) {
-    type_ = format_ == VectorFormat::U8bin  ? ElementType::UInt8
-            : format_ == VectorFormat::Ibin ? ElementType::Int32
-                                            : ElementType::Float32;
+    type_ = fixed_type(format_);
     elem_ = elem_size(type_);
     if (size_ < 8) bad_file(path_, "truncated: shorter than the 8-byte header");
     uint32_t hdr[2];
@@ -344,11 +358,7 @@ void write_rows(const std::string& path, idx_t n, int d, const void* x, ElementT
     FAISS_GMM_CHECK(n >= 0 && d > 0, "write: bad shape");
     VectorFormat fmt = format_from_path(path);
     const size_t es = elem_size(t);
-    const bool ok_type =
-        fmt == VectorFormat::Npy ||
-        (t == ElementType::Float32 && (fmt == VectorFormat::Fvecs || fmt == VectorFormat::Fbin)) ||
-        (t == ElementType::UInt8 && (fmt == VectorFormat::Bvecs || fmt == VectorFormat::U8bin)) ||
-        (t == ElementType::Int32 && (fmt == VectorFormat::Ivecs || fmt == VectorFormat::Ibin));
+    const bool ok_type = fmt == VectorFormat::Npy || t == fixed_type(fmt);
     FAISS_GMM_CHECK(ok_type, "'" + path + "': the extension does not match the element type");
     const uint8_t* src = static_cast<const uint8_t*>(x);
     write_file_atomic(path, [&](FILE* f) {
