@@ -12,8 +12,8 @@ if [ "${SANITIZE:-0}" = 1 ]; then
   T="$C/tests/faiss_gmm_tests"
   SUBSET="GpuTiny.*:GpuEStep.ExtremeShapes:GpuAssign.*:*GpuSeedingShapes*:*GpuTopShapes*:GpuStreaming.SourcesOfEveryTypeMatchFloat64:GpuStreaming.DeviceGeneratedRowsEqualTheHosts"
   # Measured on the H200 (2026-12-05): memcheck, synccheck and initcheck take
-  # ~90 s each over SUBSET; racecheck ~110 s for GpuTiny.SphericalAndDiagonalKernels
-  # and more than 90 s for GpuTiny.FullKernels. SANITIZE_TIMEOUT (seconds per
+  # ~90 s each over SUBSET; racecheck (H100, 2026-12-05) 124 s for
+  # GpuTiny.SphericalAndDiagonalKernels and 200 s for GpuTiny.FullKernels. SANITIZE_TIMEOUT (seconds per
   # run, 540 by default) lets several share the device tool's 10 minutes, e.g.
   # SANITIZE_TOOLS="memcheck synccheck initcheck" SANITIZE_TIMEOUT=150 in one
   # call and racecheck in another. racecheck runs once per test named in
