@@ -13,8 +13,9 @@ if [ "${SANITIZE:-0}" = 1 ]; then
   SUBSET="GpuTiny.*:GpuEStep.ExtremeShapes:GpuAssign.*:*GpuSeedingShapes*:*GpuTopShapes*:GpuStreaming.SourcesOfEveryTypeMatchFloat64:GpuStreaming.DeviceGeneratedRowsEqualTheHosts"
   # Measured on the H200 (2026-12-05): memcheck, synccheck and initcheck take
   # ~90 s each over SUBSET; racecheck (H100, 2026-12-05) 124 s for
-  # GpuTiny.SphericalAndDiagonalKernels and 200 s for GpuTiny.FullKernels. SANITIZE_TIMEOUT (seconds per
-  # run, 540 by default) lets several share the device tool's 10 minutes, e.g.
+  # GpuTiny.SphericalAndDiagonalKernels and 200 s for GpuTiny.FullKernels.
+  # SANITIZE_TIMEOUT (seconds per run, 540 by default) lets several share the
+  # device tool's 10 minutes, e.g.
   # SANITIZE_TOOLS="memcheck synccheck initcheck" SANITIZE_TIMEOUT=150 in one
   # call and racecheck in another. racecheck runs once per test named in
   # RACECHECK_FILTER (':'-separated), each with its own log and summary line.

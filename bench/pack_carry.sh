@@ -16,8 +16,10 @@ for b in bench_estep bench_streaming bench_train bench_search bench_multi_gpu iv
 done
 cp "$B/faiss-gmm" "$T/bin/"
 strip --strip-unneeded "$T"/bin/tests/* "$T"/bin/bench/* "$T/bin/faiss-gmm"
+# The libraries any packed executable links (bench_estep need not be built).
+deps=$(ldd "$T"/bin/tests/* "$T"/bin/bench/* "$T/bin/faiss-gmm" 2>/dev/null || true)
 for l in libbenchmark.so.1debian libblas.so.3 liblapack.so.3 libopenblas.so.0 libquadmath.so.0; do
-  p=$(ldd "$B/bench/bench_estep" | awk -v l=$l '$1 == l { print $3 }')
+  p=$(awk -v l=$l '$1 == l { print $3; exit }' <<< "$deps")
   [ -n "$p" ] && cp -L "$p" "$T/lib/$l"
 done
 strip --strip-unneeded "$T"/lib/*
